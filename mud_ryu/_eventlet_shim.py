@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.abc
 import sys
+import warnings
 from collections.abc import Sequence
 from importlib.machinery import ModuleSpec
 from types import ModuleType
@@ -21,10 +22,14 @@ _TRIGGERS = frozenset({"ryu.app.wsgi"})
 
 def patch_eventlet_wsgi() -> None:
     """Add ``eventlet.wsgi.ALREADY_HANDLED`` if this eventlet lacks it."""
-    try:
-        import eventlet.wsgi
-    except ImportError:  # no eventlet: nothing to patch, Ryu will report its own error
-        return
+    with warnings.catch_warnings():
+        # eventlet announces its maintenance mode on import; Ryu cannot move off it, so the
+        # warning would only add noise to every ryu-manager start.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            import eventlet.wsgi
+        except ImportError:  # no eventlet: nothing to patch, Ryu will report its own error
+            return
     if not hasattr(eventlet.wsgi, "ALREADY_HANDLED"):
         eventlet.wsgi.ALREADY_HANDLED = []
 

@@ -2,8 +2,9 @@
 
 os-ken (OpenStack's maintained fork) is a mechanical rename of Ryu (``ryu.`` -> ``os_ken.``,
 ``RyuApp`` -> ``OSKenApp``) with identical OpenFlow parsers, so the rest of mud_ryu can use
-whichever is installed through the names exported here. ``MUD_RYU_FRAMEWORK=os_ken`` (or
-``ryu``) forces one; this edge module is the only reader of that variable.
+whichever is installed through the names exported here. A framework already loaded by its
+manager wins; otherwise ``MUD_RYU_FRAMEWORK=os_ken`` (or ``ryu``) forces one, else Ryu is
+preferred. This edge module is the only reader of that variable.
 
 The OpenFlow protocol modules (``ofproto``, ``parser``) are light and safe to import from the
 core's message renderer; the framework pieces (app base class, events, hub) are loaded only by
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -22,6 +24,11 @@ _CANDIDATES = ("ryu", "os_ken")
 
 
 def _choose() -> str:
+    # Under `osken-manager` (or `ryu-manager`) the framework is already loaded: use that one,
+    # or the manager would not recognise the app class as one of its own.
+    for name in _CANDIDATES:
+        if f"{name}.base.app_manager" in sys.modules:
+            return name
     forced = os.environ.get("MUD_RYU_FRAMEWORK", "").strip()
     if forced:
         if forced not in _CANDIDATES:
