@@ -1,0 +1,184 @@
+"""MUD model + network context -> neutral :class:`FlowRule` records (OpenFlow 1.3 pipeline).
+
+A profile's rules are shared by every device using that MUD file: they match the profile id
+in the metadata written by the device's classification flows (:mod:`mud_ryu.devflows`).
+
+Within an ACL table, ACE *n* of a direction (ACLs in policy order, ACEs in list order) owns the
+priority slots ``ACE_TOP - n*ACE_STEP`` downward: its flows sit one below the top of the slot,
+and the top holds its direction-initiated SYN guard, if any. Below every ACE come the RFC 8520
+defaults (local DNS/NTP, :attr:`Band.DEFAULTS`) so a MUD ``drop`` ACE overrides them, then the
+pipeline's explicit default deny.
+
+direction-initiated (RFC 8520 s8) is enforced statelessly and conservatively: for an ACE whose
+ACL direction differs from its ``direction-initiated``, a higher-priority drop of the same
+match with ``tcp_flags=+syn-ack`` (SYN set, ACK clear) stops the side that must not initiate
+from opening a connection through that ACE, while SYN-ACKs and established segments pass. It
+cannot tell a stray mid-connection naked SYN from a new one; both are dropped. A ``drop`` ACE
+with direction-initiated drops all its packets (narrower would need connection state).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from mud_ryu.ace_match import AceExpansion, AceScope, expand_ace, network_value, syn_guards
+from mud_ryu.bootstrap import pipeline_rules
+from mud_ryu.compile_types import AceFlowCount, AddressSetRef, CompiledProfile, CompileError, SwitchFlows
+from mud_ryu.context import (
+    DNS_CONTROLLER_URN,
+    FIRST_PROFILE_ID,
+    NTP_CONTROLLER_URN,
+    DeviceSpec,
+    NetworkContext,
+    url_authority,
+)
+from mud_ryu.devflows import device_rules, static_forward_rules
+from mud_ryu.flowrule import FlowRule, make_match
+from mud_ryu.model import Direction, Finding, MudFile
+from mud_ryu.pipeline import (
+    ACE_STEP,
+    MAX_ACES_PER_DIRECTION,
+    MAX_PROFILE_ID,
+    Band,
+    CookieKind,
+    cookie,
+    verify_rule,
+)
+
+__all__ = [
+    "AceFlowCount",
+    "AddressSetRef",
+    "CompileError",
+    "CompiledProfile",
+    "SwitchFlows",
+    "build_switch",
+    "compile_profile",
+    "compile_switch",
+    "device_rules",
+    "pipeline_rules",
+    "static_forward_rules",
+]
+
+ACL_TABLE = {Direction.FROM_DEVICE: ("from_device", "to_device"), Direction.TO_DEVICE: ("to_device", "forward")}
+DEFAULT_SERVICES = ((DNS_CONTROLLER_URN, 53), (NTP_CONTROLLER_URN, 123))  # RFC 8520 appendix: UDP only
+
+
+class _SetRegistry:
+    """Allocates cookie sub ids per distinct combination of address sets, in first-use order."""
+
+    def __init__(self) -> None:
+        self._subs: dict[tuple[str, ...], int] = {}
+
+    def sub(self, keys: tuple[str, ...]) -> int:
+        if keys not in self._subs:
+            if len(self._subs) >= 0xFFFF:
+                raise CompileError("too-many-address-sets", "", "more than 65535 address-set combinations")
+            self._subs[keys] = len(self._subs) + 1
+        return self._subs[keys]
+
+    def refs(self) -> tuple[AddressSetRef, ...]:
+        return tuple(AddressSetRef(sub, keys) for keys, sub in self._subs.items())
+
+
+def _defaults(direction: Direction, scope: AceScope, registry: _SetRegistry, warnings: list[Finding]) -> list[FlowRule]:
+    """RFC 8520 default ACEs: UDP to/from the local DNS (53) and NTP (123) servers. Without
+    configured servers there are no such flows (never a wildcard)."""
+    table, next_table = ACL_TABLE[direction]
+    rules: list[FlowRule] = []
+    for urn, port in DEFAULT_SERVICES:
+        servers = scope.ctx.controllers.get(urn) or ()
+        if not servers:
+            if direction is Direction.FROM_DEVICE:
+                warnings.append(Finding("no-default-servers", "", f"no servers for {urn}: default not installed"))
+            continue
+        ck = cookie(CookieKind.ADDRESS_SET, scope.profile_id, sub=registry.sub((f"controller:{urn}",)))
+        for text in servers:
+            try:
+                net = ipaddress.ip_network(text.strip(), strict=False)
+            except ValueError:
+                raise CompileError("bad-context", "", f"{urn}: not an address: {text[:64]!r}") from None
+            fam = "ipv4" if net.version == 4 else "ipv6"
+            if direction is Direction.FROM_DEVICE:
+                fields = {f"{fam}_dst": network_value(net), "udp_dst": port}
+            else:
+                fields = {f"{fam}_src": network_value(net), "udp_src": port}
+            match = make_match(
+                metadata=scope.own_metadata, eth_type=0x0800 if net.version == 4 else 0x86DD, ip_proto=17, **fields
+            )
+            rules.append(FlowRule(table=table, priority=int(Band.DEFAULTS), match=match, cookie=ck, goto=next_table))
+    return rules
+
+
+def _ace_rules(
+    exp: AceExpansion, table: str, goto: str | None, top: int, profile_id: int, registry: _SetRegistry
+) -> list[FlowRule]:
+    """The flows of one ACE in its priority slot: SYN guards at ``top``, the ACE below."""
+    if exp.set_keys:
+        ck = cookie(CookieKind.ADDRESS_SET, profile_id, sub=registry.sub(exp.set_keys))
+    else:
+        ck = cookie(CookieKind.PROFILE, profile_id)
+    out: list[FlowRule] = []
+    if exp.syn_guard:
+        out.extend(FlowRule(table=table, priority=top, match=g, cookie=ck) for g in syn_guards(exp.matches))
+    out.extend(FlowRule(table=table, priority=top - 1, match=m, cookie=ck, goto=goto) for m in exp.matches)
+    return out
+
+
+def compile_profile(mud: MudFile, ctx: NetworkContext, profile_id: int) -> CompiledProfile:
+    """The shared ACL rules of one profile. Raises :class:`CompileError` for what cannot be
+    enforced exactly; returns warnings for ACEs that compile to nothing for now."""
+    if not FIRST_PROFILE_ID <= profile_id <= MAX_PROFILE_ID:
+        raise CompileError("bad-context", "", f"profile id {profile_id} outside {FIRST_PROFILE_ID}..{MAX_PROFILE_ID}")
+    registry = _SetRegistry()
+    rules: list[FlowRule] = []
+    warnings: list[Finding] = []
+    counts: list[AceFlowCount] = []
+    for direction in (Direction.FROM_DEVICE, Direction.TO_DEVICE):
+        table, next_table = ACL_TABLE[direction]
+        index = 0
+        for acl in mud.policy(direction):
+            for ace in acl.aces:
+                path = f"{direction.value}/{acl.name}/{ace.name}"
+                if index >= MAX_ACES_PER_DIRECTION:
+                    raise CompileError("too-many-aces", path, f"over {MAX_ACES_PER_DIRECTION} ACEs per direction")
+                scope = AceScope(direction, profile_id, mud.mud_url, ctx, path)
+                exp = expand_ace(ace, acl.type, scope)
+                warnings.extend(exp.warnings)
+                ace_rules = _ace_rules(
+                    exp,
+                    table,
+                    next_table if ace.forwarding.allows else None,
+                    int(Band.ACE_TOP) - index * ACE_STEP,
+                    profile_id,
+                    registry,
+                )
+                rules.extend(ace_rules)
+                counts.append(AceFlowCount(direction, acl.name, ace.name, len(ace_rules)))
+                index += 1
+        rules.extend(_defaults(direction, AceScope(direction, profile_id, mud.mud_url, ctx, ""), registry, warnings))
+    unique: dict[tuple[str, int, object], FlowRule] = {}
+    for rule in rules:
+        unique.setdefault((rule.table, rule.priority, rule.match), rule)
+    for rule in unique.values():
+        verify_rule(rule)
+    return CompiledProfile(profile_id, tuple(unique.values()), tuple(warnings), tuple(counts), registry.refs())
+
+
+def build_switch(mud: MudFile, dev: DeviceSpec, ctx: NetworkContext) -> SwitchFlows:
+    """The complete flow set of a switch holding just ``dev`` (static forwarding), with warnings.
+    Missing profile/manufacturer ids for the file's own URL are allocated in a copy of ``ctx``."""
+    try:
+        ctx = ctx.with_identity(mud.mud_url)
+    except ValueError as exc:
+        raise CompileError("bad-context", "", str(exc)) from None
+    profile_id = ctx.profile_id(mud.mud_url)
+    mfg_id = ctx.manufacturer_id(url_authority(mud.mud_url))
+    assert profile_id is not None and mfg_id is not None  # with_identity guarantees both
+    profile = compile_profile(mud, ctx, profile_id)
+    rules = (*pipeline_rules(), *device_rules(dev, profile_id, mfg_id), *profile.rules, *static_forward_rules(dev))
+    return SwitchFlows(rules=rules, profile=profile, warnings=profile.warnings)
+
+
+def compile_switch(mud: MudFile, dev: DeviceSpec, ctx: NetworkContext) -> tuple[FlowRule, ...]:
+    """The COMPLETE flow set for one device on one switch: exactly what gets installed."""
+    return build_switch(mud, dev, ctx).rules
