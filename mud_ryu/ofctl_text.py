@@ -27,13 +27,15 @@ RESERVED_OUTPUTS = {"IN_PORT": "in_port", "FLOOD": "flood", "ALL": "all", "LOCAL
 
 
 def _tcp_flags(value: MatchValue) -> str:
-    if isinstance(value, int):
-        value = (value, 0xFFF)
-    assert isinstance(value[0], int) and isinstance(value[1], int)
-    bits, mask = value
+    pair = value if isinstance(value, tuple) else (value, 0xFFF)
+    bits, mask = pair
+    if not isinstance(bits, int) or not isinstance(mask, int):
+        raise ValueError(f"tcp_flags must be integers, not {value!r}")
     if mask & ~0x1FF:
         return f"0x{bits:03x}/0x{mask:03x}"
-    return "".join(("+" if bits & (1 << i) else "-") + name for i, name in enumerate(TCP_FLAG_NAMES) if mask & (1 << i))
+    return "".join(
+        ("+" if bits & (1 << i) else "-") + name for i, name in enumerate(TCP_FLAG_NAMES) if mask & (1 << i)
+    )
 
 
 def _value(name: str, value: MatchValue) -> str:
