@@ -211,16 +211,40 @@ _SEMANTIC_REASONS: dict[str, str] = {
 def _reason(exc: ValidationError) -> str:
     tag = exc.tag or ""
     if isinstance(exc, YangTypeError):
+        # yangson reports every restriction as "invalid-type"; its message says which one.
+        text = exc.message or ""
+        if "range" in text:
+            return "yang-out-of-range"
+        if text.startswith("pattern"):
+            return "yang-pattern"
+        if "length" in text:
+            return "yang-length"
         return "yang-type"
     if isinstance(exc, SchemaError):
         if tag in ("missing-data", "list-key-missing"):
             return "yang-missing-mandatory"
+        if tag.endswith("member-not-allowed") and _acl_type_when(exc):
+            return "acl-type-mismatch"
         return "yang-schema"
     if isinstance(exc, SemanticError):
         if tag.startswith("data-not-unique"):
             return "yang-not-unique"
         return _SEMANTIC_REASONS.get(tag, "yang-must")
     return "yang-invalid"
+
+
+def _acl_type_when(exc: ValidationError) -> bool:
+    """Did a ``when "derived-from-or-self(/acls/acl/type, …)"`` of RFC 8519 fail?
+
+    Those conditions guard eth/ipv4/ipv6 under ``matches``. (As written they test the types of
+    *all* ACLs of the file, so :mod:`mud_ryu.semantic` checks each ACL's own type as well.)
+    Two l3 containers at once is a choice violation instead, reported as ``yang-schema``."""
+    member = exc.message
+    path = exc.instance.json_pointer()
+    if not path.endswith("/matches") or member not in ("eth", "ipv4", "ipv6"):
+        return False
+    present = set(exc.instance.value.keys())
+    return member == "eth" or not {"ipv4", "ipv6"} <= present
 
 
 def validate(cleaned: dict[str, Any]) -> None:
@@ -230,8 +254,15 @@ def validate(cleaned: dict[str, Any]) -> None:
         inst = dm.from_raw(cleaned)
         inst.validate(ctype=ContentType.all)
     except ValidationError as exc:
-        message = f"{exc.tag}: {exc.message}" if exc.message else str(exc.tag)
-        raise MudFileError(_reason(exc), exc.instance.json_pointer(), message) from None
+        reason = _reason(exc)
+        if reason == "yang-pattern":  # the XSD regex itself is noise to a reader
+            message = f"{_short(exc.instance.value)} does not match the type's pattern"
+        else:
+            detail = f"{exc.tag}: {exc.message}" if exc.message else str(exc.tag)
+            message = detail if len(detail) <= 160 else detail[:157] + "..."
+            if isinstance(exc, YangTypeError):
+                message = f"{_short(exc.instance.value)}: {message}"
+        raise MudFileError(reason, exc.instance.json_pointer(), message) from None
     except RawDataError as exc:  # pass 1 should have caught these; keep the route as the path
         raise MudFileError("yang-type", str(exc.path), str(exc)) from None
     except YangsonException as exc:
