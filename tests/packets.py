@@ -93,13 +93,17 @@ class Packet:
 
     @classmethod
     def icmp(
-        cls, in_port: int, eth_src: str, eth_dst: str, ip_src: str, ip_dst: str, type_: int = 8, code: int = 0
+        cls, in_port: int, eth_src: str, eth_dst: str, ip_src: str, ip_dst: str, type_: int | None = None,
+        code: int = 0,
     ) -> Packet:
+        """ICMP (IPv4) or ICMPv6 by address family; the default type is an echo request."""
         eth_type = cls._ip_eth_type(ip_src)
-        proto = PROTO_ICMPV6 if eth_type == ETH_IPV6 else PROTO_ICMP
+        v6 = eth_type == ETH_IPV6
+        if type_ is None:
+            type_ = 128 if v6 else 8
         return cls(
-            in_port, eth_src, eth_dst, eth_type, ip_src=ip_src, ip_dst=ip_dst, ip_proto=proto,
-            icmp_type=type_, icmp_code=code,
+            in_port, eth_src, eth_dst, eth_type, ip_src=ip_src, ip_dst=ip_dst,
+            ip_proto=PROTO_ICMPV6 if v6 else PROTO_ICMP, icmp_type=type_, icmp_code=code,
         )
 
     @classmethod
@@ -184,7 +188,8 @@ class Packet:
             if kw == "tcp":
                 parts.append(f"tcp_flags=0x{self.tcp_flags:03x}")
         elif kw == "icmp":
-            parts += [f"icmp_type={self.icmp_type or 0}", f"icmp_code={self.icmp_code or 0}"]
+            icmp = "icmpv6" if v6 else "icmp"
+            parts += [f"{icmp}_type={self.icmp_type or 0}", f"{icmp}_code={self.icmp_code or 0}"]
         return ",".join(parts)
 
 
@@ -324,7 +329,7 @@ def random_packet(rng: random.Random, device: Host, peer: Host, ports: Sequence[
         return Packet.tcp(a.port, a.mac, b.mac, a_ip, b_ip, rng.randint(1024, 65535), port, flags)
     if kind == "udp":
         return Packet.udp(a.port, a.mac, b.mac, a_ip, b_ip, rng.randint(1024, 65535), port)
-    return Packet.icmp(a.port, a.mac, b.mac, a_ip, b_ip, rng.choice((0, 8)))
+    return Packet.icmp(a.port, a.mac, b.mac, a_ip, b_ip, rng.choice((0, 8, 128, 129, 135, 136)))
 
 
 def with_flags(pkt: Packet, flags: int) -> Packet:
