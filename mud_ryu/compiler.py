@@ -39,6 +39,7 @@ from mud_ryu.pipeline import (
     ACE_STEP,
     MAX_ACES_PER_DIRECTION,
     MAX_PROFILE_ID,
+    OWNER_MASK,
     Band,
     CookieKind,
     cookie,
@@ -56,6 +57,7 @@ __all__ = [
     "compile_switch",
     "device_rules",
     "pipeline_rules",
+    "profile_cookie_selectors",
     "static_forward_rules",
 ]
 
@@ -162,6 +164,14 @@ def compile_profile(mud: MudFile, ctx: NetworkContext, profile_id: int) -> Compi
     for rule in unique.values():
         verify_rule(rule)
     return CompiledProfile(profile_id, tuple(unique.values()), tuple(warnings), tuple(counts), registry.refs())
+
+
+def profile_cookie_selectors(profile_id: int, sub: int | None = None) -> tuple[tuple[int, int], ...]:
+    """``(cookie, cookie_mask)`` pairs selecting a profile's flows: both its PROFILE and its
+    ADDRESS_SET flows, or with ``sub`` only the flows of that address-set combination."""
+    if sub is not None:
+        return ((cookie(CookieKind.ADDRESS_SET, profile_id, sub=sub), OWNER_MASK | 0xFFFF),)
+    return tuple((cookie(kind, profile_id), OWNER_MASK) for kind in (CookieKind.PROFILE, CookieKind.ADDRESS_SET))
 
 
 def build_switch(mud: MudFile, dev: DeviceSpec, ctx: NetworkContext) -> SwitchFlows:

@@ -33,9 +33,7 @@ def _tcp_flags(value: MatchValue) -> str:
         raise ValueError(f"tcp_flags must be integers, not {value!r}")
     if mask & ~0x1FF:
         return f"0x{bits:03x}/0x{mask:03x}"
-    return "".join(
-        ("+" if bits & (1 << i) else "-") + name for i, name in enumerate(TCP_FLAG_NAMES) if mask & (1 << i)
-    )
+    return "".join(("+" if bits & (1 << i) else "-") + name for i, name in enumerate(TCP_FLAG_NAMES) if mask & (1 << i))
 
 
 def _value(name: str, value: MatchValue) -> str:
