@@ -22,13 +22,8 @@ NTP_SERVER = ("192.0.2.123", "2001:db8:123::123")
 MY_CONTROLLER = ("198.51.100.200", "2001:db8:c::200")
 
 
-_TEMP_FALLBACK = Path("/work/shared/mud-corpus")  # TEMPORARY until tests/fixtures/corpus lands
-
-
 def corpus_path(rel: str) -> Path:
     path = CORPUS / rel
-    if not path.is_file():
-        path = _TEMP_FALLBACK / rel
     if not path.is_file():
         raise FileNotFoundError(f"corpus file missing: {path}")
     return path
