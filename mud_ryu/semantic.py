@@ -19,7 +19,7 @@ from mud_ryu.mudbuild import ACLS, MUD, Built
 from mud_ryu.mudfile_error import MudFileError
 
 MAX_ACES = 1000
-MAX_ACLS = 64
+MAX_ACLS = 32  # real files have 2-8 (v4/v6 x from/to); YANG `when` cost grows with ACLs x ACEs
 MAX_DNS_NAMES = 256
 MAX_PORT_RANGES = 256  # port matches other than "eq": each can cost many flows
 MAX_URL_OCTETS = 255

@@ -258,3 +258,12 @@ def test_error_is_a_valueerror_with_finding() -> None:
     err = mudfile.MudFileError("x-reason", "/a", "msg")
     assert isinstance(err, ValueError) and err.finding.reason == "x-reason" and str(err.finding) == "x-reason /a: msg"
     assert json.loads(json.dumps(str(err)))
+
+
+def test_acl_count_cap() -> None:
+    doc = base_doc()
+    template = doc[ACLS]["acl"][1]
+    doc[ACLS]["acl"] += [dict(template, name=f"extra{i}") for i in range(mudfile.MAX_ACLS - 1)]
+    assert reason_of(doc) == "too-many-acls"
+    doc[ACLS]["acl"].pop()
+    assert [w.reason for w in mudfile.parse(dumps(doc)).warnings].count("acl-unreferenced") == mudfile.MAX_ACLS - 2
