@@ -139,9 +139,13 @@ def _family(m: Matches, acl_type: str | None, path: str) -> int | None:
     return fam
 
 
-def _remote_metadata(mud: MudMatch | None, scope: AceScope, warnings: list[Finding]) -> tuple[int, int] | None:
+def _remote_metadata(
+    mud: MudMatch | None, scope: AceScope, warnings: list[Finding], fail_closed: bool
+) -> tuple[int, int] | None:
     """Metadata bits for manufacturer/same-manufacturer/model of the other side; ``None`` when
-    an id is unknown (the ACE then matches no device)."""
+    an id is unknown (the ACE then matches no device). With ``fail_closed`` (a drop ACE) an
+    unknown id drops the constraint instead: the drop then covers every peer, because a drop
+    that matched nobody would let a later, broader accept through (a widening)."""
     if mud is None:
         return 0, 0
     mfg_ids: set[int] = set()
@@ -149,6 +153,9 @@ def _remote_metadata(mud: MudMatch | None, scope: AceScope, warnings: list[Findi
         mid = scope.ctx.manufacturer_id(authority)
         if mid is None or not 1 <= mid <= MAX_MFG_ID:
             warnings.append(Finding("unknown-manufacturer", scope.path, f"no manufacturer id for {authority[:80]!r}"))
+            if fail_closed:
+                _warn_broadened(warnings, scope.path, f"manufacturer {authority[:80]!r}")
+                continue
             return None
         mfg_ids.add(mid)
     if len(mfg_ids) > 1:
@@ -158,7 +165,10 @@ def _remote_metadata(mud: MudMatch | None, scope: AceScope, warnings: list[Findi
         profile = scope.profile_id if mud.model == scope.mud_url else scope.ctx.profile_id(mud.model)
         if profile is None or not 1 <= profile <= MAX_PROFILE_ID:
             warnings.append(Finding("unknown-model", scope.path, f"no profile id for model {mud.model[:120]!r}"))
-            return None
+            if not fail_closed:
+                return None
+            _warn_broadened(warnings, scope.path, f"model {mud.model[:120]!r}")
+            profile = None
     value = mask = 0
     remote_src = scope.remote_side == "src"
     if mfg_ids:
@@ -175,9 +185,11 @@ def _remote_metadata(mud: MudMatch | None, scope: AceScope, warnings: list[Findi
 
 
 def _address_sets(
-    m: Matches, scope: AceScope, warnings: list[Finding]
+    m: Matches, scope: AceScope, warnings: list[Finding], fail_closed: bool
 ) -> tuple[dict[str, list[tuple[Network, ...]]], list[str], bool]:
-    """Per side, the address constraints; the set keys used; whether any set is unknown/empty."""
+    """Per side, the address constraints; the set keys used; whether any set is unknown/empty.
+    With ``fail_closed`` (a drop ACE) an empty set removes the address constraint, so the drop
+    covers every address until the set is known (see :func:`_remote_metadata`)."""
     sides: dict[str, list[tuple[Network, ...]]] = {"src": [], "dst": []}
     keys: list[str] = []
     missing = False
@@ -189,6 +201,9 @@ def _address_sets(
         if not members:
             missing = True
             warnings.append(Finding("unresolved-address-set", scope.path, f"{key[:120]} has no addresses"))
+            if fail_closed:
+                _warn_broadened(warnings, scope.path, key[:120])
+                return
         sides[side].append(tuple(_network(a, scope.path) for a in members or ()))
 
     ip = m.ip
@@ -289,8 +304,9 @@ def expand_ace(ace: Ace, acl_type: str | None, scope: AceScope) -> AceExpansion:
     needs_l3 = any(x is not None for x in (m.ipv4, m.ipv6, m.tcp, m.udp, m.icmp)) or (
         mud is not None and (mud.local_networks or bool(mud.controller) or mud.my_controller)
     )
-    remote_md = _remote_metadata(mud, scope, warnings)
-    sides, keys, missing = _address_sets(m, scope, warnings)
+    fail_closed = not ace.forwarding.allows
+    remote_md = _remote_metadata(mud, scope, warnings, fail_closed)
+    sides, keys, missing = _address_sets(m, scope, warnings, fail_closed)
     syn_guard = (
         ace.forwarding.allows
         and m.tcp is not None
@@ -325,10 +341,15 @@ def expand_ace(ace: Ace, acl_type: str | None, scope: AceScope) -> AceExpansion:
             flow.update(_optional(f"{ip_prefix}_src", s), **_optional(f"{ip_prefix}_dst", d))
             flow.update(_optional(f"{prefix}_src", sp), **_optional(f"{prefix}_dst", dp))
             out.append(make_match(**flow))
-    if not out and missing:
-        verdict = "accept ACE allows nothing" if ace.forwarding.allows else "drop ACE NOT enforced"
-        warnings.append(Finding("empty-ace", path, f"{verdict} until its address sets have members"))
+    if not out and missing and not fail_closed:
+        warnings.append(Finding("empty-ace", path, "accept ACE allows nothing until its address sets have members"))
     return AceExpansion(tuple(out), tuple(keys), syn_guard, tuple(warnings))
+
+
+def _warn_broadened(warnings: list[Finding], path: str, what: str) -> None:
+    warnings.append(
+        Finding("drop-ace-broadened", path, f"drop ACE enforced for every peer until {what} is known (fail closed)")
+    )
 
 
 def _optional(name: str, value: MatchValue | Network | None) -> dict[str, MatchValue]:

@@ -7,7 +7,7 @@ import pytest
 
 from mud_ryu.compiler import compile_switch
 from mud_ryu.context import DNS_CONTROLLER_URN, DeviceSpec, NetworkContext
-from mud_ryu.model import Direction, Forwarding
+from mud_ryu.model import Ace, Direction, Forwarding, MudMatch
 from tests.compiler_helpers import DEV_MAC, acl, eq, mudfile, tcp_ace, udp_ace
 from tests.ofsim import FlowTableSim
 from tests.packets import ACK, SYN, SYN_ACK, Packet
@@ -84,3 +84,26 @@ def test_unmanaged_hosts_pass_through() -> None:
     sim = _switch()
     pkt = Packet.tcp(UPLINK, GW_MAC, "ff:ff:ff:ff:ff:ff", OTHER_IP, "10.0.0.255", 1, 2, SYN)
     assert sim.is_output(pkt, DEV_PORT)  # broadcast from the uplink reaches the device port
+
+
+@pytest.mark.parametrize(
+    "blocked",
+    [
+        tcp_ace("no-evil", dst_dnsname="evil.example", dst_port=eq(443), forwarding=Forwarding.DROP),
+        tcp_ace("no-rival", dst_port=eq(443), mud=MudMatch(manufacturer="rival.example"), forwarding=Forwarding.DROP),
+    ],
+    ids=["unresolved-dns-name", "unknown-manufacturer"],
+)
+def test_drop_ace_with_unknown_peer_fails_closed(blocked: Ace) -> None:
+    """A drop ACE whose peer is not known yet must not vanish: a later, broader accept would
+    then let the forbidden traffic through. It is enforced for every peer instead."""
+    mud = mudfile(from_device=(acl("out", blocked, tcp_ace("any-https", dst_port=eq(443))),))
+    sim = FlowTableSim(ports=frozenset({DEV_PORT, UPLINK}))
+    rules = compile_switch(mud, DeviceSpec(DEV_MAC, DEV_PORT, UPLINK), NetworkContext())
+    sim.add_all(rules)
+    assert not sim.is_output(out_(DEV_PORT, DEV_IP, OTHER_IP, 40000, 443, SYN), UPLINK)
+    # the accept still governs what the drop does not cover
+    allowed_other_port = mudfile(from_device=(acl("out", blocked, tcp_ace("any-80", dst_port=eq(80))),))
+    sim2 = FlowTableSim(ports=frozenset({DEV_PORT, UPLINK}))
+    sim2.add_all(compile_switch(allowed_other_port, DeviceSpec(DEV_MAC, DEV_PORT, UPLINK), NetworkContext()))
+    assert sim2.is_output(out_(DEV_PORT, DEV_IP, OTHER_IP, 40000, 80, SYN), UPLINK)
