@@ -161,3 +161,26 @@ def test_bundle_install_rate_counts_the_flows() -> None:
     text = "".join(f"table=0,priority=10,ip,nw_dst=10.0.{i >> 8}.{i & 255},actions=output:2\n" for i in range(3000))
     rate = ovs.measure_bundle_install_rate(text, repeat=2, timeout=120)
     assert rate.flows == 3000 and rate.best_seconds > 0 and rate.flows_per_second > 0
+
+
+def test_project_under_tmp_stays_visible_inside() -> None:
+    """CI may clone the project under /tmp: the sandbox's private tmpfs must not hide it."""
+    import subprocess
+    import sys
+    import tempfile
+
+    work = Path(tempfile.mkdtemp(prefix="mud-ryu-sandbox-", dir="/tmp"))
+    try:
+        (work / "marker").write_text("still here\n")
+        code = (
+            "from mud_ryu.lab import sandbox; import sys\n"
+            f"r = sandbox.run_command(['sh', '-c', 'cat {work}/marker; ls /tmp | wc -l'])\n"
+            "sys.stdout.write(r.stdout)\n"
+        )
+        out = subprocess.run([sys.executable, "-c", code], cwd=work, capture_output=True, text=True, timeout=60,
+                             check=True).stdout.split()
+        assert out[:2] == ["still", "here"]
+        assert int(out[2]) <= 2  # only the held-back directory (and the OVS dirs): still a private /tmp
+    finally:
+        (work / "marker").unlink()
+        work.rmdir()

@@ -147,7 +147,15 @@ def _setup_inside() -> None:
     if os.getpid() != 1 or not host_ns or _netns_id() == host_ns:
         raise SandboxError("setup_failed", "not inside a fresh pid+net namespace; refusing to set up")
     subprocess.run(["mount", "--make-rprivate", "/"], check=True)
+    # The project (or its venv) may itself live under /tmp (CI clones often do): hold those
+    # directories open, cover /tmp with the private tmpfs, then bind them back in place.
+    held = [(path, os.open(path, os.O_PATH | os.O_DIRECTORY)) for path in _tmp_paths_in_use()]
     subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=1777,size=512m", "tmpfs", "/tmp"], check=True)
+    for path, fd in held:
+        os.makedirs(path, exist_ok=True)
+        # --no-canonicalize: mount(8) would otherwise resolve the fd link to the (now empty) path
+        subprocess.run(["mount", "--no-canonicalize", "--bind", f"/proc/{os.getpid()}/fd/{fd}", path], check=True)
+        os.close(fd)
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     for name, sub in zip(OVS_DIR_ENV, ("run", "db", "log", "etc"), strict=True):
         path = os.path.join(OVS_ROOT, sub)
@@ -155,6 +163,19 @@ def _setup_inside() -> None:
         os.environ[name] = path
     os.environ[SANDBOX_ENV] = "1"
     os.environ["TMPDIR"] = "/tmp"
+
+
+def _tmp_paths_in_use() -> list[str]:
+    """Top-level directories under /tmp that this process needs: its working directory, the
+    interpreter's prefix, the import path and this package."""
+    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    keep: set[str] = set()
+    for entry in (os.getcwd(), sys.prefix, sys.executable, package_root, *sys.path):
+        real = os.path.realpath(entry) if entry else os.getcwd()
+        parts = real.split(os.sep)
+        if len(parts) >= 3 and parts[1] == "tmp" and parts[2]:
+            keep.add(os.sep.join(parts[:3]))
+    return sorted(keep)
 
 
 def _resolve(target: str) -> Callable[[JsonValue], JsonValue]:
