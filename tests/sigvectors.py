@@ -1,0 +1,170 @@
+"""Builders of CMS signature test vectors: a small PKI made with cryptography, detached signatures made
+with cryptography's PKCS7SignatureBuilder, and by hand with asn1crypto where the builder cannot
+(two SignerInfos, SHA-1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from asn1crypto import algos, cms
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.serialization import pkcs7
+from cryptography.x509.oid import NameOID
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+ONE_YEAR = timedelta(days=365)
+
+Key = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+
+
+@dataclass(frozen=True)
+class Issued:
+    cert: x509.Certificate
+    key: Key
+
+
+def _name(cn: str) -> x509.Name:
+    org = x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Test Maker")
+    return x509.Name([org, x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def make_ca(
+    cn: str = "Test MUD CA", not_before: datetime = T0 - ONE_YEAR, not_after: datetime = T0 + ONE_YEAR
+) -> Issued:
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn))
+        .issuer_name(_name(cn))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(_usage(cert_sign=True), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return Issued(cert, key)
+
+
+def _usage(*, cert_sign: bool = False, digital_signature: bool = False) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=digital_signature,
+        content_commitment=False,
+        key_encipherment=not cert_sign and not digital_signature,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=cert_sign,
+        crl_sign=cert_sign,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def make_signer(
+    ca: Issued,
+    cn: str = "mud-signer.example",
+    *,
+    not_before: datetime = T0 - ONE_YEAR,
+    not_after: datetime = T0 + ONE_YEAR,
+    rsa_key: bool = False,
+    digital_signature: bool = True,
+) -> Issued:
+    """An end-entity signing certificate without subjectAltName, like real MUD signers."""
+    key: Key = rsa.generate_private_key(65537, 2048) if rsa_key else ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn))
+        .issuer_name(ca.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
+            critical=False,
+        )
+        .add_extension(_usage(digital_signature=digital_signature), critical=True)
+        .sign(ca.key, hashes.SHA256())
+    )
+    return Issued(cert, key)
+
+
+def sign_detached(
+    content: bytes, signer: Issued, *, binary: bool = True, attached: bool = False, pss: bool = False
+) -> bytes:
+    """DER CMS signature made by cryptography's builder (what `openssl cms -sign -binary` produces)."""
+    options = [] if attached else [pkcs7.PKCS7Options.DetachedSignature]
+    if binary:
+        options.append(pkcs7.PKCS7Options.Binary)
+    rsa_padding = padding.PSS(padding.MGF1(hashes.SHA256()), padding.PSS.DIGEST_LENGTH) if pss else None
+    return (
+        pkcs7.PKCS7SignatureBuilder()
+        .set_data(content)
+        .add_signer(signer.cert, signer.key, hashes.SHA256(), rsa_padding=rsa_padding)
+        .sign(serialization.Encoding.DER, options)
+    )
+
+
+_HASHES = {"sha1": hashes.SHA1, "sha256": hashes.SHA256}
+
+
+def _signer_info(content: bytes, signer: Issued, digest: str) -> cms.SignerInfo:
+    h = hashes.Hash(_HASHES[digest]())
+    h.update(content)
+    attr_list = [
+        {"type": "content_type", "values": ["data"]},
+        {"type": "message_digest", "values": [h.finalize()]},
+    ]
+    to_sign = cms.CMSAttributes([cms.CMSAttribute(a) for a in attr_list]).dump()
+    key = signer.key
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        signature = key.sign(to_sign, ec.ECDSA(_HASHES[digest]()))
+        sig_alg = f"{digest}_ecdsa"
+    else:
+        signature = key.sign(to_sign, padding.PKCS1v15(), _HASHES[digest]())
+        sig_alg = "rsassa_pkcs1v15"
+    cert = asn1_x509.Certificate.load(signer.cert.public_bytes(serialization.Encoding.DER))
+    return cms.SignerInfo(
+        {
+            "version": "v1",
+            "sid": cms.SignerIdentifier(
+                {
+                    "issuer_and_serial_number": cms.IssuerAndSerialNumber(
+                        {"issuer": cert.issuer, "serial_number": cert.serial_number}
+                    )
+                }
+            ),
+            "digest_algorithm": algos.DigestAlgorithm({"algorithm": digest}),
+            "signed_attrs": cms.CMSAttributes([cms.CMSAttribute(a) for a in attr_list]),
+            "signature_algorithm": algos.SignedDigestAlgorithm({"algorithm": sig_alg}),
+            "signature": signature,
+        }
+    )
+
+
+def sign_by_hand(content: bytes, signers: list[Issued], *, digest: str = "sha256") -> bytes:
+    """Detached SignedData built with asn1crypto: any number of SignerInfos, any listed digest."""
+    der = [s.cert.public_bytes(serialization.Encoding.DER) for s in signers]
+    certs = [cms.CertificateChoices({"certificate": asn1_x509.Certificate.load(d)}) for d in der]
+    signed_data = cms.SignedData(
+        {
+            "version": "v1",
+            "digest_algorithms": [algos.DigestAlgorithm({"algorithm": digest})],
+            "encap_content_info": {"content_type": "data"},
+            "certificates": certs,
+            "signer_infos": [_signer_info(content, s, digest) for s in signers],
+        }
+    )
+    return bytes(cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump())
+
+
+def ca_pem(*cas: Issued) -> bytes:
+    return b"".join(c.cert.public_bytes(serialization.Encoding.PEM) for c in cas)
