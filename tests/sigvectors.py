@@ -116,14 +116,34 @@ def sign_detached(
 _HASHES = {"sha1": hashes.SHA1, "sha256": hashes.SHA256}
 
 
-def _signer_info(content: bytes, signer: Issued, digest: str) -> cms.SignerInfo:
+@dataclass(frozen=True)
+class HandOptions:
+    """One deviation each from a well-formed detached SignerInfo (the defaults give a valid one)."""
+
+    digest: str = "sha256"
+    signed_attrs: bool = True  # False: RFC 5652 allows signing the content directly; MUD verification does not
+    content_type: str = "data"  # value of the content-type signed attribute
+    sid_by_key_id: bool = False  # identify the signer by SubjectKeyIdentifier instead of issuer+serial
+
+
+def _sid(signer: Issued, by_key_id: bool) -> cms.SignerIdentifier:
+    if by_key_id:
+        ski = signer.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+        return cms.SignerIdentifier({"subject_key_identifier": ski})
+    cert = asn1_x509.Certificate.load(signer.cert.public_bytes(serialization.Encoding.DER))
+    serial = cms.IssuerAndSerialNumber({"issuer": cert.issuer, "serial_number": cert.serial_number})
+    return cms.SignerIdentifier({"issuer_and_serial_number": serial})
+
+
+def _signer_info(content: bytes, signer: Issued, opts: HandOptions) -> cms.SignerInfo:
+    digest = opts.digest
     h = hashes.Hash(_HASHES[digest]())
     h.update(content)
     attr_list = [
-        {"type": "content_type", "values": ["data"]},
+        {"type": "content_type", "values": [opts.content_type]},
         {"type": "message_digest", "values": [h.finalize()]},
     ]
-    to_sign = cms.CMSAttributes([cms.CMSAttribute(a) for a in attr_list]).dump()
+    to_sign = cms.CMSAttributes([cms.CMSAttribute(a) for a in attr_list]).dump() if opts.signed_attrs else content
     key = signer.key
     if isinstance(key, ec.EllipticCurvePrivateKey):
         signature = key.sign(to_sign, ec.ECDSA(_HASHES[digest]()))
@@ -131,27 +151,21 @@ def _signer_info(content: bytes, signer: Issued, digest: str) -> cms.SignerInfo:
     else:
         signature = key.sign(to_sign, padding.PKCS1v15(), _HASHES[digest]())
         sig_alg = "rsassa_pkcs1v15"
-    cert = asn1_x509.Certificate.load(signer.cert.public_bytes(serialization.Encoding.DER))
-    return cms.SignerInfo(
-        {
-            "version": "v1",
-            "sid": cms.SignerIdentifier(
-                {
-                    "issuer_and_serial_number": cms.IssuerAndSerialNumber(
-                        {"issuer": cert.issuer, "serial_number": cert.serial_number}
-                    )
-                }
-            ),
-            "digest_algorithm": algos.DigestAlgorithm({"algorithm": digest}),
-            "signed_attrs": cms.CMSAttributes([cms.CMSAttribute(a) for a in attr_list]),
-            "signature_algorithm": algos.SignedDigestAlgorithm({"algorithm": sig_alg}),
-            "signature": signature,
-        }
-    )
+    fields = {
+        "version": "v3" if opts.sid_by_key_id else "v1",
+        "sid": _sid(signer, opts.sid_by_key_id),
+        "digest_algorithm": algos.DigestAlgorithm({"algorithm": digest}),
+        "signature_algorithm": algos.SignedDigestAlgorithm({"algorithm": sig_alg}),
+        "signature": signature,
+    }
+    if opts.signed_attrs:
+        fields["signed_attrs"] = cms.CMSAttributes([cms.CMSAttribute(a) for a in attr_list])
+    return cms.SignerInfo(fields)
 
 
-def sign_by_hand(content: bytes, signers: list[Issued], *, digest: str = "sha256") -> bytes:
-    """Detached SignedData built with asn1crypto: any number of SignerInfos, any listed digest."""
+def sign_by_hand(content: bytes, signers: list[Issued], opts: HandOptions = HandOptions()) -> bytes:
+    """Detached SignedData built with asn1crypto: any number of SignerInfos, each shaped by ``opts``."""
+    digest = opts.digest
     der = [s.cert.public_bytes(serialization.Encoding.DER) for s in signers]
     certs = [cms.CertificateChoices({"certificate": asn1_x509.Certificate.load(d)}) for d in der]
     signed_data = cms.SignedData(
@@ -160,7 +174,7 @@ def sign_by_hand(content: bytes, signers: list[Issued], *, digest: str = "sha256
             "digest_algorithms": [algos.DigestAlgorithm({"algorithm": digest})],
             "encap_content_info": {"content_type": "data"},
             "certificates": certs,
-            "signer_infos": [_signer_info(content, s, digest) for s in signers],
+            "signer_infos": [_signer_info(content, s, opts) for s in signers],
         }
     )
     return bytes(cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump())

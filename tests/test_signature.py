@@ -107,7 +107,22 @@ def test_attached_instead_of_detached(ca: sv.Issued, signer: sv.Issued) -> None:
 
 def test_weak_digest_sha1(ca: sv.Issued) -> None:
     rsa_signer = sv.make_signer(ca, rsa_key=True)
-    assert _reason(CONTENT, sv.sign_by_hand(CONTENT, [rsa_signer], digest="sha1"), [ca.cert]) == "weak-digest"
+    assert (
+        _reason(CONTENT, sv.sign_by_hand(CONTENT, [rsa_signer], sv.HandOptions(digest="sha1")), [ca.cert])
+        == "weak-digest"
+    )
+
+
+def test_signer_identified_by_key_id_is_valid(ca: sv.Issued, signer: sv.Issued) -> None:
+    sig = sv.sign_by_hand(CONTENT, [signer], sv.HandOptions(sid_by_key_id=True))
+    assert verify_detached(CONTENT, sig, [ca.cert], AT).subject_chain[0] == signer.cert.subject.rfc4514_string()
+
+
+def test_signed_attributes_required_with_content_type_data(ca: sv.Issued, signer: sv.Issued) -> None:
+    no_attrs = sv.sign_by_hand(CONTENT, [signer], sv.HandOptions(signed_attrs=False))
+    assert _reason(CONTENT, no_attrs, [ca.cert]) == "missing-signed-attributes"
+    other_type = sv.sign_by_hand(CONTENT, [signer], sv.HandOptions(content_type="signed_data"))
+    assert _reason(CONTENT, other_type, [ca.cert]) == "content-type"
 
 
 def test_key_usage_without_digital_signature(ca: sv.Issued) -> None:
