@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mud_ryu.errors import ReasonError
 from mud_ryu.flowrule import FlowRule
 from mud_ryu.model import Direction, Finding
 
 
-class CompileError(ValueError):
+class CompileError(ReasonError):
     """A MUD file (or context) that cannot be enforced exactly: refused rather than widened.
 
     ``reason`` is a stable code (``unsupported-match``, ``conflicting-match``,
@@ -16,10 +17,7 @@ class CompileError(ValueError):
     the ACE as ``<direction>/<acl name>/<ace name>`` (empty when not about one ACE)."""
 
     def __init__(self, reason: str, path: str, message: str) -> None:
-        super().__init__(f"{reason} {path}: {message}" if path else f"{reason}: {message}")
-        self.reason = reason
-        self.path = path
-        self.message = message
+        super().__init__(reason, message, path)
 
 
 @dataclass(frozen=True, slots=True)

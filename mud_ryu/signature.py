@@ -27,6 +27,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509 import verification
 
+from mud_ryu.errors import ReasonError
+
 # Only SHA-2 of at least 256 bits: SHA-1 and MD5 collisions make a signature over them worthless.
 _DIGESTS: dict[str, type[hashes.HashAlgorithm]] = {
     "sha256": hashes.SHA256,
@@ -49,13 +51,8 @@ _CERT_PARSE_ERRORS = (
 _WEAK_SIGNATURE_ALGORITHMS = frozenset({"md2_rsa", "md5_rsa", "sha1_rsa", "sha224_rsa", "sha1_ecdsa", "sha224_ecdsa"})
 
 
-class SignatureError(ValueError):
+class SignatureError(ReasonError):
     """The signature does not prove the content came from a trusted signer; ``reason`` is stable."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(f"{reason}: {message}")
-        self.reason = reason
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 import urllib3.exceptions
 import urllib3.util
 
+from mud_ryu.errors import ReasonError
+
 DEFAULT_PORT = 443
 
 # Stable reason codes (log, REST API and metrics key on these strings).
@@ -70,13 +72,8 @@ _PCHAR = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234567
 _ENCODED_SEPARATORS = frozenset({"2F", "5C", "2E", "00"})
 
 
-class UrlRejected(ValueError):
+class UrlRejected(ReasonError):
     """A MUD URL refused by the gate; ``reason`` is a stable code from REASONS, ``message`` says why."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(f"{reason}: {message}")
-        self.reason = reason
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)
