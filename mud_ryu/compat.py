@@ -48,7 +48,6 @@ def _choose() -> str:
 FRAMEWORK: str = _choose()
 ofproto: ModuleType = importlib.import_module(f"{FRAMEWORK}.ofproto.ofproto_v1_3")
 parser: ModuleType = importlib.import_module(f"{FRAMEWORK}.ofproto.ofproto_v1_3_parser")
-packet_lib: ModuleType = importlib.import_module(f"{FRAMEWORK}.lib.packet.packet")
 
 
 @dataclass(frozen=True)
