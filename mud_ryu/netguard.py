@@ -40,6 +40,8 @@ _DENIED: tuple[tuple[str, tuple[IPNetwork, ...]], ...] = (
 
 def parse_address(text: str) -> IPAddress | None:
     """Parse a textual address as returned by getaddrinfo/getpeername (a zone id is never accepted)."""
+    if "%" in text:  # fe80::1%eth0: scoped addresses are link-local, and a zone id would slip past comparisons
+        return None
     try:
         return ipaddress.ip_address(text)
     except ValueError:
