@@ -92,10 +92,11 @@ class ConcurrencyLimiter:
         return self._in_flight < self._total and self._by_host.get(host, 0) < self._per_host
 
     @contextmanager
-    def slot(self, host: str, deadline: Deadline) -> Iterator[None]:
+    def slot(self, host: str, deadline: Deadline, max_wait_s: float) -> Iterator[None]:
+        """Hold one slot for ``host``; wait at most ``max_wait_s`` (a queued fetch must keep time to run)."""
         with self._cond:
-            if not self._cond.wait_for(lambda: self._free(host), timeout=deadline.remaining()):
-                raise FetchError("busy", f"no fetch slot for {host} became free before the deadline")
+            if not self._cond.wait_for(lambda: self._free(host), timeout=min(max_wait_s, deadline.remaining())):
+                raise FetchError("busy", f"no fetch slot for {host} became free in time")
             self._in_flight += 1
             self._by_host[host] = self._by_host.get(host, 0) + 1
         try:

@@ -257,7 +257,7 @@ class Fetcher:
         limits = self.options.limits
         deadline = Deadline(limits.deadline_s, self._clock)
         try:
-            with self._limiter.slot(target.host, deadline):
+            with self._limiter.slot(target.host, deadline, limits.deadline_s / 2):
                 for hop in range(limits.max_redirects + 1):
                     outcome = self._get(target, accept, max_bytes or limits.max_body_bytes, validators, deadline)
                     if isinstance(outcome, FetchResult):
@@ -353,6 +353,8 @@ class Fetcher:
         validators: Validators | None,
         attempt: _Attempt,
     ) -> FetchResult | tuple[int, str]:
+        # A head cut short by the watchdog parses as a shorter head: the deadline must be checked before any of it.
+        attempt.deadline.check("the response head")
         status = response.status_code
         got = Validators(response.headers.get("ETag"), response.headers.get("Last-Modified"))
         if status in _REDIRECTS:
