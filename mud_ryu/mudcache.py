@@ -111,6 +111,8 @@ class CacheEntry:
             raise ValueError("signature must be bytes or None")
         if self.signer is not None and not isinstance(self.signer, Signer):
             raise ValueError("signer must be a Signer or None")
+        if not isinstance(self.validators, Validators):
+            raise ValueError("validators must be Validators")
         if (
             isinstance(self.cache_validity_h, bool)
             or not isinstance(self.cache_validity_h, int)
@@ -502,15 +504,17 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
         problems = [r[0] for r in conn.execute("PRAGMA quick_check")]
         if problems != ["ok"]:
             raise CacheError("corrupt-database", f"{path}: integrity check: {'; '.join(map(str, problems[:5]))}")
-        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
-        tables = int(conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0])
-        if version > SCHEMA_VERSION:
-            raise CacheError("schema-too-new", f"{path}: schema version {version}; this code knows {SCHEMA_VERSION}")
-        if app_id != (APPLICATION_ID if version else 0) or (version == 0 and tables):
-            raise CacheError("corrupt-database", f"{path}: an SQLite database, but not a mud_ryu cache")
-        for step in range(version, SCHEMA_VERSION):
-            with _transaction(conn):
+        # Read the version under the write lock: two processes creating the same new file must not both
+        # run the migrations.
+        with _transaction(conn):
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
+            tables = int(conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise CacheError("schema-too-new", f"{path}: schema version {version}; code knows {SCHEMA_VERSION}")
+            if app_id != (APPLICATION_ID if version else 0) or (version == 0 and tables):
+                raise CacheError("corrupt-database", f"{path}: an SQLite database, but not a mud_ryu cache")
+            for step in range(version, SCHEMA_VERSION):
                 for statement in _MIGRATIONS[step]:
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {step + 1}")

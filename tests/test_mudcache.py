@@ -382,3 +382,28 @@ def test_kill_9_mid_write_loses_no_committed_entry(db: Path) -> None:
                 assert got is not None and got.body == (b"%d:" % i) * (1 + i % 4000)
             for u in cache.urls():  # whatever else made it in is whole
                 assert cache.get(u) is not None
+
+
+def test_concurrent_first_opens_create_the_schema_once(db: Path) -> None:
+    # Separate connections (as separate processes would have) racing to create the same new file.
+    barrier = threading.Barrier(8)
+    results: list[BaseException | MudCache] = []
+
+    def opener() -> None:
+        barrier.wait()
+        try:
+            results.append(MudCache.open(db))
+        except BaseException as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=opener) for _ in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    caches = [r for r in results if isinstance(r, MudCache)]
+    assert len(caches) == 8, results
+    caches[0].put(entry(1))
+    assert all(c.get(url(1)) == entry(1) for c in caches)
+    for c in caches:
+        c.close()
