@@ -104,6 +104,7 @@ def run_https_lab(
     *,
     conn_limit_s: float = 60.0,
     slow_hold_s: float = 30.0,
+    max_lifetime_s: float = 1800.0,
     startup_timeout_s: float = STARTUP_TIMEOUT_S,
 ) -> Iterator[Lab]:
     """Run the lab with ``site`` (path -> route, see tests/https_routes.py) until the block exits.
@@ -124,6 +125,8 @@ def run_https_lab(
         str(conn_limit_s),
         "--slow-hold-s",
         str(slow_hold_s),
+        "--max-lifetime-s",
+        str(max_lifetime_s),
     ]
     stdout, stderr = directory / "stdout.txt", directory / "stderr.txt"
     with stdout.open("wb") as out, stderr.open("wb") as err:

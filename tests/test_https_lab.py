@@ -10,6 +10,9 @@ import gzip
 import select
 import socket
 import ssl
+import subprocess
+import sys
+import time
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -19,7 +22,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.https_fixtures import Lab, https_lab_fixture, loopback_resolver, pid_alive, run_https_lab
+from tests.https_fixtures import REPO_ROOT, Lab, https_lab_fixture, loopback_resolver, pid_alive, run_https_lab
+from tests.https_lab import MAX_HANDLERS
 from tests.https_routes import SiteError, build_bomb, parse_site
 
 _ = https_lab_fixture  # the pytest fixture ``https_lab`` is registered by importing it
@@ -282,6 +286,54 @@ def test_a_stalled_client_does_not_block_others(lab: Lab) -> None:
     # Connected to the TLS port but never sending a ClientHello: the handshake waits in its own thread.
     with socket.create_connection(("127.0.0.1", lab.port), timeout=5):
         assert get(lab, "/mud.json").status == 200
+
+
+def test_connection_threads_are_bounded(tmp_path: Path) -> None:
+    """MAX_HANDLERS stalled handshakes fill every slot: the next connection is closed at once, not queued."""
+    with run_https_lab({"/x": {"kind": "status", "status": 200}}, tmp_path) as lab:
+        stalled = [socket.create_connection(("127.0.0.1", lab.port), timeout=5) for _ in range(MAX_HANDLERS)]
+        try:
+            with pytest.raises(OSError):  # EOF / reset during the handshake
+                connect(lab).close()
+        finally:
+            for sock in stalled:
+                sock.close()
+        # The slots come back once those handlers see EOF; poll (bounded) until a request gets through.
+        for _ in range(200):
+            try:
+                if get(lab, "/x").status == 200:
+                    break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            raise AssertionError("the lab never recovered its connection slots")
+
+
+def test_server_side_time_limits_end_endless_bodies_and_slow_sockets(tmp_path: Path) -> None:
+    site = {"/endless": {"kind": "endless-chunked", "chunk_bytes": 1024}}
+    with run_https_lab(site, tmp_path, conn_limit_s=1.0, slow_hold_s=0.5) as lab:
+        with connect(lab, timeout=30) as sock:
+            send_request(sock, "/endless")
+            received = 0
+            while chunk := sock.recv(65536):  # ends only because the server gives up at its limit
+                received += len(chunk)
+        assert received > 0
+        with socket.create_connection(("127.0.0.1", lab.slow_tls_port), timeout=30) as slow:
+            assert slow.recv(1) == b""  # closed by the server without a byte
+
+
+def test_server_exits_at_its_lifetime(tmp_path: Path) -> None:
+    site = tmp_path / "site.json"
+    site.write_text('{"/x": {"kind": "status", "status": 200}}', encoding="utf-8")
+    cmd = [sys.executable, "-m", "tests.https_lab", "--site", str(site), "--dir", str(tmp_path)]
+    proc = subprocess.Popen([*cmd, "--max-lifetime-s", "0.5"], cwd=REPO_ROOT)
+    try:
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert (tmp_path / "ready.json").is_file()
 
 
 def test_request_log_records_selected_headers(lab: Lab) -> None:
