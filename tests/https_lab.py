@@ -38,6 +38,7 @@ from tests.https_routes import (
     Static,
     StatusRoute,
     load_site,
+    with_ports,
 )
 
 CERT_NAMES = ("mud.test", "*.mud.test", "other.test", "127.0.0.1")
@@ -391,14 +392,15 @@ def main(argv: list[str] | None = None) -> int:
 
     ctx.sni_callback = remember_sni
     log_path = directory / "requests.jsonl"
+    main_sock, slow_sock = _listen(), _listen()
+    ports = {"port": main_sock.getsockname()[1], "slow_tls_port": slow_sock.getsockname()[1]}
+    site = with_ports(site, ports)
     server = Server(ctx, site, RequestLog(log_path), args.conn_limit_s, threading.BoundedSemaphore(MAX_HANDLERS), sni)
     keep_running = _StopCheck(args.max_lifetime_s)
-    main_sock, slow_sock = _listen(), _listen()
     threading.Thread(target=hold_slow_tls, args=(slow_sock, args.slow_hold_s, keep_running), daemon=True).start()
     ready: dict[str, object] = {
         "pid": os.getpid(),
-        "port": main_sock.getsockname()[1],
-        "slow_tls_port": slow_sock.getsockname()[1],
+        **ports,
         "ca_pem_path": str(ca_path),
         "log_path": str(log_path),
     }

@@ -4,14 +4,17 @@ A site is a JSON object mapping a request path (query ignored) to a route object
 
 - ``static``: ``status`` (200), ``headers`` ([[name, value], ...]), one body source of ``body`` (UTF-8 text),
   ``body_b64``, ``body_file`` (relative to the site file) or ``fill_bytes`` (+ ``fill``, one character, "x"),
-  optional ``etag`` and ``last_modified`` (sent, and honoured with a 304 for If-None-Match / If-Modified-Since).
+  optional ``etag`` and ``last_modified`` (sent, and honoured with a 304 for If-None-Match / If-Modified-Since),
+  ``template`` (false; true: ``${port}`` and ``${slow_tls_port}`` in the body and header values are replaced by
+  the lab's ports, e.g. for a ``mud-url`` that must name the URL it was fetched from).
   Content-Length is added unless ``headers`` carries one (so a route can lie about it).
 - ``drip``: a body source, ``interval_ms`` (100), ``content_type`` (application/mud+json), ``headers``,
   ``drip_headers`` (false: the head goes at once, then one body byte per interval; true: the head drips too).
 - ``endless-chunked``: ``chunk_bytes`` (16384), ``content_type``: '[' then '0,0,...' chunks until the deadline.
 - ``gzip-bomb``: ``decoded_bytes`` (1 GiB of zeros), ``encoding`` ("gzip" or "deflate"), ``content_type``.
 - ``huge-headers``: ``line_bytes`` (one header line that long) and/or ``count`` (that many extra headers).
-- ``redirect``: ``status`` (301/302/303/307/308, default 302) and ``location``.
+- ``redirect``: ``status`` (301/302/303/307/308, default 302) and ``location`` (``${port}`` and
+  ``${slow_tls_port}`` are always replaced by the lab's ports, for same-host redirects).
 - ``status``: ``status`` (required), ``body`` (small text), ``content_type`` (text/plain).
 """
 
@@ -23,7 +26,7 @@ import json
 import struct
 import zlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 MUD_JSON = "application/mud+json"
@@ -51,6 +54,7 @@ class Static:
     body: bytes
     etag: str | None
     last_modified: str | None
+    template: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +230,10 @@ def parse_route(route: object, base_dir: Path) -> Route:
     if kind == "static":
         etag, last_modified = _opt_str(route, "etag"), _opt_str(route, "last_modified")
         status = _int(route, "status", 200, 100, 599)
-        return Static(status, _headers(route), _body(route, base_dir), etag, last_modified)
+        template = route.get("template", False)
+        if not isinstance(template, bool):
+            raise SiteError("template must be a boolean")
+        return Static(status, _headers(route), _body(route, base_dir), etag, last_modified, template)
     if kind == "drip":
         interval_s = _int(route, "interval_ms", 100, 0, MAX_INTERVAL_MS) / 1000.0
         drip_headers = route.get("drip_headers", False)
@@ -281,3 +288,23 @@ def load_site(path: Path) -> dict[str, Route]:
     except (OSError, ValueError) as exc:
         raise SiteError(f"cannot read {path}: {exc}") from exc
     return parse_site(data, path.parent)
+
+
+def with_ports(site: Mapping[str, Route], ports: Mapping[str, int]) -> dict[str, Route]:
+    """The site with ``${name}`` replaced by ``ports[name]`` in redirect locations and template static routes
+    (the ports are ephemeral, so a site file cannot know them)."""
+
+    def expand(text: str) -> str:
+        for name, port in ports.items():
+            text = text.replace("${" + name + "}", str(port))
+        return text
+
+    out: dict[str, Route] = {}
+    for path, route in site.items():
+        if isinstance(route, Redirect):
+            route = replace(route, location=expand(route.location))
+        elif isinstance(route, Static) and route.template:
+            headers = tuple((name, expand(value)) for name, value in route.headers)
+            route = replace(route, headers=headers, body=expand(route.body.decode("latin-1")).encode("latin-1"))
+        out[path] = route
+    return out

@@ -51,6 +51,14 @@ SITE: dict[str, dict[str, Any]] = {
     "/moved": {"kind": "redirect", "status": 301, "location": "https://127.0.0.1/x.json"},
     "/temp": {"kind": "redirect", "status": 307, "location": "http://169.254.169.254/latest/meta-data/"},
     "/error": {"kind": "status", "status": 500},
+    "/same-host": {"kind": "redirect", "status": 302, "location": "https://mud.test:${port}/mud.json"},
+    "/literal": {"kind": "static", "body": "${port}"},
+    "/self.json": {
+        "kind": "static",
+        "template": True,
+        "headers": [["Content-Type", "application/mud+json"], ["X-Slow", "${slow_tls_port}"]],
+        "body": '{"mud-url": "https://mud.test:${port}/self.json"}',
+    },
 }
 MUD_BODY = b'{"ietf-mud:mud": {"mud-version": 1}}'
 
@@ -268,6 +276,15 @@ def test_many_headers(lab: Lab) -> None:
 def test_redirect_location(lab: Lab, path: str, status: int, location: str) -> None:
     resp = get(lab, path)
     assert (resp.status, resp.header("Location"), resp.body) == (status, location, b"")
+
+
+def test_port_templates(lab: Lab) -> None:
+    assert get(lab, "/same-host").header("Location") == lab.url("/mud.json")
+    resp = get(lab, "/self.json")
+    assert resp.body == f'{{"mud-url": "{lab.url("/self.json")}"}}'.encode()
+    assert resp.header("Content-Length") == str(len(resp.body))
+    assert resp.header("X-Slow") == str(lab.slow_tls_port)
+    assert get(lab, "/literal").body == b"${port}"  # only template routes are expanded
 
 
 def test_status_route(lab: Lab) -> None:
