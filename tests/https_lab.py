@@ -13,6 +13,8 @@ schema live in ``tests/https_routes.py``; ``tests/https_fixtures.py`` starts the
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
 import json
 import os
 import socket
@@ -28,6 +30,7 @@ from pathlib import Path
 import trustme
 
 from tests.https_routes import (
+    MAX_STATIC_BYTES,
     Drip,
     EndlessChunked,
     GzipBomb,
@@ -186,7 +189,18 @@ def not_modified(route: Static, req: Request) -> bool:
         return False
 
 
+def _live(route: Static) -> Static:
+    """The route with its body re-read from ``live_file`` (bounded like any static body)."""
+    assert route.live_file is not None
+    with route.live_file.open("rb") as handle:
+        body = handle.read(MAX_STATIC_BYTES + 1)[:MAX_STATIC_BYTES]
+    etag = route.etag or f'"{hashlib.sha256(body).hexdigest()[:16]}"'
+    return dataclasses.replace(route, body=body, etag=etag)
+
+
 def _serve_static(conn: _Conn, req: Request, route: Static) -> None:
+    if route.live_file is not None:
+        route = _live(route)
     validators = [("ETag", route.etag)] if route.etag else []
     if route.last_modified:
         validators.append(("Last-Modified", route.last_modified))

@@ -8,6 +8,8 @@ A site is a JSON object mapping a request path (query ignored) to a route object
   ``template`` (false; true: ``${port}`` and ``${slow_tls_port}`` in the body and header values are replaced by
   the lab's ports, e.g. for a ``mud-url`` that must name the URL it was fetched from).
   Content-Length is added unless ``headers`` carries one (so a route can lie about it).
+  ``live`` (false; true: ``body_file`` is re-read on every request and, without a fixed ``etag``, the ETag is a
+  hash of what was read, so a test can change the content behind one URL).
 - ``drip``: a body source, ``interval_ms`` (100), ``content_type`` (application/mud+json), ``headers``,
   ``drip_headers`` (false: the head goes at once, then one body byte per interval; true: the head drips too).
 - ``endless-chunked``: ``chunk_bytes`` (16384), ``content_type``: '[' then '0,0,...' chunks until the deadline.
@@ -55,6 +57,7 @@ class Static:
     etag: str | None
     last_modified: str | None
     template: bool = False
+    live_file: Path | None = None  # re-read on every request (tests change content behind one URL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +236,11 @@ def parse_route(route: object, base_dir: Path) -> Route:
         template = route.get("template", False)
         if not isinstance(template, bool):
             raise SiteError("template must be a boolean")
-        return Static(status, _headers(route), _body(route, base_dir), etag, last_modified, template)
+        live = route.get("live", False)
+        if not isinstance(live, bool) or (live and (template or not isinstance(route.get("body_file"), str))):
+            raise SiteError("live must be a boolean, needs body_file and excludes template")
+        live_file = base_dir / str(route["body_file"]) if live else None
+        return Static(status, _headers(route), _body(route, base_dir), etag, last_modified, template, live_file)
     if kind == "drip":
         interval_s = _int(route, "interval_ms", 100, 0, MAX_INTERVAL_MS) / 1000.0
         drip_headers = route.get("drip_headers", False)

@@ -1,0 +1,263 @@
+"""The MUD manager: turn a MUD URL into the verified MUD file to enforce (RFC 8520 s1.5, s13, s16).
+
+One call, ``MudManager.resolve(request, now)``, does: URL gate -> cache and negative cache -> (conditional) fetch
+-> strict validation -> the file must name the URL it was fetched from -> detached signature fetched from the same
+host and verified -> cache. Whatever fails, the answer never widens what a device may reach: a failed refresh
+keeps the last verified file (KEPT_LAST, alert), a device with no verified file ever stays quarantined
+(FIRST_CONTACT_FAILED, alert). The clock is an argument, so the enforcer's worker and the tests drive time.
+
+Blocking (it fetches): call it from a worker, never from the OpenFlow event loop.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from urllib.parse import urljoin
+
+from cryptography import x509
+
+from mud_ryu import mudfile, refresh
+from mud_ryu.fetch_types import SIGNATURE_CONTENT_TYPE, FetchError, FetchStatus
+from mud_ryu.fetcher import Fetcher
+from mud_ryu.model import ParsedMud
+from mud_ryu.mudcache import CacheEntry, CacheError, MudCache
+from mud_ryu.mudfile_error import MudFileError
+from mud_ryu.refresh import Action, BackoffPolicy, Outcome
+from mud_ryu.signature import SignatureError, Signer, load_trust_anchors, verify_detached
+from mud_ryu.urlgate import MudUrl
+
+log = logging.getLogger(__name__)
+
+MAX_SIGNATURE_BYTES = 64 * 1024  # a CMS signature with a 3-certificate chain is a few KiB
+_PARSED_CACHE_SIZE = 256
+
+
+class SignaturePolicy(enum.Enum):
+    REQUIRED = "required"  # default: an unsigned or badly signed file is refused
+    IF_PRESENT = "if-present"  # verify when the file names a signature; accept unsigned files (unsigned = no pin)
+    OFF = "off"  # labs only: never fetch or check signatures
+
+
+@dataclass(frozen=True, slots=True)
+class ManagerSettings:
+    signature_policy: SignaturePolicy = SignaturePolicy.REQUIRED
+    trust_anchors: tuple[x509.Certificate, ...] = ()
+    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    # RFC 8520 s3.3: the file's own mud-url must be the URL it was fetched from; off only for replaying old files.
+    require_matching_mud_url: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class MudRequest:
+    url: str
+    force: bool = False  # operator "refresh now": ignore freshness and backoff
+
+
+@dataclass(frozen=True, slots=True)
+class MudResolution:
+    """The result event of one request. ``mud`` is what to enforce now (None -> quarantine)."""
+
+    url: str
+    outcome: Outcome
+    mud: ParsedMud | None
+    signer: Signer | None
+    sha256: str | None
+    expires_at: float | None
+    reason: str = ""  # "<stage>:<code>" of the failure (stage: url, fetch, mud, signature-fetch, signature)
+    message: str = ""
+    retry_at: float | None = None
+
+    @property
+    def alert(self) -> bool:
+        return refresh.alerts(self.outcome)
+
+
+class _Failure(Exception):
+    def __init__(self, stage: str, code: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = f"{stage}:{code}"
+        self.message = message
+
+
+class MudManager:
+    """Resolves MUD URLs for many devices at once; one fetch per URL at a time (single flight)."""
+
+    def __init__(self, fetcher: Fetcher, cache: MudCache, settings: ManagerSettings | None = None) -> None:
+        self._fetcher = fetcher
+        self._cache = cache
+        self._settings = settings or ManagerSettings()
+        self._locks_guard = threading.Lock()
+        self._url_locks: dict[str, threading.Lock] = {}
+        self._parsed_guard = threading.Lock()
+        self._parsed: OrderedDict[str, ParsedMud] = OrderedDict()  # sha256 -> parsed: re-parsing costs ms
+
+    def resolve(self, request: MudRequest, now: float) -> MudResolution:
+        try:
+            target = self._fetcher.gate(request.url)
+        except FetchError as error:
+            # Never fetched and never cached under this string: the device stays quarantined.
+            return MudResolution(
+                request.url, Outcome.FIRST_CONTACT_FAILED, None, None, None, None, f"url:{error.detail}", error.message
+            )
+        with self._url_lock(target.url):
+            return self._resolve_locked(target, request.force, now)
+
+    def _url_lock(self, url: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._url_locks.setdefault(url, threading.Lock())
+
+    def _cached_entry(self, url: str, now: float) -> CacheEntry | None:
+        try:
+            entry = self._cache.get(url)
+        except CacheError as error:
+            log.warning("MUD cache entry for %s dropped: %s (%s)", url, error.message, error.reason)
+            return None
+        if entry is None or entry.signature is None or not self._settings.trust_anchors:
+            return entry
+        try:
+            # Re-verify at the time it was first verified: a cache file edited on disk must not become policy.
+            verify_detached(entry.body, entry.signature, self._settings.trust_anchors, _utc(entry.fetched_at))
+        except SignatureError as error:
+            log.warning("cached MUD file for %s fails re-verification (%s); refetching", url, error.reason)
+            self._cache.delete(url)
+            return None
+        return entry
+
+    def _resolve_locked(self, target: MudUrl, force: bool, now: float) -> MudResolution:
+        url = target.url
+        entry = self._cached_entry(url, now)
+        failure = self._cache.failure(url)
+        plan = refresh.plan(now, entry.expires_at if entry else None, None if force else failure)
+        if plan.action is Action.USE_CACHED and not force and entry is not None:
+            return self._from_entry(entry, Outcome.CACHED)
+        if plan.action is Action.WAIT:
+            reason = f"backoff:{failure.last_reason}" if failure else "backoff"
+            if entry is not None:
+                return self._from_entry(entry, Outcome.BACKOFF, reason, "retry pending", plan.not_before)
+            return MudResolution(url, Outcome.BACKOFF, None, None, None, None, reason, "retry pending", plan.not_before)
+        try:
+            resolution = self._fetch_and_verify(target, entry, now)
+        except _Failure as failed:
+            record = refresh.record_failure(failure, url, failed.reason, now, self._settings.backoff)
+            self._cache.put_failure(record)
+            log.warning("MUD URL %s failed: %s (%s)", url, failed.message, failed.reason)
+            if entry is not None:
+                return self._from_entry(entry, Outcome.KEPT_LAST, failed.reason, failed.message, record.next_attempt_at)
+            return MudResolution(
+                url, Outcome.FIRST_CONTACT_FAILED, None, None, None, None, failed.reason, failed.message,
+                record.next_attempt_at,
+            )  # fmt: skip
+        if failure is not None:
+            self._cache.clear_failure(url)
+        return resolution
+
+    def _fetch_and_verify(self, target: MudUrl, entry: CacheEntry | None, now: float) -> MudResolution:
+        try:
+            fetched = self._fetcher.fetch(target.url, validators=entry.validators if entry else None)
+        except FetchError as error:
+            raise _Failure("fetch", error.reason, error.message) from None
+        if entry is not None and (
+            fetched.status is FetchStatus.NOT_MODIFIED or hashlib.sha256(fetched.body).hexdigest() == entry.sha256
+        ):
+            renewed = self._cache.renew(target.url, fetched.validators, now)
+            return self._from_entry(renewed or entry, Outcome.RENEWED)
+        if fetched.status is FetchStatus.NOT_MODIFIED:
+            raise _Failure("fetch", "unexpected-304", "304 Not Modified to an unconditional request")
+        parsed = self._parse(fetched.body, target)
+        signature, signer = self._signature(target, parsed, fetched.body, now)
+        new = CacheEntry.create(
+            target.url, fetched.body, signature, signer, fetched.validators, parsed.mud.cache_validity, now
+        )
+        self._cache.put(new)
+        self._remember(new.sha256, parsed)
+        return MudResolution(target.url, Outcome.FRESH, parsed, signer, new.sha256, new.expires_at)
+
+    def _parse(self, body: bytes, target: MudUrl) -> ParsedMud:
+        try:
+            parsed = mudfile.parse(body)
+        except MudFileError as error:
+            raise _Failure("mud", error.finding.reason, f"{error.finding.path}: {error.finding.message}") from None
+        if self._settings.require_matching_mud_url:
+            try:
+                named = self._fetcher.gate(parsed.mud.mud_url).url
+            except FetchError:
+                named = parsed.mud.mud_url
+            if named != target.url:
+                raise _Failure("mud", "mud-url-mismatch", f"the file names {parsed.mud.mud_url!r}, not {target.url}")
+        return parsed
+
+    def _signature(
+        self, target: MudUrl, parsed: ParsedMud, body: bytes, now: float
+    ) -> tuple[bytes | None, Signer | None]:
+        policy = self._settings.signature_policy
+        reference = parsed.mud.mud_signature
+        if policy is SignaturePolicy.OFF or (reference is None and policy is SignaturePolicy.IF_PRESENT):
+            return None, None
+        if reference is None:
+            raise _Failure("signature", "missing", "the MUD file names no mud-signature and signatures are required")
+        try:
+            sig_url = self._fetcher.gate(urljoin(target.url, reference))
+        except FetchError as error:
+            raise _Failure("signature-fetch", "bad-url", error.message) from None
+        if (sig_url.host, sig_url.port) != (target.host, target.port):
+            raise _Failure(
+                "signature-fetch", "cross-host", f"mud-signature {sig_url.authority} is not on {target.authority}"
+            )
+        try:
+            signature = self._fetcher.fetch(
+                sig_url.url, accept=SIGNATURE_CONTENT_TYPE, max_bytes=MAX_SIGNATURE_BYTES
+            ).body
+        except FetchError as error:
+            raise _Failure("signature-fetch", error.reason, error.message) from None
+        try:
+            signer = verify_detached(body, signature, self._settings.trust_anchors, _utc(now))
+        except SignatureError as error:
+            raise _Failure("signature", error.reason, error.message) from None
+        return signature, signer
+
+    def _from_entry(
+        self, entry: CacheEntry, outcome: Outcome, reason: str = "", message: str = "", retry_at: float | None = None
+    ) -> MudResolution:
+        with self._parsed_guard:
+            parsed = self._parsed.get(entry.sha256)
+        if parsed is None:
+            try:
+                parsed = mudfile.parse(entry.body)
+            except MudFileError as error:
+                # Verified once, now refused (a stricter validator after an upgrade): enforce nothing from it.
+                self._cache.delete(entry.url)
+                return MudResolution(
+                    entry.url, refresh.failed_outcome(False), None, None, None, None,
+                    f"mud:{error.finding.reason}", "the cached file no longer validates",
+                )  # fmt: skip
+        self._remember(entry.sha256, parsed)
+        return MudResolution(
+            entry.url, outcome, parsed, entry.signer, entry.sha256, entry.expires_at, reason, message, retry_at
+        )
+
+    def _remember(self, sha256: str, parsed: ParsedMud) -> None:
+        with self._parsed_guard:
+            self._parsed[sha256] = parsed
+            self._parsed.move_to_end(sha256)
+            while len(self._parsed) > _PARSED_CACHE_SIZE:
+                self._parsed.popitem(last=False)
+
+
+def _utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+def load_anchors(paths: Sequence[str]) -> tuple[x509.Certificate, ...]:
+    """Trust anchors from PEM files (each may hold several certificates)."""
+    anchors: list[x509.Certificate] = []
+    for path in paths:
+        with open(path, "rb") as handle:
+            anchors.extend(load_trust_anchors(handle.read()))
+    return tuple(anchors)
