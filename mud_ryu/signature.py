@@ -238,7 +238,8 @@ def _check_key_usage(cert: x509.Certificate) -> None:
     try:
         usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:
-        return
+        # RFC 8520 s13.2: "The Key Usage Extension in the signing certificate MUST be present".
+        raise SignatureError("key-usage", "the signer certificate has no KeyUsage extension") from None
     if not usage.digital_signature:
         raise SignatureError("key-usage", "the signer certificate's KeyUsage lacks digitalSignature")
 

@@ -74,10 +74,11 @@ def make_signer(
     not_after: datetime = T0 + ONE_YEAR,
     rsa_key: bool = False,
     digital_signature: bool = True,
+    key_usage: bool = True,
 ) -> Issued:
     """An end-entity signing certificate without subjectAltName, like real MUD signers."""
     key: Key = rsa.generate_private_key(65537, 2048) if rsa_key else ec.generate_private_key(ec.SECP256R1())
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(_name(cn))
         .issuer_name(ca.cert.subject)
@@ -91,10 +92,10 @@ def make_signer(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
             critical=False,
         )
-        .add_extension(_usage(digital_signature=digital_signature), critical=True)
-        .sign(ca.key, hashes.SHA256())
     )
-    return Issued(cert, key)
+    if key_usage:
+        builder = builder.add_extension(_usage(digital_signature=digital_signature), critical=True)
+    return Issued(builder.sign(ca.key, hashes.SHA256()), key)
 
 
 def sign_detached(

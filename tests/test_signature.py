@@ -130,6 +130,12 @@ def test_key_usage_without_digital_signature(ca: sv.Issued) -> None:
     assert _reason(CONTENT, sv.sign_detached(CONTENT, no_ds), [ca.cert]) == "key-usage"
 
 
+def test_key_usage_must_be_present(ca: sv.Issued) -> None:
+    # RFC 8520 s13.2: the Key Usage extension MUST be present (not merely right when present).
+    no_ku = sv.make_signer(ca, key_usage=False)
+    assert _reason(CONTENT, sv.sign_detached(CONTENT, no_ku), [ca.cert]) == "key-usage"
+
+
 def _resign_fields(sig: bytes, edit: str) -> bytes:
     info = cms.ContentInfo.load(sig)
     sd = info["content"]
