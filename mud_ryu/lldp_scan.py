@@ -68,11 +68,11 @@ def scan(d: bytes, start: int, end: int) -> Lldpdu | str:
     mud: bytes | None = None
     count = 0
     i = start
-    while i < end:
-        if i + 2 > end:
+    while i < end:  # one pass per TLV; at most MAX_TLVS of them, so the loop is short whatever the input
+        if i + 1 == end:
             return "lldp-tlv-overrun"
-        head = (d[i] << 8) | d[i + 1]
-        kind, j = head >> 9, i + 2 + (head & 0x1FF)
+        kind = d[i] >> 1
+        j = i + 2 + (((d[i] & 1) << 8) | d[i + 1])
         if j > end:
             return "lldp-tlv-overrun"
         if kind == TLV_END:
@@ -80,7 +80,14 @@ def scan(d: bytes, start: int, end: int) -> Lldpdu | str:
         count += 1
         if count > MAX_TLVS:
             return "lldp-too-many-tlvs"
-        if kind in (TLV_CHASSIS_ID, TLV_PORT_ID, TLV_TTL):
+        if kind == TLV_ORG_SPECIFIC:
+            if j - i < 6:
+                return "lldp-short-org-tlv"
+            if d[i + 2 : i + 6] == MUD_OUI_SUBTYPE:
+                if mud is not None:
+                    return "lldp-several-urls"
+                mud = d[i + 6 : j]
+        elif kind <= TLV_TTL:
             if j - i < 4:
                 return "lldp-bad-mandatory"
             if kind == TLV_CHASSIS_ID:
@@ -95,13 +102,6 @@ def scan(d: bytes, start: int, end: int) -> Lldpdu | str:
                 if ttl is not None:
                     return "lldp-duplicate-mandatory"
                 ttl = (d[i + 2] << 8) | d[i + 3]
-        elif kind == TLV_ORG_SPECIFIC:
-            if j - i < 6:
-                return "lldp-short-org-tlv"
-            if d[i + 2 : i + 6] == MUD_OUI_SUBTYPE:
-                if mud is not None:
-                    return "lldp-several-urls"
-                mud = d[i + 6 : j]
         i = j
     if chassis is None or port is None or ttl is None:
         return "lldp-missing-mandatory"

@@ -158,3 +158,39 @@ def test_non_ethernet_ethertype_below_0600_is_not_discovery() -> None:
 def test_short_frames(n: int) -> None:
     result = scan_frame(df.dhcpv4_frame()[:n])
     assert isinstance(result, Malformed)
+
+
+@pytest.mark.parametrize("extra", [0, 1])
+def test_dhcpv4_option_budget_edge(extra: int) -> None:
+    """53 + 161 + END-free fillers: exactly MAX_OPTIONS instances pass, one more is refused."""
+    fill = b"\x0c\x00" * (dhcpv4_scan.MAX_OPTIONS - 2 + extra)
+    got = scan_frame(df.dhcpv4_frame(df.v4_options(extra=[fill])))
+    assert isinstance(got, Announcement) if not extra else got.reason == "dhcpv4-too-many-options"  # type: ignore[union-attr]
+
+
+def test_dhcpv4_pad_runs_count_against_the_budget() -> None:
+    """Alternating PAD and option would double the loop's work; each PAD run costs a unit."""
+    fill = b"\x0c\x00\x00" * (dhcpv4_scan.MAX_OPTIONS // 2)
+    got = scan_frame(df.dhcpv4_frame(df.v4_options(extra=[fill])))
+    assert isinstance(got, Malformed) and got.reason == "dhcpv4-too-many-options"
+    long_run = b"\x00" * 600  # one run, however long, is one unit
+    assert isinstance(scan_frame(df.dhcpv4_frame(long_run + df.v4_options())), Announcement)
+
+
+@pytest.mark.parametrize("extra", [0, 1])
+def test_dhcpv6_option_budget_spans_relay_levels(extra: int) -> None:
+    inner = df.dhcpv6(1, df.dhcpv6_option(1, df.DUID_LL) + df.dhcpv6_option(112, df.URL.encode()))
+    # 4 Relay-Forward levels hold one Relay Message option each, the client 2 options: 6 units
+    filler = df.dhcpv6_option(20, b"") * (dhcpv6_scan.MAX_OPTIONS - 6 + extra)
+    msg = df.relay_forward(inner[:4] + filler + inner[4:], 0)
+    for hop in range(1, 4):
+        msg = df.relay_forward(msg, hop)
+    got = scan_frame(df.dhcpv6_frame(msg, sport=547))
+    assert isinstance(got, Announcement) if not extra else got.reason == "dhcpv6-too-many-options"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("extra", [0, 1])
+def test_lldp_tlv_budget_edge(extra: int) -> None:
+    pdu = df.lldpdu([df.tlv(8, b"")] * (lldp_scan.MAX_TLVS - 4 + extra))
+    got = scan_frame(df.lldp_frame(pdu))
+    assert isinstance(got, Announcement) if not extra else got.reason == "lldp-too-many-tlvs"  # type: ignore[union-attr]
