@@ -167,8 +167,6 @@ def scan_frame(frame: bytes | bytearray | memoryview) -> ScanResult:
         return Malformed(None, "eth-truncated", None)
     src_raw = d[6:12]
     src = format_mac(src_raw)
-    if d[6] & 1 or src_raw == b"\x00" * 6:  # group or all-zero source: no device identity
-        return Malformed(None, "eth-bad-source", src)
     ethertype = (d[12] << 8) | d[13]
     off = ETH_HEADER
     vlan: int | None = None
@@ -181,12 +179,17 @@ def scan_frame(frame: bytes | bytearray | memoryview) -> ScanResult:
         if ethertype in VLAN_TPIDS:
             return Malformed(None, "eth-too-many-tags", src, vlan)
     if ethertype == ETH_LLDP:
-        return _lldp(d, off, n, src, vlan)
-    if ethertype == ETH_IPV4:
-        return _ipv4(d, off, n, src_raw, src, vlan)
-    if ethertype == ETH_IPV6:
-        return _ipv6(d, off, n, src, vlan)
-    return NotDiscovery("ethertype")
+        result = _lldp(d, off, n, src, vlan)
+    elif ethertype == ETH_IPV4:
+        result = _ipv4(d, off, n, src_raw, src, vlan)
+    elif ethertype == ETH_IPV6:
+        result = _ipv6(d, off, n, src, vlan)
+    else:
+        return NotDiscovery("ethertype")
+    if (d[6] & 1 or src_raw == b"\x00" * 6) and not isinstance(result, NotDiscovery):
+        # discovery traffic from a group or all-zero source names no device: refused whatever it holds
+        return Malformed(result.protocol, "eth-bad-source", src, vlan)
+    return result
 
 
 def _ipv4(d: bytes, off: int, n: int, src_raw: bytes, src: str, vlan: int | None) -> ScanResult:

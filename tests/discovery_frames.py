@@ -437,7 +437,7 @@ def cases() -> list[tuple[str, bytes, str, str]]:
     add(
         "eth-group-source",
         dhcpv4_frame(src="03:00:5e:10:00:01", chaddr="03:00:5e:10:00:01"),
-        bad + "eth-bad-source",
+        bad4 + "eth-bad-source",
         "multicast Ethernet source",
     )
     add(
@@ -599,6 +599,7 @@ def cases() -> list[tuple[str, bytes, str, str]]:
         "two MUD TLVs",
     )
     add("lldp-url-256", lldp_frame(lldpdu(url=_long_url(256))), badl + "url-too-long", "MUD URL of 256 octets")
+    add("lldp-zero-source", lldp_frame(src="00:00:00:00:00:00"), badl + "eth-bad-source", "all-zero Ethernet source")
     # not discovery traffic
     nd = "not-discovery\t-\t"
     add("arp", ethernet(b"\0" * 28, 0x0806), nd + "ethertype", "ARP")

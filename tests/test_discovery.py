@@ -194,3 +194,7 @@ def test_lldp_tlv_budget_edge(extra: int) -> None:
     pdu = df.lldpdu([df.tlv(8, b"")] * (lldp_scan.MAX_TLVS - 4 + extra))
     got = scan_frame(df.lldp_frame(pdu))
     assert isinstance(got, Announcement) if not extra else got.reason == "lldp-too-many-tlvs"  # type: ignore[union-attr]
+
+
+def test_group_source_outside_discovery_is_not_discovery() -> None:
+    assert scan_frame(df.ethernet(b"\0" * 28, 0x0806, src="01:00:5e:00:00:01")) == NotDiscovery("ethertype")
