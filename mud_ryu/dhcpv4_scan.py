@@ -30,7 +30,7 @@ Decisions (each one returns a stable reason code, never an exception):
   it must be a client type (DISCOVER, REQUEST, DECLINE, RELEASE, INFORM).
 * Bounds: at most ``MAX_MESSAGE`` octets (a 1,500-octet IPv4 MTU minus minimal IPv4 and UDP
   headers) and ``MAX_OPTIONS`` option instances and PAD runs (each run skipped at C speed), so the
-  Python-level loop runs at most 128 times whatever the input (about 15 us here, see
+  Python-level loop runs at most 128 times whatever the input (under 20 us on a 2-core VM, see
   benchmarks/discovery.py); real clients send fewer than 20 options.
 """
 
