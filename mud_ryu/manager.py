@@ -73,6 +73,7 @@ class MudResolution:
     reason: str = ""  # "<stage>:<code>" of the failure (stage: url, fetch, mud, signature-fetch, signature)
     message: str = ""
     retry_at: float | None = None
+    body: bytes = b""  # the exact verified bytes of ``mud`` (what a worker process hands to the controller)
 
     @property
     def alert(self) -> bool:
@@ -177,7 +178,7 @@ class MudManager:
         )
         self._cache.put(new)
         self._remember(new.sha256, parsed)
-        return MudResolution(target.url, Outcome.FRESH, parsed, signer, new.sha256, new.expires_at)
+        return MudResolution(target.url, Outcome.FRESH, parsed, signer, new.sha256, new.expires_at, body=fetched.body)
 
     def _parse(self, body: bytes, target: MudUrl) -> ParsedMud:
         try:
@@ -239,8 +240,9 @@ class MudManager:
                 )  # fmt: skip
         self._remember(entry.sha256, parsed)
         return MudResolution(
-            entry.url, outcome, parsed, entry.signer, entry.sha256, entry.expires_at, reason, message, retry_at
-        )
+            entry.url, outcome, parsed, entry.signer, entry.sha256, entry.expires_at, reason, message, retry_at,
+            entry.body,
+        )  # fmt: skip
 
     def _remember(self, sha256: str, parsed: ParsedMud) -> None:
         with self._parsed_guard:

@@ -1,0 +1,148 @@
+"""The MUD resolver worker process: ``python -m mud_ryu.resolve_worker SETTINGS.json``.
+
+Reads requests from stdin and writes results to stdout, one JSON object per line (``resolve_wire``), resolving
+up to ``threads`` URLs at once with the MUD manager. Stdin closing (the controller exited or restarted) ends the
+worker; so does any protocol violation on stdin, after a result-free error line on stderr. The settings file is
+written by the controller from its configuration; every field has the safe production default.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import resource
+import sys
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from mud_ryu.fetch_types import FetchLimits, FetchOptions
+from mud_ryu.fetcher import Fetcher, system_resolver
+from mud_ryu.manager import ManagerSettings, MudManager, SignaturePolicy, load_anchors
+from mud_ryu.mudcache import MudCache
+from mud_ryu.netguard import parse_networks
+from mud_ryu.resolve_wire import WireError, decode_request, encode_result
+
+log = logging.getLogger("mud_ryu.resolve_worker")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    cache_path: str
+    signature_policy: str = "required"
+    trust_anchors: tuple[str, ...] = ()  # PEM files of MUD signer CAs
+    tls_ca_bundle: str | None = None  # None: the system store
+    allowed_networks: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
+    require_content_type: bool = True
+    allow_ip_literals: bool = False
+    deadline_s: float = 10.0
+    max_redirects: int = 0
+    max_body_bytes: int = 1 << 20
+    max_concurrent: int = 8
+    max_per_host: int = 2
+    threads: int = 8
+    # Address-space cap: a decompression or parser blow-up dies here, not in the controller. Virtual, so it
+    # counts thread stacks and malloc arenas too (spawn the worker with MALLOC_ARENA_MAX=2 to keep those small).
+    memory_limit_mb: int = 2048
+    resolve: Mapping[str, Sequence[str]] = field(default_factory=dict)  # lab: static host -> addresses
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> WorkerSettings:
+        known = set(cls.__dataclass_fields__)
+        unknown = set(obj) - known
+        if unknown:
+            raise ValueError(f"unknown worker settings: {sorted(unknown)}")
+        values = dict(obj)
+        for key in ("trust_anchors", "allowed_networks", "allowed_hosts"):
+            if key in values:
+                values[key] = tuple(values[key])
+        settings = cls(**values)
+        SignaturePolicy(settings.signature_policy)  # raises ValueError on an unknown policy
+        return settings
+
+    def to_json(self) -> dict[str, Any]:
+        out = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        out["resolve"] = {k: list(v) for k, v in self.resolve.items()}
+        return out
+
+
+def build_manager(settings: WorkerSettings) -> tuple[MudManager, Fetcher, MudCache]:
+    options = FetchOptions(
+        limits=FetchLimits(
+            deadline_s=settings.deadline_s,
+            max_redirects=settings.max_redirects,
+            max_body_bytes=settings.max_body_bytes,
+            max_concurrent=settings.max_concurrent,
+            max_per_host=settings.max_per_host,
+        ),
+        ca_bundle=settings.tls_ca_bundle,
+        require_content_type=settings.require_content_type,
+        allow_ip_literals=settings.allow_ip_literals,
+        allowed_networks=parse_networks(settings.allowed_networks),
+        allowed_hosts=frozenset(h.lower() for h in settings.allowed_hosts),
+    )
+    table = {host.lower(): list(addresses) for host, addresses in settings.resolve.items()}
+
+    def resolver(host: str, port: int) -> list[str]:
+        return table[host] if host in table else system_resolver(host, port)
+
+    fetcher = Fetcher(options, resolver=resolver)
+    cache, recovered = MudCache.open_or_recover(settings.cache_path)
+    if recovered:
+        log.error("MUD cache %s was %s; moved aside, starting empty", settings.cache_path, recovered)
+    manager_settings = ManagerSettings(
+        signature_policy=SignaturePolicy(settings.signature_policy), trust_anchors=load_anchors(settings.trust_anchors)
+    )
+    return MudManager(fetcher, cache, manager_settings), fetcher, cache
+
+
+def serve(manager: MudManager, requests: IO[bytes], results: IO[bytes], threads: int) -> int:
+    """Answer requests until stdin closes; return the exit status (0 on EOF, 2 on a protocol error)."""
+    write_lock = threading.Lock()
+
+    def answer(ident: int, job: Callable[[], Any]) -> None:
+        resolution = job()
+        line = encode_result(ident, resolution)
+        with write_lock:
+            results.write(line)
+            results.flush()
+
+    status = 0
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="mud-resolve") as pool:
+        for line in requests:
+            if not line.strip():
+                continue
+            try:
+                wire = decode_request(line)
+            except WireError as exc:
+                print(f"mud_ryu.resolve_worker: protocol error: {exc}", file=sys.stderr, flush=True)
+                status = 2
+                break
+            pool.submit(answer, wire.id, functools.partial(manager.resolve, wire.request, wire.now))
+    return status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 1:
+        print("usage: python -m mud_ryu.resolve_worker SETTINGS.json", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s %(levelname)s %(message)s")
+    with open(args[0], encoding="utf-8") as handle:
+        settings = WorkerSettings.from_json(json.load(handle))
+    limit = settings.memory_limit_mb << 20
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    manager, fetcher, cache = build_manager(settings)
+    try:
+        return serve(manager, sys.stdin.buffer, sys.stdout.buffer, settings.threads)
+    finally:
+        fetcher.close()
+        cache.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
