@@ -307,3 +307,25 @@ def test_url_gate_runs_before_any_io(lab: Lab) -> None:
         error, _, _ = _refused(_fetcher(lab, resolver=resolver), url)
         assert error.reason == "bad-url" and error.detail
     assert calls == []
+
+
+def test_connected_peer_is_checked_again(lab: Lab) -> None:
+    """The connection re-reads the peer address after connect: a socket that ended up elsewhere is refused."""
+    from mud_ryu.fetch_guard import Deadline
+    from mud_ryu.fetcher import _Attempt, _PinnedHTTPSConnection
+
+    options = FetchOptions(limits=FetchLimits(deadline_s=DEADLINE_S), allowed_networks=LOOPBACK)
+    deadline = Deadline(DEADLINE_S, time.monotonic)
+    try:
+        conn = _PinnedHTTPSConnection("mud.test", lab.port, mud_attempt=_Attempt(["127.0.0.1"], options, deadline))
+        with socket.create_connection(("127.0.0.1", lab.port), timeout=DEADLINE_S) as sock:
+            with pytest.raises(FetchError) as mismatch:
+                conn._check_peer(sock, "127.0.0.2")
+            assert mismatch.value.reason == "peer-mismatch"
+            strict = FetchOptions(limits=FetchLimits(deadline_s=DEADLINE_S))
+            conn._mud_attempt = _Attempt(["127.0.0.1"], strict, deadline)
+            with pytest.raises(FetchError) as denied:
+                conn._check_peer(sock, "127.0.0.1")
+            assert denied.value.reason == "address-denied"
+    finally:
+        deadline.close()
