@@ -1,0 +1,185 @@
+"""The SQLite file under the MUD cache: creating it privately, checking it is ours and sound, migrating it, and
+moving a corrupt one aside.
+
+Kept apart from :mod:`mud_ryu.mudcache` (the cache's operations) because this is the part that decides whether the
+bytes on disk may be trusted at all (THREATS.md R2, R3), and that decision must not be blurred by query code:
+
+* Every failure is classified into a stable reason: ``corrupt-database`` only for what SQLite itself calls
+  corruption or "not a database", or for a database that is not a mud_ryu cache (wrong ``application_id``, or
+  foreign tables in a file without our version); ``schema-too-new`` for a file a newer release wrote (never
+  downgrade it); ``unavailable`` for everything else (locked, read-only, disk full), whose data may be sound and
+  so must never be moved aside.
+* WAL + ``synchronous=FULL`` are set and ``quick_check`` run on every open, before any row is read.
+* Moving aside keeps the evidence: link+unlink never overwrites an earlier ``<path>.corrupt-<n>``, and the
+  directory is fsynced so the rename survives a crash.
+
+:class:`CacheError` and :data:`CACHE_REASONS` live here because this layer raises most of them; the cache module
+re-exports both, which is where callers import them from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+from mud_ryu.errors import ReasonError
+
+CACHE_REASONS: frozenset[str] = frozenset({"corrupt-entry", "corrupt-database", "schema-too-new", "unavailable"})
+SCHEMA_VERSION = 1
+APPLICATION_ID = 0x4D554443  # "MUDC": tells our database apart from any other SQLite file at the same path
+# Primary SQLite result codes that mean "the bytes on disk are not a sound database of ours".
+_SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
+
+# Migration n takes a database at user_version n to n + 1; 0 is an empty file. STRICT tables make SQLite itself
+# refuse a value of the wrong type, a second line of defence behind the decoder.
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    0: (
+        """CREATE TABLE mud_entry (
+            url TEXT PRIMARY KEY,
+            body BLOB NOT NULL,
+            sha256 TEXT NOT NULL,
+            signature BLOB,
+            signer TEXT,
+            etag TEXT,
+            last_modified TEXT,
+            cache_validity_h INTEGER NOT NULL,
+            fetched_at REAL NOT NULL,
+            validated_at REAL NOT NULL,
+            expires_at REAL NOT NULL
+        ) STRICT""",
+        "CREATE INDEX mud_entry_by_validated ON mud_entry (validated_at)",
+        "CREATE INDEX mud_entry_by_expiry ON mud_entry (expires_at)",
+        """CREATE TABLE fetch_failure (
+            url TEXT PRIMARY KEY,
+            failures INTEGER NOT NULL,
+            first_failure_at REAL NOT NULL,
+            last_failure_at REAL NOT NULL,
+            last_reason TEXT NOT NULL,
+            next_attempt_at REAL NOT NULL
+        ) STRICT""",
+        "CREATE INDEX fetch_failure_by_last ON fetch_failure (last_failure_at)",
+        f"PRAGMA application_id = {APPLICATION_ID}",
+    ),
+}
+
+
+class CacheError(ReasonError):
+    """The cache cannot give a trustworthy answer; ``reason`` is one of CACHE_REASONS."""
+
+
+def _is_corruption(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(code, int) and (code & 0xFF) in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
+
+
+def as_cache_error(exc: sqlite3.Error, path: Path) -> CacheError:
+    """Corruption and "not a database" are ``corrupt-database``; anything else (locked, read-only, disk full,
+    I/O error) is ``unavailable``: the file may be sound, so it must never be moved aside for it."""
+    reason = "corrupt-database" if _is_corruption(exc) else "unavailable"
+    return CacheError(reason, f"{path}: {type(exc).__name__}: {exc}")
+
+
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction; IMMEDIATE takes the write lock up front so a read-then-write cannot be raced by
+    another process sharing the file."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _make_private_dirs(directory: Path) -> None:
+    """Create every missing directory on the way to ``directory`` with mode 0700 (``mkdir(parents=True)`` gives
+    the intermediate ones the umask default); existing directories are left as the operator set them."""
+    missing: list[Path] = []
+    while not directory.exists():
+        missing.append(directory)
+        directory = directory.parent
+    for d in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            d.mkdir(mode=0o700)
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection to the checked, migrated cache file at ``path`` (creating it if needed: directories 0700,
+    file 0600), or the matching CacheError. The connection is in autocommit mode: writers use
+    :func:`transaction`. It may be used from any thread; the caller serialises access."""
+    try:
+        _make_private_dirs(path.parent)
+        if not path.exists():
+            # Create it ourselves so the mode is 0600 from the first byte; SQLite gives its -wal and -shm
+            # files the mode of the database file.
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
+        conn = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
+    except (OSError, sqlite3.Error) as exc:
+        raise CacheError("unavailable", f"{path}: {exc}") from exc
+    try:
+        _prepare(conn, path)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _prepare(conn: sqlite3.Connection, path: Path) -> None:
+    """Durability settings, an integrity check and the schema version, or the matching CacheError."""
+    try:
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise CacheError("unavailable", f"{path}: SQLite refused WAL mode (got {mode!r})")
+        conn.execute("PRAGMA synchronous = FULL")
+        problems = [r[0] for r in conn.execute("PRAGMA quick_check")]
+        if problems != ["ok"]:
+            raise CacheError("corrupt-database", f"{path}: integrity check: {'; '.join(map(str, problems[:5]))}")
+        # Read the version under the write lock: two processes creating the same new file must not both
+        # run the migrations.
+        with transaction(conn):
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
+            tables = int(conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise CacheError("schema-too-new", f"{path}: schema version {version}; code knows {SCHEMA_VERSION}")
+            if app_id != (APPLICATION_ID if version else 0) or (version == 0 and tables):
+                raise CacheError("corrupt-database", f"{path}: an SQLite database, but not a mud_ryu cache")
+            for step in range(version, SCHEMA_VERSION):
+                for statement in _MIGRATIONS[step]:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {step + 1}")
+    except sqlite3.Error as exc:
+        raise as_cache_error(exc, path) from exc
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def move_aside(path: Path) -> Path:
+    """Rename a corrupt database (and its -wal/-shm, which must not be replayed into a new file) to the first
+    free ``<path>.corrupt-<n>``. link+unlink never overwrites earlier evidence, even if two processes race."""
+    n = 1
+    while True:
+        target = path.with_name(f"{path.name}.corrupt-{n}")
+        try:
+            os.link(path, target)
+            break
+        except FileExistsError:
+            n += 1
+    os.unlink(path)
+    for suffix in ("-wal", "-shm"):
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            os.replace(side, target.with_name(target.name + suffix))
+    _fsync_dir(path.parent)
+    return target
