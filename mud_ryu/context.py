@@ -34,7 +34,10 @@ def normalize_mac(mac: str) -> str:
 
 def url_authority(url: str) -> str:
     """The authority of a MUD URL, the key of ``manufacturer``/``same-manufacturer`` (RFC 8520 s8)."""
-    return (urlsplit(url).hostname or "").lower()
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:  # an unparsable authority has no manufacturer
+        return ""
 
 
 def _frozen(mapping: Mapping[str, object] | None) -> Mapping[str, object]:

@@ -64,7 +64,12 @@ def _check_header(mud: MudFile) -> None:
     for leaf, url in (("mud-url", mud.mud_url), ("mud-signature", mud.mud_signature)):
         if url is None:
             continue
-        if urlsplit(url).scheme.lower() != "https" or not urlsplit(url).hostname:
+        try:
+            parts = urlsplit(url)
+            https = parts.scheme.lower() == "https" and bool(parts.hostname)
+        except ValueError:  # e.g. "Invalid IPv6 URL" for an unbalanced bracket
+            https = False
+        if not https:
             raise MudFileError("mud-url-not-https", f"/{MUD}/{leaf}", f"{leaf} must be an https URL")
         if len(url.encode()) > MAX_URL_OCTETS:
             raise MudFileError("mud-url-too-long", f"/{MUD}/{leaf}", f"{leaf} longer than {MAX_URL_OCTETS} octets")

@@ -267,3 +267,13 @@ def test_acl_count_cap() -> None:
     assert reason_of(doc) == "too-many-acls"
     doc[ACLS]["acl"].pop()
     assert [w.reason for w in mudfile.parse(dumps(doc)).warnings].count("acl-unreferenced") == mudfile.MAX_ACLS - 2
+
+
+@pytest.mark.parametrize("url", ["https://[lighting.example.com/x", "https://[::1/x", "https://a]b/x"])
+def test_unparsable_mud_url_is_a_finding_not_a_crash(url: str) -> None:
+    # Found by the mutation property test: urllib raised ValueError("Invalid IPv6 URL") out of parse().
+    doc = base_doc()
+    doc[MUD]["mud-url"] = url
+    with pytest.raises(mudfile.MudFileError) as info:
+        mudfile.parse(dumps(doc))
+    assert info.value.finding.reason == "mud-url-not-https"
