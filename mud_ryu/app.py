@@ -1,19 +1,34 @@
-"""The Ryu application: ``ryu-manager mud_ryu.app``.
+"""The Ryu application: ``ryu-manager [--config-file mud.conf] mud_ryu.app``.
 
-This is the controller edge. It is one of the two modules that touch the framework (the other
-is :mod:`mud_ryu.compat`); everything it does with packets and policy is delegated to the pure
-core. For now it reports switch connections and disconnections, with a loud warning when the
-switch would fall back to standalone (learning-switch) mode; enforcement lands on top of it.
+The controller edge. It turns OpenFlow events into calls on the pure :class:`~mud_ryu.enforcer.Enforcer` and
+carries out the effects it returns (flow updates with barriers, resolution requests to the worker process,
+operator alerts). It is one of the two modules that touch the framework (the other is :mod:`mud_ryu.compat`).
+
+Handler work is O(1) per event apart from the enforcer's per-owner diff; fetching, decompressing, validating and
+signature checks of MUD files happen in the resolver worker process, never on this event loop.
 """
 
 from __future__ import annotations
 
+import collections
+import json
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from mud_ryu import __version__
-from mud_ryu.compat import framework, ofproto
+from mud_ryu import __version__, ofmsg, settings
+from mud_ryu.compat import framework, ofproto, parser
+from mud_ryu.devicestore import DeviceStore
+from mud_ryu.discovery import format_mac, scan_frame
+from mud_ryu.edgeflows import LEARN_METER, PUNT_SUB, port_meter
+from mud_ryu.enforcer import Alert, Effect, Enforcer, FlowUpdate, ResolveRequest
+from mud_ryu.flowkey import stats_key
+from mud_ryu.pipeline import APP_ID, APP_MASK, APP_SHIFT, CookieKind, parse_cookie
+from mud_ryu.rate_limit import TokenBuckets
+from mud_ryu.resolve_wire import WireResult
+from mud_ryu.worker_client import WorkerClient
 
 _fw = framework()
 _AppBase: Any = _fw.app_base
@@ -28,12 +43,20 @@ def _on(event: Any, states: Any) -> Callable[[_Handler], _Handler]:
 _CONFIG = _fw.handler.CONFIG_DISPATCHER
 _MAIN = _fw.handler.MAIN_DISPATCHER
 _DEAD = _fw.handler.DEAD_DISPATCHER
+_ev = _fw.ofp_event
 
 LOG = logging.getLogger("mud_ryu.app")
+REFRESH_INTERVAL_S = 300.0  # the worker's cache decides whether a URL is actually fetched again
+ALERT_HISTORY = 1000
 
 
 def format_dpid(dpid: int) -> str:
     return f"{dpid:016x}"
+
+
+def _printable(text: str, limit: int = 255) -> str:
+    """Attacker strings (URLs, reasons) go to logs escaped and bounded."""
+    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text[:limit])
 
 
 class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is untyped
@@ -43,22 +66,263 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # The framework's own ConfigOpts (ryu.cfg.CONF, not oslo's global) holds what `--config-file` gave;
+        # options registered after parsing still read the parsed files.
+        settings.register(self.CONF)
+        self.settings = settings.load(self.CONF)
+        # A store that cannot be opened stops the controller: it must not enforce without its trust state.
+        self.store = DeviceStore.open(self.settings.device_db_path)
+        self.enforcer = Enforcer(self.settings, self.store, time.time())
+        self.datapaths: dict[int, Any] = {}
         self.connected: dict[int, str] = {}
-        LOG.info("mud_ryu %s started on %s", __version__, _fw.name)
-
-    @_on(_fw.ofp_event.EventOFPSwitchFeatures, _CONFIG)
-    def _switch_features(self, ev: Any) -> None:
-        datapath = ev.msg.datapath
-        peer = ":".join(map(str, datapath.address)) if datapath.address else "?"
-        self.connected[datapath.id] = peer
-        LOG.info(
-            "switch connected dpid=%s from %s (n_tables=%d)",
-            format_dpid(datapath.id), peer, ev.msg.n_tables,
+        self.alerts: collections.deque[Alert] = collections.deque(maxlen=ALERT_HISTORY)
+        self._setup: dict[int, dict[str, Any]] = {}
+        self._flow_stats: dict[int, list[Any]] = {}
+        self._barriers: dict[tuple[int, int], tuple[str, ...]] = {}
+        self._punt_limit = TokenBuckets(rate=50.0, burst=100.0, max_keys=65536)
+        self._dropped_punts = 0
+        green_subprocess = __import__("eventlet.green.subprocess", fromlist=["Popen"])
+        self.worker = WorkerClient(
+            self.settings.worker_settings(),
+            str(Path(self.settings.state_dir) / "worker.json"),
+            self._on_resolution,
+            popen=green_subprocess.Popen,
+            spawn=_fw.hub.spawn,
+            sleep=_fw.hub.sleep,
         )
+        self.worker.start()
+        self._refresher = _fw.hub.spawn(self._refresh_loop)
+        LOG.info("mud_ryu %s started on %s; state in %s", __version__, _fw.name, self.settings.state_dir)
 
-    @_on(_fw.ofp_event.EventOFPStateChange, [_MAIN, _DEAD])
+    def stop(self) -> None:
+        self.worker.stop()
+        super().stop()
+        self.store.close()
+
+    # ---- sending
+    def _send(self, dpid: int, msgs: Iterable[Any]) -> Any:
+        dp = self.datapaths.get(dpid)
+        if dp is None:
+            return None
+        for msg in msgs:
+            msg.datapath = dp
+            dp.send_msg(msg)
+        return dp
+
+    def _barrier(self, dpid: int, confirms: tuple[str, ...]) -> None:
+        dp = self.datapaths.get(dpid)
+        if dp is None:
+            return
+        msg = parser.OFPBarrierRequest(dp)
+        dp.set_xid(msg)
+        if confirms:
+            self._barriers[(dpid, msg.xid)] = confirms
+        dp.send_msg(msg)
+
+    def _execute(self, effects: Iterable[Effect]) -> None:
+        for effect in effects:
+            if isinstance(effect, FlowUpdate):
+                self._apply(effect)
+            elif isinstance(effect, ResolveRequest):
+                self.worker.request(effect.url, time.time(), effect.force)
+            elif isinstance(effect, Alert):
+                self.alerts.append(effect)
+                LOG.warning(
+                    "ALERT %s mac=%s dpid=%s port=%s url=%s: %s", effect.code, effect.mac, format_dpid(effect.dpid),
+                    effect.port, _printable(effect.url), _printable(effect.message),
+                )  # fmt: skip
+
+    def _apply(self, update: FlowUpdate) -> None:
+        """Adds, barrier, deletes, barrier: make-before-break (see :mod:`mud_ryu.enforcer`)."""
+        if self._send(update.dpid, (ofmsg.flow_mod(r) for r in update.adds)) is None:
+            return
+        if update.deletes or update.stale:
+            self._barrier(update.dpid, ())
+            self._send(update.dpid, (ofmsg.delete_strict(r) for r in update.deletes))
+            self._send(update.dpid, (_delete_entry(e) for e in update.stale))
+        self._barrier(update.dpid, update.confirms)
+        LOG.debug("dpid=%s +%d -%d flows", format_dpid(update.dpid), len(update.adds),
+                  len(update.deletes) + len(update.stale))  # fmt: skip
+
+    # ---- resolver worker
+    def _on_resolution(self, result: WireResult) -> None:
+        LOG.info("MUD URL %s: %s %s", _printable(result.url), result.outcome.value, _printable(result.reason))
+        self._execute(self.enforcer.resolved(result, time.time()))
+
+    def _refresh_loop(self) -> None:
+        while True:
+            _fw.hub.sleep(REFRESH_INTERVAL_S)
+            for url in sorted(self.enforcer.profiles):
+                self.worker.request(url, time.time())
+
+    # ---- switch life
+    @_on(_ev.EventOFPSwitchFeatures, _CONFIG)
+    def _switch_features(self, ev: Any) -> None:
+        dp = ev.msg.datapath
+        peer = ":".join(map(str, dp.address)) if dp.address else "?"
+        self.connected[dp.id] = peer
+        self.datapaths[dp.id] = dp
+        self._setup[dp.id] = {"ports": [], "metered": None, "ports_done": False}
+        LOG.info("switch connected dpid=%s from %s (n_tables=%d)", format_dpid(dp.id), peer, ev.msg.n_tables)
+        dp.send_msg(parser.OFPPortDescStatsRequest(dp, 0))
+        dp.send_msg(parser.OFPMeterFeaturesStatsRequest(dp, 0))
+        _fw.hub.spawn(self._check_fail_mode, dp.id)
+
+    @_on(_ev.EventOFPPortDescStatsReply, _MAIN)
+    def _port_desc(self, ev: Any) -> None:
+        setup = self._setup.get(ev.msg.datapath.id)
+        if setup is None:
+            return
+        for port in ev.msg.body:
+            if port.port_no < ofproto.OFPP_MAX and not _port_down(port):
+                setup["ports"].append(port.port_no)
+        if not ev.msg.flags & ofproto.OFPMPF_REPLY_MORE:
+            setup["ports_done"] = True
+            self._maybe_reconcile(ev.msg.datapath.id)
+
+    @_on(_ev.EventOFPMeterFeaturesStatsReply, _MAIN)
+    def _meter_features(self, ev: Any) -> None:
+        setup = self._setup.get(ev.msg.datapath.id)
+        if setup is None:
+            return
+        features = ev.msg.body[0] if ev.msg.body else None
+        setup["metered"] = bool(
+            features and features.max_meter >= 2 and features.band_types & (1 << ofproto.OFPMBT_DROP)
+        )
+        if not setup["metered"]:
+            LOG.warning("dpid=%s has no usable OpenFlow meters: punts are not rate-limited by the switch",
+                        format_dpid(ev.msg.datapath.id))  # fmt: skip
+        self._maybe_reconcile(ev.msg.datapath.id)
+
+    def _maybe_reconcile(self, dpid: int) -> None:
+        setup = self._setup.get(dpid)
+        if setup is None or not setup["ports_done"] or setup["metered"] is None:
+            return
+        del self._setup[dpid]
+        self.enforcer.switch_up(dpid, setup["ports"], setup["metered"])
+        if setup["metered"]:
+            self._send(dpid, self._meter_mods(setup["ports"]))
+        dp = self.datapaths[dpid]
+        self._flow_stats[dpid] = []
+        dp.send_msg(
+            parser.OFPFlowStatsRequest(
+                dp, 0, ofproto.OFPTT_ALL, ofproto.OFPP_ANY, ofproto.OFPG_ANY, APP_ID << APP_SHIFT, APP_MASK,
+                parser.OFPMatch(),
+            )
+        )  # fmt: skip
+
+    def _meter_mods(self, ports: Iterable[int]) -> list[Any]:
+        """ADD then MODIFY each meter: ADD fails harmlessly when it exists (a reconnect), MODIFY sets the rate.
+        Meters are never deleted: that would delete every flow using them."""
+        wanted = [(LEARN_METER, self.settings.learn_rate_pps, self.settings.learn_rate_pps)]
+        wanted += [(m, self.settings.punt_rate_pps, self.settings.punt_burst) for p in ports if (m := port_meter(p))]
+        msgs = []
+        for meter_id, rate, burst in wanted:
+            bands = [parser.OFPMeterBandDrop(rate=rate, burst_size=burst)]
+            flags = ofproto.OFPMF_PKTPS | ofproto.OFPMF_BURST
+            for command in (ofproto.OFPMC_ADD, ofproto.OFPMC_MODIFY):
+                msgs.append(parser.OFPMeterMod(None, command=command, flags=flags, meter_id=meter_id, bands=bands))
+        return msgs
+
+    @_on(_ev.EventOFPFlowStatsReply, _MAIN)
+    def _flow_stats_reply(self, ev: Any) -> None:
+        dpid = ev.msg.datapath.id
+        entries = self._flow_stats.get(dpid)
+        if entries is None:
+            return
+        entries.extend(ev.msg.body)
+        if ev.msg.flags & ofproto.OFPMPF_REPLY_MORE:
+            return
+        del self._flow_stats[dpid]
+        held = [(stats_key(e), e) for e in entries if (e.cookie & APP_MASK) == APP_ID << APP_SHIFT]
+        self._execute(self.enforcer.reconcile(dpid, held))
+
+    @_on(_ev.EventOFPStateChange, [_MAIN, _DEAD])
     def _state_change(self, ev: Any) -> None:
-        datapath = ev.datapath
-        if ev.state == _DEAD and datapath.id is not None:
-            self.connected.pop(datapath.id, None)
-            LOG.warning("switch disconnected dpid=%s", format_dpid(datapath.id))
+        dp = ev.datapath
+        if ev.state == _DEAD and dp.id is not None:
+            self.connected.pop(dp.id, None)
+            self.datapaths.pop(dp.id, None)
+            self._setup.pop(dp.id, None)
+            self.enforcer.switch_down(dp.id)
+            LOG.warning("switch disconnected dpid=%s", format_dpid(dp.id))
+
+    @_on(_ev.EventOFPPortStatus, _MAIN)
+    def _port_status(self, ev: Any) -> None:
+        dpid, port = ev.msg.datapath.id, ev.msg.desc
+        if port.port_no >= ofproto.OFPP_MAX:
+            return
+        now = time.time()
+        if ev.msg.reason == ofproto.OFPPR_DELETE or _port_down(port):
+            self._execute(self.enforcer.port_down(dpid, port.port_no, now))
+        else:
+            self._execute(self.enforcer.port_up(dpid, port.port_no))
+            if self.enforcer.switches.get(dpid) and self.enforcer.switches[dpid].metered:
+                self._send(dpid, self._meter_mods([port.port_no]))
+
+    @_on(_ev.EventOFPBarrierReply, _MAIN)
+    def _barrier_reply(self, ev: Any) -> None:
+        confirms = self._barriers.pop((ev.msg.datapath.id, ev.msg.xid), None)
+        if confirms:
+            self.enforcer.confirmed(confirms)
+
+    @_on(_ev.EventOFPErrorMsg, _MAIN)
+    def _error(self, ev: Any) -> None:
+        msg = ev.msg
+        if msg.type == ofproto.OFPET_METER_MOD_FAILED and msg.code == ofproto.OFPMMFC_METER_EXISTS:
+            return  # the ADD half of an idempotent meter setup
+        LOG.error("switch dpid=%s error type=%d code=%d", format_dpid(msg.datapath.id), msg.type, msg.code)
+
+    # ---- packets
+    @_on(_ev.EventOFPPacketIn, _MAIN)
+    def _packet_in(self, ev: Any) -> None:
+        msg = ev.msg
+        dpid = msg.datapath.id
+        in_port = msg.match.get("in_port")
+        data = bytes(msg.data or b"")
+        if in_port is None or len(data) < 14:
+            return
+        now = time.monotonic()
+        if not self._punt_limit.take((dpid, in_port), now):
+            self._dropped_punts += 1  # the switch meter should have caught it; count, do not queue
+            return
+        parts = parse_cookie(msg.cookie)
+        if parts.kind == int(CookieKind.FORWARD) and parts.sub == PUNT_SUB:
+            self._execute(self.enforcer.discovered(dpid, in_port, scan_frame(data), time.time()))
+        else:
+            self._execute(self.enforcer.learned(dpid, in_port, format_mac(data[6:12]), time.time()))
+
+    # ---- R1: a managed bridge must not fall back to a learning switch
+    def _check_fail_mode(self, dpid: int) -> None:
+        green_subprocess = __import__("eventlet.green.subprocess", fromlist=["run"])
+        argv = ["ovs-vsctl", "--timeout=3", "--format=json", "--columns=name,fail_mode,datapath_id", "list", "Bridge"]
+        try:
+            done = green_subprocess.run(argv, capture_output=True, timeout=5, check=False)
+            rows = json.loads(done.stdout or b"{}").get("data", [])
+        except (OSError, ValueError, green_subprocess.TimeoutExpired):
+            LOG.info("dpid=%s: fail-mode not checked (no local OVSDB); make sure it is 'secure'", format_dpid(dpid))
+            return
+        for name, fail_mode, datapath_id in rows:
+            if isinstance(datapath_id, str) and int(datapath_id, 16) == dpid:
+                mode = fail_mode if isinstance(fail_mode, str) else "standalone"  # OVS's default is standalone
+                if mode != "secure":
+                    LOG.error(
+                        "BRIDGE %s (dpid=%s) IS IN fail-mode=%s: if this controller is unreachable for ~15 s Open "
+                        "vSwitch deletes every MUD flow and becomes a learning switch. Set: ovs-vsctl set-fail-mode "
+                        "%s secure", name, format_dpid(dpid), mode, name,
+                    )  # fmt: skip
+                    self.alerts.append(Alert("fail-mode-standalone", "", dpid, 0, "", f"bridge {name} is {mode}"))
+                return
+
+
+def _port_down(port: Any) -> bool:
+    return bool(port.state & ofproto.OFPPS_LINK_DOWN or port.config & ofproto.OFPPC_PORT_DOWN)
+
+
+def _delete_entry(entry: Any) -> Any:
+    """Delete exactly one entry a FLOW_STATS reply reported (its own match, priority and cookie)."""
+    return parser.OFPFlowMod(
+        datapath=None, cookie=entry.cookie, cookie_mask=0xFFFFFFFFFFFFFFFF, table_id=entry.table_id,
+        command=ofproto.OFPFC_DELETE_STRICT, priority=entry.priority, buffer_id=ofproto.OFP_NO_BUFFER,
+        out_port=ofproto.OFPP_ANY, out_group=ofproto.OFPG_ANY, match=entry.match, instructions=[],
+    )  # fmt: skip

@@ -45,15 +45,42 @@ class Table:
 
 _L3L4 = frozenset(
     {
-        "eth_type", "ip_proto", "ip_dscp", "ip_ecn", "ipv4_src", "ipv4_dst", "ipv6_src", "ipv6_dst",
-        "ipv6_flabel", "tcp_src", "tcp_dst", "udp_src", "udp_dst", "icmpv4_type", "icmpv4_code",
-        "icmpv6_type", "icmpv6_code", "tcp_flags", "arp_op", "arp_spa", "arp_tpa", "eth_src",
-        "eth_dst", "vlan_vid", "in_port",
+        "eth_type",
+        "ip_proto",
+        "ip_dscp",
+        "ip_ecn",
+        "ipv4_src",
+        "ipv4_dst",
+        "ipv6_src",
+        "ipv6_dst",
+        "ipv6_flabel",
+        "tcp_src",
+        "tcp_dst",
+        "udp_src",
+        "udp_dst",
+        "icmpv4_type",
+        "icmpv4_code",
+        "icmpv6_type",
+        "icmpv6_code",
+        "tcp_flags",
+        "arp_op",
+        "arp_spa",
+        "arp_tpa",
+        "eth_src",
+        "eth_dst",
+        "vlan_vid",
+        "in_port",
     }
 )
 
 TABLES: tuple[Table, ...] = (
-    Table("classify_src", 0, frozenset({"in_port", "eth_src", "eth_type", "vlan_vid"}), "classify_dst"),
+    # ip_proto/udp ports: the discovery punt flows (DHCP/DHCPv6 client messages) live in classify_src.
+    Table(
+        "classify_src",
+        0,
+        frozenset({"in_port", "eth_src", "eth_type", "vlan_vid", "ip_proto", "udp_src", "udp_dst"}),
+        "classify_dst",
+    ),
     Table("classify_dst", 1, frozenset({"eth_dst", "eth_type", "vlan_vid"}), "from_device"),
     Table("from_device", 2, _L3L4 | {"metadata"}, "to_device"),
     Table("to_device", 3, _L3L4 | {"metadata"}, "forward"),
@@ -68,6 +95,7 @@ def table_id(name: str) -> int:
 
 # --- priority bands (higher wins). Within ACL tables, ACE order becomes descending priority.
 class Band(IntEnum):
+    PUNT = 50000  # classify_src: DHCP/DHCPv6/LLDP copied to the controller (metered), before anti-spoofing
     ANTI_SPOOF = 40000  # classify_src: a managed MAC seen on the wrong port
     CLASSIFY = 30000  # classify tables: one flow per device and direction
     BOOTSTRAP = 62000  # ACL tables: DHCP/ARP/ND a device needs before any ACE can matter
@@ -75,6 +103,8 @@ class Band(IntEnum):
     ACE_BOTTOM = 10000
     DEFAULTS = 5000  # RFC 8520 section 5 local DNS/NTP defaults, applied after all ACEs
     DEFAULT_DENY = 100  # managed device, nothing matched: drop
+    LEARNED = 20000  # classify_src: a learned (unmanaged) host on its port; forward: its MAC
+    LEARN = 1  # classify_src: unknown source -> copy to the controller (metered) and go on
     MISS = 0  # table-miss: go on to the next table
 
 

@@ -158,7 +158,7 @@ def test_bad_wildcards_and_values_are_refused() -> None:
 
 def test_pipeline_declaration_is_enforced() -> None:
     with pytest.raises(SimError, match="bad_pipeline"):
-        sim_with(rule("classify_src", eth_type=0x0800, ip_proto=6))  # table does not match ip_proto
+        sim_with(rule("classify_src", eth_type=0x0800, ipv4_dst="10.0.0.1"))  # table does not match IP addresses
     with pytest.raises(SimError, match="bad_pipeline"):
         sim_with(rule("to_device", goto="from_device"))
 

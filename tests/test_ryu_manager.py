@@ -44,18 +44,29 @@ def _listening(port: int) -> bool:
 
 
 @pytest.fixture(params=MANAGERS, ids=[m for m, _ in MANAGERS])
-def manager(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[tuple[subprocess.Popen[bytes], int, Path, str]]:
+def manager(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, Path, str]]:
     command, framework = request.param
     if not (BIN / command).exists():
         pytest.skip(f"{command} not installed (os-ken is optional)")
     port = _free_port()
     log = tmp_path / "ryu.log"
+    conf = tmp_path / "mud.conf"
+    conf.write_text(f"[mud]\nstate_dir = {tmp_path / 'state'}\n")
     env = {k: v for k, v in os.environ.items() if k != "MUD_RYU_FRAMEWORK"}
     proc = subprocess.Popen(
-        [str(BIN / command), "--ofp-listen-host", "127.0.0.1", "--ofp-tcp-listen-port", str(port), "mud_ryu.app"],
-        stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env,
+        [
+            str(BIN / command),
+            "--ofp-listen-host",
+            "127.0.0.1",
+            "--ofp-tcp-listen-port",
+            str(port),
+            "--config-file",
+            str(conf),
+            "mud_ryu.app",
+        ],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        env=env,
     )
     try:
         yield proc, port, log, framework

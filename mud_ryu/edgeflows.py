@@ -1,0 +1,122 @@
+"""The flows that connect the MUD pipeline to a real network: discovery punts, learning and L2 forwarding.
+
+* **Discovery punt** (classify_src, :attr:`Band.PUNT`, per access port): DHCPv4 and DHCPv6 client messages are
+  copied whole to the controller (``OFPCML_NO_BUFFER``) and continue down the pipeline, so the device still gets
+  its lease; LLDP goes only to the controller (bridges must not forward it). The punt sits above anti-spoofing so
+  the controller sees a moved or spoofing device's announcement. Each port's punts share one OpenFlow meter
+  (THREATS.md R13): a meter governs the whole flow entry, so over the rate a port's DHCP is dropped, not only its
+  copy -- a legitimate client sends a handful of these per minute, a flood is what the meter is for.
+* **Learning** (classify_src, :attr:`Band.LEARN`): a frame from an unknown source is copied (headers only) to the
+  controller through a per-switch meter and goes on; the controller installs the host's
+  ``(in_port, eth_src) -> go on`` flow so its next frames stay in the switch.
+* **Forwarding** (forward): learned and managed MACs go out of their port; group addresses and unknown
+  unicast are flooded (until learned).
+
+Cookies: kind FORWARD, owner 0 for flows shared by the switch, owner = device id for a managed device's own
+forwarding flow, so reconciliation recognises every one of them.
+"""
+
+from __future__ import annotations
+
+from mud_ryu.flowrule import FlowRule, MatchValue, Output, make_match
+from mud_ryu.pipeline import Band, CookieKind, cookie, verify_rule
+
+ETH_IPV4, ETH_IPV6, ETH_LLDP = 0x0800, 0x86DD, 0x88CC
+IPPROTO_UDP = 17
+NO_BUFFER = 0xFFFF  # OFPCML_NO_BUFFER: the whole frame, not a buffer id
+LEARN_MAX_LEN = 128  # enough for Ethernet + VLAN + IP headers
+LEARN_METER = 1  # per-switch meter of the learning copies; port meters are PORT_METER_BASE + port
+PORT_METER_BASE = 16
+MAX_METERED_PORT = 0xFFFF
+FORWARD_SHARED = cookie(CookieKind.FORWARD)
+# The sub id tells the app which flow sent a packet-in: a discovery punt (scan it) or a learning copy.
+PUNT_SUB, LEARN_SUB = 1, 2
+PUNT_COOKIE = cookie(CookieKind.FORWARD, sub=PUNT_SUB)
+LEARN_COOKIE = cookie(CookieKind.FORWARD, sub=LEARN_SUB)
+GROUP_BIT = ("01:00:00:00:00:00", "01:00:00:00:00:00")
+
+_PUNT_MATCHES: tuple[tuple[dict[str, MatchValue], bool], ...] = (
+    ({"eth_type": ETH_IPV4, "ip_proto": IPPROTO_UDP, "udp_src": 68, "udp_dst": 67}, True),
+    ({"eth_type": ETH_IPV6, "ip_proto": IPPROTO_UDP, "udp_src": 546, "udp_dst": 547}, True),
+    ({"eth_type": ETH_LLDP}, False),
+)
+
+
+def port_meter(port: int) -> int | None:
+    return PORT_METER_BASE + port if port <= MAX_METERED_PORT else None
+
+
+def punt_rules(port: int, metered: bool) -> tuple[FlowRule, ...]:
+    """The discovery punts of one access port."""
+    rules = []
+    for fields, forward in _PUNT_MATCHES:
+        rules.append(
+            FlowRule(
+                table="classify_src",
+                priority=int(Band.PUNT),
+                match=make_match(in_port=port, **fields),
+                cookie=PUNT_COOKIE,
+                actions=(Output("CONTROLLER", NO_BUFFER),),
+                goto="classify_dst" if forward else None,
+                meter=port_meter(port) if metered else None,
+            )
+        )
+    for rule in rules:
+        verify_rule(rule)
+    return tuple(rules)
+
+
+def switch_rules(metered: bool) -> tuple[FlowRule, ...]:
+    """Learning copy and flooding, once per switch."""
+    rules = (
+        FlowRule(
+            table="classify_src",
+            priority=int(Band.LEARN),
+            match=(),
+            cookie=LEARN_COOKIE,
+            actions=(Output("CONTROLLER", LEARN_MAX_LEN),),
+            goto="classify_dst",
+            meter=LEARN_METER if metered else None,
+        ),
+        FlowRule(
+            table="forward", priority=100, match=make_match(eth_dst=GROUP_BIT), cookie=FORWARD_SHARED,
+            actions=(Output("FLOOD"),),
+        ),
+        FlowRule(table="forward", priority=0, match=(), cookie=FORWARD_SHARED, actions=(Output("FLOOD"),)),
+    )  # fmt: skip
+    for rule in rules:
+        verify_rule(rule)
+    return rules
+
+
+def learned_host_rules(mac: str, port: int) -> tuple[FlowRule, ...]:
+    """An unmanaged host: its source is known on this port, frames to it go out of it."""
+    rules = (
+        FlowRule(
+            table="classify_src",
+            priority=int(Band.LEARNED),
+            match=make_match(in_port=port, eth_src=mac),
+            cookie=FORWARD_SHARED,
+            goto="classify_dst",
+        ),
+        FlowRule(
+            table="forward", priority=int(Band.LEARNED), match=make_match(eth_dst=mac), cookie=FORWARD_SHARED,
+            actions=(Output(port),),
+        ),
+    )  # fmt: skip
+    for rule in rules:
+        verify_rule(rule)
+    return rules
+
+
+def device_forward_rule(mac: str, port: int, device_id: int) -> FlowRule:
+    """Frames to a managed device go out of its port (its ACLs already ran in the earlier tables)."""
+    rule = FlowRule(
+        table="forward",
+        priority=int(Band.LEARNED) + 1,
+        match=make_match(eth_dst=mac),
+        cookie=cookie(CookieKind.FORWARD, device_id),
+        actions=(Output(port),),
+    )
+    verify_rule(rule)
+    return rule

@@ -1,0 +1,460 @@
+"""The enforcer's core: switch, device and resolution events in, flow updates and requests out.
+
+Pure and single-threaded (the app calls it from its one event loop): no sockets, no clock (``now`` is an argument),
+no framework. Every event returns a list of effects for the app to carry out:
+
+* :class:`FlowUpdate` -- for one switch: add these rules, barrier, delete these (make-before-break: while both
+  sets are in the table a packet meets either the old or the new verdict, never one both deny), barrier; the MACs
+  in ``confirms`` have their records saved when the final barrier comes back;
+* :class:`ResolveRequest` -- resolve this MUD URL in the worker (the answer comes back as :meth:`resolved`);
+* :class:`Alert` -- tell the operator (quarantine, spoofing, refused URL, ...).
+
+What the switch should hold is kept per *owner* (the switch's shared flows, one port's punts, one device, one
+profile, one learned host), so an event recomputes and diffs only the owners it touches.
+
+Device life: an announcement classifies the device at once under the quarantine profile (DHCP, ARP and ND
+only: fail closed while its file is fetched) and asks for its URL; the resolution installs its profile (shared
+with every device of the same URL on that switch) or keeps it quarantined. Identity is (switch, port, MAC): an
+announcement of a known MAC from another port while its own port is up is a spoof, alerted and ignored (its data
+frames are dropped by the anti-spoofing flow); after a port-down the device may reappear elsewhere (a move).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from mud_ryu import mudfile
+from mud_ryu.bootstrap import pipeline_rules
+from mud_ryu.compile_types import CompiledProfile, CompileError
+from mud_ryu.compiler import compile_profile
+from mud_ryu.context import DNS_CONTROLLER_URN, NTP_CONTROLLER_URN, DeviceSpec, NetworkContext, url_authority
+from mud_ryu.devflows import device_rules
+from mud_ryu.devicestore import DeviceRecord, DeviceStore
+from mud_ryu.discovery import Announcement, Malformed, NoUrl
+from mud_ryu.edgeflows import device_forward_rule, learned_host_rules, punt_rules, switch_rules
+from mud_ryu.flowkey import FlowKey, rule_key
+from mud_ryu.flowrule import FlowRule
+from mud_ryu.mudfile_error import MudFileError
+from mud_ryu.pipeline import QUARANTINE_PROFILE_ID, Band, table_id
+from mud_ryu.resolve_wire import WireResult
+from mud_ryu.settings import DefaultPolicy, MudSettings
+from mud_ryu.urlgate import UrlRejected, check_mud_url
+
+log = logging.getLogger(__name__)
+DHCPRELEASE = 7
+
+Owner = tuple[str, object]
+SWITCH_OWNER: Owner = ("switch", 0)
+
+
+@dataclass(frozen=True, slots=True)
+class FlowUpdate:
+    dpid: int
+    adds: tuple[FlowRule, ...]
+    deletes: tuple[FlowRule, ...]
+    confirms: tuple[str, ...] = ()  # MACs whose records are saved once the switch confirms (barrier)
+    stale: tuple[object, ...] = ()  # reconciliation: entries the switch reported that nothing wants (app refs)
+
+
+@dataclass(frozen=True, slots=True)
+class ResolveRequest:
+    url: str
+    force: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    code: str  # stable: quarantined, spoofed-announcement, bad-url, malformed-announcement, kept-last, ...
+    mac: str
+    dpid: int
+    port: int
+    url: str
+    message: str
+
+
+Effect = FlowUpdate | ResolveRequest | Alert
+
+
+@dataclass
+class Device:
+    mac: str
+    device_id: int
+    dpid: int
+    port: int
+    url: str | None
+    via: str
+    state: str  # quarantined | enforced | absent
+    sha256: str | None = None
+    reason: str = ""
+    updated_at: float = 0.0
+
+    @classmethod
+    def from_record(cls, r: DeviceRecord) -> Device:
+        return cls(r.mac, r.device_id, r.dpid, r.port, r.url, r.via, r.state, r.sha256, r.reason, r.updated_at)
+
+    def record(self) -> DeviceRecord:
+        return DeviceRecord(
+            self.mac, self.device_id, self.dpid, self.port, self.url, self.via, self.state, self.sha256, self.reason,
+            self.updated_at,
+        )  # fmt: skip
+
+
+@dataclass
+class _Profile:
+    url: str
+    sha256: str
+    profile_id: int
+    mfg_id: int
+    compiled: CompiledProfile
+
+
+@dataclass
+class _Switch:
+    dpid: int
+    metered: bool
+    ports_up: set[int] = field(default_factory=set)
+    owners: dict[Owner, frozenset[FlowRule]] = field(default_factory=dict)
+    hosts: dict[str, int] = field(default_factory=dict)  # learned unmanaged MAC -> port
+
+
+def _slot(rule: FlowRule) -> tuple[str, int, tuple[tuple[str, object], ...]]:
+    return (rule.table, rule.priority, rule.match)
+
+
+class Enforcer:
+    def __init__(self, settings: MudSettings, store: DeviceStore, now: float) -> None:
+        self.settings = settings
+        self.store = store
+        self.switches: dict[int, _Switch] = {}
+        self.devices: dict[str, Device] = {r.mac: Device.from_record(r) for r in store.devices()}
+        self.profiles: dict[str, _Profile] = {}  # by URL: the file in force for that URL
+        self.resolving: set[str] = set()
+        for device in self.devices.values():
+            if device.url and device.sha256 and device.url not in self.profiles:
+                body = store.body(device.sha256)
+                if body is not None:
+                    self._install_profile(device.url, device.sha256, body)
+        log.info("enforcer state: %d devices, %d profiles loaded", len(self.devices), len(self.profiles))
+
+    # ---- context and profiles
+    def _context(self) -> NetworkContext:
+        controllers = dict(self.settings.controllers)
+        if self.settings.dns_servers:
+            controllers.setdefault(DNS_CONTROLLER_URN, self.settings.dns_servers)
+        if self.settings.ntp_servers:
+            controllers.setdefault(NTP_CONTROLLER_URN, self.settings.ntp_servers)
+        urls = self.store.profile_ids()
+        return NetworkContext(
+            controllers=controllers,
+            my_controller={url: self.settings.my_controller for url in urls},
+            local_networks=self.settings.local_networks,
+            profile_ids=urls,
+            manufacturer_ids=self.store.manufacturer_ids(),
+        )
+
+    def _install_profile(self, url: str, sha256: str, body: bytes) -> _Profile | str:
+        """Parse and compile a verified file; return the profile or a failure reason."""
+        current = self.profiles.get(url)
+        if current is not None and current.sha256 == sha256:
+            return current
+        try:
+            parsed = mudfile.parse(body)
+        except MudFileError as error:
+            return f"mud:{error.finding.reason}"
+        profile_id = self.store.profile_id(url)
+        mfg_id = self.store.manufacturer_id(url_authority(url))
+        try:
+            compiled = compile_profile(parsed.mud, self._context(), profile_id)
+        except CompileError as error:
+            return f"compile:{error.reason}"
+        self.store.save_body(sha256, body)
+        profile = _Profile(url, sha256, profile_id, mfg_id, compiled)
+        self.profiles[url] = profile
+        return profile
+
+    # ---- desired flows per owner
+    def _device_flows(self, device: Device) -> frozenset[FlowRule]:
+        if device.state == "absent":
+            return frozenset()
+        profile = self.profiles.get(device.url or "") if device.state == "enforced" else None
+        profile_id, mfg_id = (profile.profile_id, profile.mfg_id) if profile else (QUARANTINE_PROFILE_ID, 0)
+        spec = DeviceSpec(device.mac, device.port, device.port, device.device_id)
+        rules = device_rules(spec, profile_id, mfg_id)
+        return frozenset((*rules, device_forward_rule(device.mac, device.port, device.device_id)))
+
+    def _profile_owners(self, dpid: int) -> dict[Owner, frozenset[FlowRule]]:
+        wanted: dict[Owner, frozenset[FlowRule]] = {}
+        for device in self.devices.values():
+            if device.dpid == dpid and device.state == "enforced" and device.url in self.profiles:
+                profile = self.profiles[device.url]
+                wanted[("profile", profile.profile_id)] = frozenset(profile.compiled.rules)
+        return wanted
+
+    def _desired(self, sw: _Switch) -> dict[Owner, frozenset[FlowRule]]:
+        wanted: dict[Owner, frozenset[FlowRule]] = {
+            SWITCH_OWNER: frozenset((*pipeline_rules(), *switch_rules(sw.metered)))
+        }
+        for port in sw.ports_up:
+            if (sw.dpid, port) not in self.settings.uplink_ports:
+                wanted[("punt", port)] = frozenset(punt_rules(port, sw.metered))
+        for device in self.devices.values():
+            if device.dpid == sw.dpid:
+                flows = self._device_flows(device)
+                if flows:
+                    wanted[("device", device.mac)] = flows
+        for mac, port in sw.hosts.items():
+            wanted[("host", mac)] = frozenset(learned_host_rules(mac, port))
+        wanted.update(self._profile_owners(sw.dpid))
+        return wanted
+
+    def _sync(self, dpid: int, touched: Iterable[Owner] | None = None, confirms: tuple[str, ...] = ()) -> list[Effect]:
+        """Diff the owners (all, or ``touched``) of one switch against what it holds; return the update."""
+        sw = self.switches.get(dpid)
+        if sw is None:
+            return []
+        wanted = self._desired(sw)
+        owners = (
+            set(wanted) | set(sw.owners)
+            if touched is None
+            else set(touched) | {o for o in set(wanted) ^ set(sw.owners) if o[0] == "profile"}
+        )
+        adds: list[FlowRule] = []
+        dels: list[FlowRule] = []
+        for owner in owners:
+            old = sw.owners.get(owner, frozenset())
+            new = wanted.get(owner, frozenset())
+            new_slots = {_slot(r) for r in new}
+            adds.extend(r for r in new if r not in old)
+            dels.extend(r for r in old if _slot(r) not in new_slots)
+            if new:
+                sw.owners[owner] = new
+            else:
+                sw.owners.pop(owner, None)
+        # A slot another owner still wants is not deleted (shared slots are replaced by the add instead).
+        kept = {_slot(r) for flows in sw.owners.values() for r in flows}
+        dels = [r for r in dels if _slot(r) not in kept]
+        if not adds and not dels and not confirms:
+            return []
+        return [FlowUpdate(dpid, tuple(adds), tuple(dels), confirms)]
+
+    # ---- switch events
+    def switch_up(self, dpid: int, ports: Iterable[int], metered: bool) -> None:
+        """A switch connected. Nothing is sent until :meth:`reconcile` hears what it already holds."""
+        sw = _Switch(dpid, metered, set(ports))
+        old = self.switches.get(dpid)
+        if old is not None:
+            sw.hosts = old.hosts
+        self.switches[dpid] = sw
+
+    def reconcile(self, dpid: int, held: Iterable[tuple[FlowKey, object]]) -> list[Effect]:
+        """``held``: the app's flows the switch reported, as (key, app reference). Keep what is wanted, add what is
+        missing, delete only what nothing wants: a controller restart deletes no valid flow (THREATS.md R11).
+        Compared as normalised keys (:mod:`mud_ryu.flowkey`), because the switch re-encodes what it was sent."""
+        sw = self.switches[dpid]
+        held = list(held)
+        learned_slot = (table_id("classify_src"), int(Band.LEARNED))
+        for key, _ in held:  # learned hosts survive a controller restart: adopt them
+            if (key.table_id, key.priority) == learned_slot:
+                fields = dict(key.match)
+                mac, port = fields.get("eth_src"), fields.get("in_port")
+                if isinstance(mac, str) and isinstance(port, int) and mac not in self.devices:
+                    sw.hosts.setdefault(mac, port)
+        wanted = self._desired(sw)
+        sw.owners = dict(wanted)
+        want = {rule_key(r): r for flows in wanted.values() for r in flows}
+        want_slots = {k.slot for k in want}
+        held_keys = {key for key, _ in held}
+        adds = tuple(r for k, r in want.items() if k not in held_keys)
+        stale = tuple(ref for key, ref in held if key.slot not in want_slots)
+        log.info("reconcile dpid=%016x: %d held, %d wanted, %d to add, %d stale",
+                 dpid, len(held_keys), len(want), len(adds), len(stale))  # fmt: skip
+        requests = [ResolveRequest(url) for url in self._urls_on(dpid) if url not in self.resolving]
+        self.resolving.update(r.url for r in requests)
+        return [FlowUpdate(dpid, adds, (), stale=stale), *requests]
+
+    def _urls_on(self, dpid: int) -> list[str]:
+        return sorted({d.url for d in self.devices.values() if d.dpid == dpid and d.url and d.state != "absent"})
+
+    def switch_down(self, dpid: int) -> None:
+        self.switches.pop(dpid, None)
+
+    def port_up(self, dpid: int, port: int) -> list[Effect]:
+        sw = self.switches.get(dpid)
+        if sw is None:
+            return []
+        sw.ports_up.add(port)
+        return self._sync(dpid, [("punt", port)])
+
+    def port_down(self, dpid: int, port: int, now: float) -> list[Effect]:
+        sw = self.switches.get(dpid)
+        if sw is None:
+            return []
+        sw.ports_up.discard(port)
+        touched: list[Owner] = [("punt", port)]
+        for mac in [m for m, p in sw.hosts.items() if p == port]:
+            del sw.hosts[mac]
+            touched.append(("host", mac))
+        gone = []
+        for device in self.devices.values():
+            if device.dpid == dpid and device.port == port and device.state != "absent":
+                device.state, device.reason, device.updated_at = "absent", "port-down", now
+                touched.append(("device", device.mac))
+                gone.append(device.mac)
+        return self._sync(dpid, touched, confirms=tuple(gone))
+
+    # ---- packets
+    def discovered(self, dpid: int, port: int, scanned: object, now: float) -> list[Effect]:
+        """A punted DHCP/DHCPv6/LLDP frame, scanned by :func:`mud_ryu.discovery.scan_frame`."""
+        if dpid not in self.switches:
+            return []
+        if isinstance(scanned, Announcement):
+            return self._announcement(dpid, port, scanned, now)
+        if isinstance(scanned, NoUrl):
+            if scanned.protocol == "dhcpv4" and scanned.msg_type == DHCPRELEASE:
+                return self._release(dpid, port, scanned.src_mac, now)
+            return self.learned(dpid, port, scanned.src_mac, now)
+        if isinstance(scanned, Malformed):
+            return [Alert("malformed-announcement", scanned.src_mac or "", dpid, port, "", scanned.reason)]
+        return []
+
+    def _uplink(self, dpid: int, port: int) -> bool:
+        return (dpid, port) in self.settings.uplink_ports
+
+    def learned(self, dpid: int, port: int, mac: str, now: float) -> list[Effect]:
+        """A frame from a source the switch did not know (the learning copy), or a client without a URL."""
+        sw = self.switches.get(dpid)
+        if sw is None:
+            return []
+        if int(mac[:2], 16) & 1 or (self._uplink(dpid, port) and mac in self.devices):
+            return []
+        device = self.devices.get(mac)
+        if device is not None and device.state != "absent":
+            return []  # managed: its own flows classify it (a wrong port is the anti-spoof flow's business)
+        if self.settings.default_policy is DefaultPolicy.BOOTSTRAP_ONLY and not self._uplink(dpid, port):
+            return self._admit(dpid, port, mac, None, "learned", now)
+        if sw.hosts.get(mac) == port:
+            return []
+        sw.hosts[mac] = port
+        return self._sync(dpid, [("host", mac)])
+
+    def _release(self, dpid: int, port: int, mac: str, now: float) -> list[Effect]:
+        device = self.devices.get(mac)
+        if device is None or (device.dpid, device.port) != (dpid, port):
+            return []
+        device.state, device.reason, device.updated_at = "absent", "dhcp-release", now
+        return self._sync(dpid, [("device", mac)], confirms=(mac,))
+
+    def _announcement(self, dpid: int, port: int, ann: Announcement, now: float) -> list[Effect]:
+        mac = ann.src_mac
+        if self._uplink(dpid, port):
+            return []  # relayed from another switch: the access switch handles it
+        device = self.devices.get(mac)
+        home = self.switches.get(device.dpid) if device is not None else None
+        elsewhere = device is not None and device.state != "absent" and (device.dpid, device.port) != (dpid, port)
+        if elsewhere and device is not None and home is not None and device.port in home.ports_up:
+            # Its own port is still up, so this is not a move: never silently rebind (THREATS.md row 1).
+            return [Alert("spoofed-announcement", mac, dpid, port, ann.url,
+                              f"{mac} is at dpid {device.dpid:016x} port {device.port}; not rebinding")]  # fmt: skip
+        try:
+            url = check_mud_url(ann.url).url
+        except UrlRejected as rejected:
+            effects = self._admit(dpid, port, mac, None, ann.protocol, now, reason=f"url:{rejected.reason}")
+            return [*effects, Alert("bad-url", mac, dpid, port, ann.url[:255], rejected.message)]
+        return self._admit(dpid, port, mac, url, ann.protocol, now)
+
+    def _admit(
+        self, dpid: int, port: int, mac: str, url: str | None, via: str, now: float, reason: str = ""
+    ) -> list[Effect]:
+        """Bind (switch, port, MAC) to ``url``: quarantined until the URL resolves (or forever, for None)."""
+        effects: list[Effect] = []
+        sw = self.switches[dpid]
+        previous = self.devices.get(mac)
+        if mac in sw.hosts:
+            del sw.hosts[mac]
+            effects += self._sync(dpid, [("host", mac)])
+        if previous is not None and previous.dpid != dpid and previous.dpid in self.switches:
+            old_dpid = previous.dpid
+            previous.state = "absent"
+            effects += self._sync(old_dpid, [("device", mac)])  # the old location is cleaned
+        device_id = previous.device_id if previous else self.store.device_id(mac)
+        same = previous is not None and previous.url == url and previous.state == "enforced"
+        keep_policy = previous is not None and previous.state == "enforced" and url is not None
+        device = Device(mac, device_id, dpid, port, url, via, "enforced" if keep_policy else "quarantined",
+                        previous.sha256 if keep_policy and previous else None, reason, now)  # fmt: skip
+        if keep_policy and not same and previous is not None:
+            # A new URL keeps the old policy in force until the new one is verified (never widen, never cut).
+            device.url = previous.url
+            device.reason = f"pending:{url}"
+        self.devices[mac] = device
+        self.store.save_device(device.record())
+        effects += self._sync(dpid, [("device", mac)], confirms=(mac,))
+        if url is None:
+            return effects  # quarantined for good (no URL, or a refused one: the caller alerts)
+        profile = self.profiles.get(url)
+        if profile is not None and not keep_policy:
+            effects += self._enforce(device, profile, now)
+        if url not in self.resolving:
+            self.resolving.add(url)
+            effects.append(ResolveRequest(url))
+        return effects
+
+    def _enforce(self, device: Device, profile: _Profile, now: float) -> list[Effect]:
+        device.url, device.sha256, device.state, device.reason, device.updated_at = (
+            profile.url,
+            profile.sha256,
+            "enforced",
+            "",
+            now,
+        )
+        return self._sync(device.dpid, [("device", device.mac), ("profile", profile.profile_id)],
+                          confirms=(device.mac,))  # fmt: skip
+
+    # ---- resolutions
+    def resolved(self, result: WireResult, now: float) -> list[Effect]:
+        """The worker answered for ``result.url``: enforce, keep, or quarantine every device waiting on it."""
+        self.resolving.discard(result.url)
+        waiting = [d for d in self.devices.values() if d.state != "absent" and _wants(d, result.url)]
+        effects: list[Effect] = []
+        if result.body and result.sha256:
+            installed = self._install_profile(result.url, result.sha256, result.body)
+            if isinstance(installed, _Profile):
+                changed_switches = {d.dpid for d in waiting}
+                for device in waiting:
+                    effects += self._enforce(device, installed, now)
+                for dpid in changed_switches:  # a new version of a shared profile: replace its rules
+                    effects += self._sync(dpid, [("profile", installed.profile_id)])
+                if result.alert:
+                    effects += [Alert(result.outcome.value, d.mac, d.dpid, d.port, result.url,
+                                      f"{result.reason}: {result.message}") for d in waiting]  # fmt: skip
+                return effects
+            reason = installed
+        else:
+            reason = result.reason or result.outcome.value
+        for device in waiting:
+            if device.state == "enforced":
+                # A refresh or a URL change failed: the last verified policy stays in force (never widen); a
+                # pending change stays pending, so a later successful resolution of the new URL still applies.
+                effects.append(Alert("kept-last", device.mac, device.dpid, device.port, result.url,
+                                     f"{reason}: {result.message}"))  # fmt: skip
+                continue
+            device.reason, device.updated_at = reason, now
+            self.store.save_device(device.record())
+            effects.append(Alert("quarantined", device.mac, device.dpid, device.port, result.url,
+                                 f"{reason}: {result.message}"))  # fmt: skip
+        return effects
+
+    def confirmed(self, macs: Iterable[str]) -> None:
+        """The switch acknowledged (barrier) the flows of these devices: make their records durable."""
+        for mac in macs:
+            device = self.devices.get(mac)
+            if device is not None:
+                self.store.save_device(device.record())
+
+    def all_switch_updates(self) -> Iterator[int]:
+        yield from self.switches
+
+
+def _wants(device: Device, url: str) -> bool:
+    return device.url == url or device.reason == f"pending:{url}"

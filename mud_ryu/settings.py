@@ -1,0 +1,172 @@
+"""The enforcer's settings: one oslo.config group ``[mud]``, read once into a frozen value.
+
+``ryu-manager --config-file mud.conf mud_ryu.app`` reads the file; the app calls :func:`load` once at start and
+hands the frozen :class:`MudSettings` to the core, which never touches CONF or the environment. Every option has
+the safe production default; the lab switches (allow-lists, static name map, lenient content type, signatures
+off) must be set explicitly. ``mud.conf.example`` in the repository lists them all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from oslo_config import cfg
+
+GROUP = "mud"
+
+
+class DefaultPolicy(enum.Enum):
+    """What a host that announced no MUD URL may do."""
+
+    ALLOW = "allow"  # not managed: the ACL tables pass it (a laptop, a printer)
+    BOOTSTRAP_ONLY = "bootstrap-only"  # managed as quarantined: DHCP, ARP, ND only, until it announces a URL
+
+
+OPTS = [
+    cfg.StrOpt("state_dir", default="/var/lib/mud_ryu", help="durable state: device records, MUD cache"),
+    cfg.StrOpt(
+        "signature_policy",
+        default="required",
+        choices=["required", "if-present", "off"],
+        help="MUD file signatures: required (default), verified if present, or off (labs only)",
+    ),
+    cfg.ListOpt("trust_anchors", default=[], help="PEM files of the CAs whose signers may sign MUD files"),
+    cfg.StrOpt("tls_ca_bundle", default=None, help="TLS roots for MUD servers (default: the system store)"),
+    cfg.ListOpt("allowed_networks", default=[], help="lab: MUD server addresses the SSRF guard would refuse"),
+    cfg.ListOpt("allowed_hosts", default=[], help="lab: MUD server names whose addresses are all accepted"),
+    cfg.ListOpt("static_hosts", default=[], help="lab: name=ip[/ip...] resolved without DNS (e.g. mud.lab=10.0.0.250)"),
+    cfg.BoolOpt("require_content_type", default=True, help="refuse MUD files not served as application/mud+json"),
+    cfg.IntOpt("max_redirects", default=0, min=0, max=5, help="same-host https redirects followed (0 = none)"),
+    cfg.FloatOpt("fetch_deadline", default=10.0, min=0.5, max=120.0, help="total seconds for one fetch"),
+    cfg.IntOpt("fetch_workers", default=8, min=1, max=64, help="MUD URLs resolved in parallel by the worker"),
+    cfg.IntOpt("worker_memory_mb", default=2048, min=256, help="address-space cap of the resolver worker"),
+    cfg.StrOpt(
+        "default_policy",
+        default="allow",
+        choices=[p.value for p in DefaultPolicy],
+        help="hosts without a MUD URL: allow, or bootstrap-only (quarantined until they announce one)",
+    ),
+    cfg.IntOpt("punt_rate_pps", default=100, min=1, help="per-port rate of DHCP/LLDP copies to the controller"),
+    cfg.IntOpt("punt_burst", default=20, min=1, help="burst size of that rate limit (packets)"),
+    cfg.IntOpt("learn_rate_pps", default=200, min=1, help="per-switch rate of unknown-source packets punted"),
+    cfg.ListOpt("uplink_ports", default=[], help="dpid:port pairs that face other switches/routers (not devices)"),
+    cfg.ListOpt("dns_servers", default=[], help="addresses the RFC 8520 DNS default and controller URN expand to"),
+    cfg.ListOpt("ntp_servers", default=[], help="addresses the RFC 8520 NTP default and controller URN expand to"),
+    cfg.ListOpt("controllers", default=[], help="other controller classes: URN=ip[/ip...]"),
+    cfg.ListOpt("my_controller", default=[], help="addresses of the my-controller abstraction"),
+    cfg.ListOpt("local_networks", default=[], help="CIDRs of the local-networks abstraction"),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class MudSettings:
+    state_dir: str = "/var/lib/mud_ryu"
+    signature_policy: str = "required"
+    trust_anchors: tuple[str, ...] = ()
+    tls_ca_bundle: str | None = None
+    allowed_networks: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
+    static_hosts: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    require_content_type: bool = True
+    max_redirects: int = 0
+    fetch_deadline: float = 10.0
+    fetch_workers: int = 8
+    worker_memory_mb: int = 2048
+    default_policy: DefaultPolicy = DefaultPolicy.ALLOW
+    punt_rate_pps: int = 100
+    punt_burst: int = 20
+    learn_rate_pps: int = 200
+    uplink_ports: frozenset[tuple[int, int]] = frozenset()
+    dns_servers: tuple[str, ...] = ()
+    ntp_servers: tuple[str, ...] = ()
+    controllers: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    my_controller: tuple[str, ...] = ()
+    local_networks: tuple[str, ...] = ()
+
+    @property
+    def cache_path(self) -> str:
+        return f"{self.state_dir}/mud-cache.sqlite3"
+
+    @property
+    def device_db_path(self) -> str:
+        return f"{self.state_dir}/devices.sqlite3"
+
+    def worker_settings(self) -> dict[str, Any]:
+        """The resolver worker's settings file (``resolve_worker.WorkerSettings``)."""
+        return {
+            "cache_path": self.cache_path,
+            "signature_policy": self.signature_policy,
+            "trust_anchors": list(self.trust_anchors),
+            "tls_ca_bundle": self.tls_ca_bundle,
+            "allowed_networks": list(self.allowed_networks),
+            "allowed_hosts": list(self.allowed_hosts),
+            "require_content_type": self.require_content_type,
+            "deadline_s": self.fetch_deadline,
+            "max_redirects": self.max_redirects,
+            "threads": self.fetch_workers,
+            "max_concurrent": self.fetch_workers,
+            "memory_limit_mb": self.worker_memory_mb,
+            "resolve": {k: list(v) for k, v in self.static_hosts.items()},
+        }
+
+
+def _pairs(items: list[str], what: str) -> dict[str, tuple[str, ...]]:
+    out: dict[str, tuple[str, ...]] = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        if not sep or not key.strip() or not values.strip():
+            raise ValueError(f"[{GROUP}] {what}: expected name=value[/value...], got {item!r}")
+        out[key.strip().lower() if what == "static_hosts" else key.strip()] = tuple(
+            v.strip() for v in values.split("/") if v.strip()
+        )
+    return out
+
+
+def _ports(items: list[str]) -> frozenset[tuple[int, int]]:
+    out = set()
+    for item in items:
+        dpid, sep, port = item.partition(":")
+        try:
+            out.add((int(dpid, 0), int(port, 0)))
+        except ValueError:
+            raise ValueError(f"[{GROUP}] uplink_ports: expected dpid:port, got {item!r}") from None
+        if not sep:
+            raise ValueError(f"[{GROUP}] uplink_ports: expected dpid:port, got {item!r}")
+    return frozenset(out)
+
+
+def register(conf: cfg.ConfigOpts) -> None:
+    """Register the ``[mud]`` options (idempotent: ryu-manager may import the app module twice)."""
+    with contextlib.suppress(cfg.DuplicateOptError):
+        conf.register_opts(OPTS, group=GROUP)
+
+
+def load(conf: cfg.ConfigOpts) -> MudSettings:
+    group = conf[GROUP]
+    return MudSettings(
+        state_dir=group.state_dir,
+        signature_policy=group.signature_policy,
+        trust_anchors=tuple(group.trust_anchors),
+        tls_ca_bundle=group.tls_ca_bundle,
+        allowed_networks=tuple(group.allowed_networks),
+        allowed_hosts=tuple(group.allowed_hosts),
+        static_hosts=_pairs(group.static_hosts, "static_hosts"),
+        require_content_type=group.require_content_type,
+        max_redirects=group.max_redirects,
+        fetch_deadline=group.fetch_deadline,
+        fetch_workers=group.fetch_workers,
+        worker_memory_mb=group.worker_memory_mb,
+        default_policy=DefaultPolicy(group.default_policy),
+        punt_rate_pps=group.punt_rate_pps,
+        punt_burst=group.punt_burst,
+        learn_rate_pps=group.learn_rate_pps,
+        uplink_ports=_ports(group.uplink_ports),
+        dns_servers=tuple(group.dns_servers),
+        ntp_servers=tuple(group.ntp_servers),
+        controllers=_pairs(group.controllers, "controllers"),
+        my_controller=tuple(group.my_controller),
+        local_networks=tuple(group.local_networks),
+    )

@@ -1,0 +1,244 @@
+"""The enforcer core driven event by event, its flow updates applied to the OpenFlow table simulator.
+
+Each test asks the simulated switch "does this packet from this port get out of that port?" after the enforcer
+reacted to announcements, resolutions, port changes and restarts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mud_ryu.devicestore import DeviceStore
+from mud_ryu.discovery import Announcement, NoUrl
+from mud_ryu.edgeflows import LEARN_COOKIE
+from mud_ryu.enforcer import Alert, Effect, Enforcer, FlowUpdate, ResolveRequest
+from mud_ryu.flowkey import rule_key
+from mud_ryu.refresh import Outcome
+from mud_ryu.resolve_wire import WireResult
+from mud_ryu.settings import DefaultPolicy, MudSettings
+from tests.mudfiles import ip_mud_file
+from tests.ofsim import FlowTableSim
+from tests.packets import ACK, SYN, SYN_ACK, Packet
+
+DPID = 0x1
+URL = "https://mud.test/bulb.json"
+URL2 = "https://mud.test/bulb-v2.json"
+PEER, PEER_MAC, PEER_PORT = "203.0.113.10", "02:00:00:00:00:fe", 5
+BULB, BULB2, LAPTOP = "02:00:00:00:00:01", "02:00:00:00:00:02", "02:00:00:00:00:03"
+IPS = {BULB: "10.0.0.1", BULB2: "10.0.0.2", LAPTOP: "10.0.0.3"}
+NOW = 1_767_225_600.0
+
+
+class Lab:
+    """An enforcer, its store and a simulated switch holding whatever the enforcer's updates installed."""
+
+    def __init__(self, state: Path, policy: DefaultPolicy = DefaultPolicy.ALLOW) -> None:
+        self.settings = MudSettings(state_dir=str(state), default_policy=policy, uplink_ports=frozenset({(DPID, 5)}))
+        self.store = DeviceStore.open(self.settings.device_db_path)
+        self.enforcer = Enforcer(self.settings, self.store, NOW)
+        self.sim = FlowTableSim(frozenset({1, 2, 3, 4, 5}))
+        self.effects: list[Effect] = []
+
+    def apply(self, effects: list[Effect]) -> list[Effect]:
+        for effect in effects:
+            if isinstance(effect, FlowUpdate):
+                self.sim.add_all(effect.adds)  # adds first (make-before-break), then deletes
+                for rule in effect.deletes:
+                    self.sim.delete_strict(rule.table, rule.priority, rule.match)
+                for stale in effect.stale:
+                    assert isinstance(stale, tuple)
+                    self.sim.delete_strict(*stale)
+                self.enforcer.confirmed(effect.confirms)
+        self.effects.extend(effects)
+        return effects
+
+    def connect(self) -> list[Effect]:
+        self.enforcer.switch_up(DPID, [1, 2, 3, 4, 5], metered=True)
+        held = [(rule_key(r), (r.table, r.priority, r.match)) for r in self.sim.rules()]
+        return self.apply(self.enforcer.reconcile(DPID, held))
+
+    def announce(self, mac: str, port: int, url: str) -> list[Effect]:
+        ann = Announcement("dhcpv4", mac, None, url, msg_type=3, chaddr=mac)
+        return self.apply(self.enforcer.discovered(DPID, port, ann, NOW))
+
+    def resolve(self, url: str, body: bytes | None, outcome: Outcome = Outcome.FRESH, reason: str = "") -> None:
+        sha = hashlib.sha256(body).hexdigest() if body else None
+        result = WireResult(1, url, outcome, reason, "test", None, None, sha, None, body or b"")
+        self.apply(self.enforcer.resolved(result, NOW))
+
+    def tcp(self, src: str, port: int, dport: int, flags: int = SYN) -> Packet:
+        return Packet.tcp(port, src, PEER_MAC, IPS[src], PEER, 40000, dport, flags)
+
+    def back(self, dst: str, sport: int, flags: int) -> Packet:
+        return Packet.tcp(PEER_PORT, PEER_MAC, dst, PEER, IPS[dst], sport, 40000, flags)
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    running = Lab(tmp_path / "state")
+    running.connect()
+    yield running
+    running.store.close()
+
+
+def _device_rules(lab: Lab, mac: str) -> list[object]:
+    return [r for r in lab.sim.rules() if ("eth_src", mac) in r.match or ("eth_dst", mac) in r.match]
+
+
+def _alerts(effects: list[Effect]) -> list[str]:
+    return [e.code for e in effects if isinstance(e, Alert)]
+
+
+def test_connect_installs_pipeline_punts_and_learning(lab: Lab) -> None:
+    dhcp = Packet.udp(1, BULB, "ff:ff:ff:ff:ff:ff", "0.0.0.0", "255.255.255.255", 68, 67)
+    verdict = lab.sim.process(dhcp)
+    assert verdict.to_controller and verdict.outputs == {2, 3, 4, 5}  # punted and still flooded
+    # no punts on the uplink port: announcements relayed from another switch are not this switch's business
+    relayed = lab.sim.process(Packet.udp(5, BULB, "ff:ff:ff:ff:ff:ff", "0.0.0.0", "255.255.255.255", 68, 67))
+    assert relayed.path[0][1].cookie == LEARN_COOKIE  # only the learning copy of an unknown source
+    unknown = lab.sim.process(lab.tcp(LAPTOP, 3, 80))
+    assert unknown.to_controller and PEER_PORT in unknown.outputs  # learning copy, flooded meanwhile
+
+
+def test_announced_device_is_quarantined_then_enforced(lab: Lab) -> None:
+    effects = lab.announce(BULB, 1, URL)
+    assert ResolveRequest(URL) in effects
+    assert not lab.sim.is_output(lab.tcp(BULB, 1, 443), PEER_PORT)  # fail closed while its file is fetched
+    dhcp = Packet.udp(1, BULB, "ff:ff:ff:ff:ff:ff", "0.0.0.0", "255.255.255.255", 68, 67)
+    assert lab.sim.is_output(dhcp, PEER_PORT)  # ... but it still gets its lease
+    lab.resolve(URL, ip_mud_file(URL))
+    assert lab.sim.is_output(lab.tcp(BULB, 1, 443), PEER_PORT)
+    assert lab.sim.is_output(lab.back(BULB, 443, SYN_ACK), 1)
+    assert lab.sim.is_output(lab.back(BULB, 443, ACK), 1)
+    assert not lab.sim.is_output(lab.tcp(BULB, 1, 22), PEER_PORT)
+    assert not lab.sim.is_output(lab.back(BULB, 443, SYN), 1)  # the peer may not initiate (direction-initiated)
+    assert not lab.sim.is_output(lab.tcp(BULB, 2, 443), PEER_PORT)  # its MAC from another port: anti-spoofing
+    assert lab.store.devices()[0].state == "enforced"
+
+
+def test_devices_sharing_a_url_share_the_profile(lab: Lab) -> None:
+    lab.announce(BULB, 1, URL)
+    lab.resolve(URL, ip_mud_file(URL))
+    before = len(lab.sim)
+    effects = lab.announce(BULB2, 2, URL)
+    added = [r for e in effects if isinstance(e, FlowUpdate) for r in e.adds]
+    assert {r.table for r in added} <= {"classify_src", "classify_dst", "forward"}  # device flows only
+    assert len(lab.sim) == before + 4
+    assert lab.sim.is_output(lab.tcp(BULB2, 2, 443), PEER_PORT)
+    assert not lab.sim.is_output(lab.tcp(BULB2, 2, 22), PEER_PORT)
+
+
+def test_unmanaged_host_is_learned_and_allowed(lab: Lab) -> None:
+    lab.apply(lab.enforcer.learned(DPID, 3, LAPTOP, NOW))
+    verdict = lab.sim.process(lab.tcp(LAPTOP, 3, 22))
+    assert not verdict.to_controller and PEER_PORT in verdict.outputs
+    lab.apply(lab.enforcer.learned(DPID, PEER_PORT, PEER_MAC, NOW))
+    assert lab.sim.process(Packet.tcp(PEER_PORT, PEER_MAC, LAPTOP, PEER, IPS[LAPTOP], 22, 40000, SYN_ACK)).outputs == {
+        3
+    }
+
+
+def test_bootstrap_only_default_quarantines_unknown_hosts(tmp_path: Path) -> None:
+    strict = Lab(tmp_path / "state", DefaultPolicy.BOOTSTRAP_ONLY)
+    strict.connect()
+    strict.apply(strict.enforcer.learned(DPID, 3, LAPTOP, NOW))
+    assert not strict.sim.is_output(strict.tcp(LAPTOP, 3, 443), PEER_PORT)
+
+
+def test_first_contact_failure_keeps_quarantine_and_alerts(lab: Lab) -> None:
+    lab.announce(BULB, 1, URL)
+    lab.resolve(URL, None, Outcome.FIRST_CONTACT_FAILED, "fetch:bad-status")
+    assert "quarantined" in _alerts(lab.effects)
+    assert not lab.sim.is_output(lab.tcp(BULB, 1, 443), PEER_PORT)
+    assert lab.store.devices()[0].reason == "fetch:bad-status"
+
+
+def test_spoofed_announcement_from_another_port_is_refused(lab: Lab) -> None:
+    lab.announce(BULB, 1, URL)
+    lab.resolve(URL, ip_mud_file(URL))
+    table = lab.sim.table_hash()
+    effects = lab.announce(BULB, 2, "https://evil.test/open.json")
+    assert _alerts(effects) == ["spoofed-announcement"]
+    assert lab.sim.table_hash() == table
+    assert not [e for e in effects if isinstance(e, ResolveRequest)]
+
+
+def test_device_moves_after_port_down(lab: Lab) -> None:
+    lab.announce(BULB, 1, URL)
+    lab.resolve(URL, ip_mud_file(URL))
+    lab.apply(lab.enforcer.port_down(DPID, 1, NOW))
+    assert lab.store.devices()[0].state == "absent"
+    assert _device_rules(lab, BULB) == []  # old location cleaned
+    lab.apply(lab.enforcer.port_up(DPID, 1))
+    lab.announce(BULB, 2, URL)
+    assert lab.sim.is_output(lab.tcp(BULB, 2, 443), PEER_PORT)  # profile known: enforced at once
+    assert not lab.sim.is_output(lab.tcp(BULB, 2, 22), PEER_PORT)
+    assert not lab.sim.is_output(lab.tcp(BULB, 1, 443), PEER_PORT)
+
+
+def test_dhcp_release_removes_the_device_flows(lab: Lab) -> None:
+    lab.announce(BULB, 1, URL)
+    lab.resolve(URL, ip_mud_file(URL))
+    lab.apply(lab.enforcer.discovered(DPID, 1, NoUrl("dhcpv4", BULB, None, msg_type=7, chaddr=BULB), NOW))
+    assert lab.store.devices()[0].state == "absent"
+
+
+def test_url_change_keeps_the_old_policy_until_verified(lab: Lab) -> None:
+    lab.announce(BULB, 1, URL)
+    lab.resolve(URL, ip_mud_file(URL))
+    effects = lab.announce(BULB, 1, URL2)
+    assert ResolveRequest(URL2) in effects
+    assert lab.sim.is_output(lab.tcp(BULB, 1, 443), PEER_PORT)  # still the old, verified policy
+    lab.resolve(URL2, None, Outcome.FIRST_CONTACT_FAILED, "signature:untrusted-chain")
+    assert "kept-last" in _alerts(lab.effects)
+    assert lab.sim.is_output(lab.tcp(BULB, 1, 443), PEER_PORT)
+    lab.resolve(URL2, ip_mud_file(URL2, port=8883))
+    assert lab.sim.is_output(lab.tcp(BULB, 1, 8883), PEER_PORT)
+    assert not lab.sim.is_output(lab.tcp(BULB, 1, 443), PEER_PORT)
+
+
+def test_new_version_of_a_file_replaces_the_profile_rules(lab: Lab) -> None:
+    lab.announce(BULB, 1, URL)
+    lab.resolve(URL, ip_mud_file(URL))
+    lab.resolve(URL, ip_mud_file(URL, port=8443, systeminfo="v2"))
+    assert lab.sim.is_output(lab.tcp(BULB, 1, 8443), PEER_PORT)
+    assert not lab.sim.is_output(lab.tcp(BULB, 1, 443), PEER_PORT)
+
+
+def test_restart_reconciles_without_deleting_valid_flows(lab: Lab, tmp_path: Path) -> None:
+    lab.announce(BULB, 1, URL)
+    lab.resolve(URL, ip_mud_file(URL))
+    lab.announce(BULB2, 2, URL)
+    lab.apply(lab.enforcer.learned(DPID, 3, LAPTOP, NOW))
+    table = lab.sim.table_hash()
+    lab.store.close()
+    # A new controller process: same state directory, the switch still holds everything.
+    restarted = Lab(tmp_path / "state")
+    restarted.sim = lab.sim
+    effects = restarted.connect()
+    updates = [e for e in effects if isinstance(e, FlowUpdate)]
+    assert updates and all(not u.adds and not u.deletes and not u.stale for u in updates)
+    assert restarted.sim.table_hash() == table
+    assert ResolveRequest(URL) in effects  # refreshed in the background, the policy stays meanwhile
+    restarted.store.close()
+
+
+def test_reconcile_deletes_only_what_nothing_wants(lab: Lab) -> None:
+    lab.announce(BULB, 1, URL)
+    lab.resolve(URL, ip_mud_file(URL))
+    lab.store.forget(BULB)  # the controller no longer knows the device: its flows are stale now
+    lab.enforcer.devices.pop(BULB)
+    lab.connect()
+    assert _device_rules(lab, BULB) == []
+    assert lab.sim.process(lab.tcp(BULB, 1, 443)).to_controller  # an unknown source again: learning copy
+
+
+def test_bad_url_quarantines_with_its_reason(lab: Lab) -> None:
+    effects = lab.announce(BULB, 1, "http://mud.test/x.json")
+    assert _alerts(effects) == ["bad-url"]
+    assert not [e for e in effects if isinstance(e, ResolveRequest)]
+    assert lab.store.devices()[0].reason == "url:not-https"
