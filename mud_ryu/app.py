@@ -265,6 +265,14 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
         confirms = self._barriers.pop((ev.msg.datapath.id, ev.msg.xid), None)
         if confirms:
             self.enforcer.confirmed(confirms)
+            stamp = time.monotonic()  # system-wide clock: benchmarks compare it with when they sent the frame
+            for mac in confirms:
+                device = self.enforcer.devices.get(mac)
+                if device is not None:
+                    LOG.info(
+                        "confirmed mac=%s dpid=%s port=%d state=%s url=%s monotonic=%.6f", mac,
+                        format_dpid(device.dpid), device.port, device.state, _printable(device.url or "-"), stamp,
+                    )  # fmt: skip
 
     @_on(_ev.EventOFPErrorMsg, _MAIN)
     def _error(self, ev: Any) -> None:

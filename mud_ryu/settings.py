@@ -150,7 +150,7 @@ def load(conf: cfg.ConfigOpts) -> MudSettings:
         state_dir=group.state_dir,
         signature_policy=group.signature_policy,
         trust_anchors=tuple(group.trust_anchors),
-        tls_ca_bundle=group.tls_ca_bundle,
+        tls_ca_bundle=group.tls_ca_bundle or None,  # an empty value in the file means the system store
         allowed_networks=tuple(group.allowed_networks),
         allowed_hosts=tuple(group.allowed_hosts),
         static_hosts=_pairs(group.static_hosts, "static_hosts"),
