@@ -81,6 +81,8 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
         self._barriers: dict[tuple[int, int], tuple[str, ...]] = {}
         self._punt_limit = TokenBuckets(rate=50.0, burst=100.0, max_keys=65536)
         self._dropped_punts = 0
+        self._alert_limit = TokenBuckets(rate=0.2, burst=5.0, max_keys=65536)
+        self._suppressed_alerts = 0
         green_subprocess = __import__("eventlet.green.subprocess", fromlist=["Popen"])
         self.worker = WorkerClient(
             self.settings.worker_settings(),
@@ -127,6 +129,9 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
                 self.worker.request(effect.url, time.time(), effect.force)
             elif isinstance(effect, Alert):
                 self.alerts.append(effect)
+                if not self._alert_limit.take((effect.code, effect.dpid, effect.port), time.monotonic()):
+                    self._suppressed_alerts += 1  # kept in the history, not logged: a flood must not flood the log
+                    continue
                 LOG.warning(
                     "ALERT %s mac=%s dpid=%s port=%s url=%s: %s", effect.code, effect.mac, format_dpid(effect.dpid),
                     effect.port, _printable(effect.url), _printable(effect.message),
