@@ -332,15 +332,20 @@ class HomeLab:
     def port_up(self, name: str) -> None:
         _run(["ip", "link", "set", self.switch_ifname(name), "up"])
 
-    def move(self, name: str, to_switch: str, port: int | None = None) -> tuple[str, int]:
+    def move(self, name: str, to_switch: str, port: int | None = None, *, reannounce: bool = True) -> tuple[str, int]:
         """Re-plug ``name`` into ``to_switch`` (its home port number unless ``port``), keep its MAC and
-        static address, and re-announce if it runs a client. Returns the new (switch, port)."""
+        static address, and re-announce if its client was running (``reannounce=False``: the caller
+        does it, e.g. after opening a capture on the new port). Returns the new (switch, port)."""
         from mud_ryu.lab.labmove import replug
 
         new = (to_switch, port if port is not None else labhosts.host(name).home_port)
+        if new[0] not in labhosts.switches(self.topo):
+            raise LabError("bad_request", f"no switch {new[0]!r} in {self.topo}")
+        was_running = name in self._clients
+        self.stop_client(name)
         replug(self, name, new)
         self.placement[name] = new
-        if labhosts.host(name).client is not labhosts.Client.NONE and name in self._clients:
+        if reannounce and was_running:
             self.announce(name)
         return new
 
