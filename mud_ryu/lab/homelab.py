@@ -105,8 +105,16 @@ class HomeLab:
     @classmethod
     @contextlib.contextmanager
     def start(
-        cls, workdir: Path, *, controller_port: int | None = None, topo: str = "home", mud_server: bool = True
+        cls,
+        workdir: Path,
+        *,
+        controller_port: int | None = None,
+        topo: str = "home",
+        mud_server: bool = True,
+        pki: labpki.LabPki | None = None,
     ) -> Iterator[HomeLab]:
+        """``pki``: made beforehand with :func:`labpki.create` when a controller must be configured with its
+        trust anchors before the lab starts (the controller has to listen before the switches come up)."""
         if not sandbox.in_sandbox():
             raise LabError("not_sandboxed", "the home lab only runs inside a mud_ryu.lab sandbox")
         if topo not in TOPOS:
@@ -114,7 +122,7 @@ class HomeLab:
         t0 = time.monotonic()
         _private_run()
         now = datetime.now(UTC)
-        pki = labpki.create(workdir / "pki", labhosts.MUD_HOST, now)
+        pki = pki or labpki.create(workdir / "pki", labhosts.MUD_HOST, now)
         mud_dir = workdir / "mud"
         labmud.write_files(mud_dir, pki.signer, now)
         with contextlib.ExitStack() as stack:
@@ -299,13 +307,19 @@ class HomeLab:
         """One probe from ``src``: ``allowed`` | ``blocked`` | ``refused`` (see :mod:`mud_ryu.lab.netns`)."""
         return self.probe_many([(src, dst_ip, proto, port)])[0]
 
-    def probe_many(self, probes: list[tuple[str, str, str, int]]) -> list[str]:
-        """Probes run concurrently per source host; verdicts in input order. ``error`` raises."""
+    def probe_many(self, probes: list[tuple[str, str, str, int]] | list[tuple[str, str, str, int, int]]) -> list[str]:
+        """Probes run concurrently per source host; verdicts in input order. ``error`` raises. A fifth element
+        is the source port (e.g. 443, to try to pass as the answer of a device-initiated connection)."""
         by_src: dict[str, list[dict[str, Any]]] = {}
-        for i, (src, dst, proto, port) in enumerate(probes):
+        for i, probe in enumerate(probes):
+            src, dst, proto, port = str(probe[0]), str(probe[1]), str(probe[2]), int(probe[3])
+            rest = probe[4:]
             if proto not in ("tcp", "udp", "ping"):
                 raise LabError("bad_request", f"protocol {proto!r}")
-            by_src.setdefault(src, []).append({"id": str(i), "kind": proto, "dst": dst, "port": port})
+            spec: dict[str, Any] = {"id": str(i), "kind": proto, "dst": dst, "port": port}
+            if rest:
+                spec["sport"] = rest[0]
+            by_src.setdefault(src, []).append(spec)
         verdicts: dict[str, str] = {}
         for src, batch in by_src.items():
             for r in netns.probe(netns.Netns(src, self.net.get(src).pid), batch):
