@@ -259,7 +259,7 @@ class Enforcer:
             if (key.table_id, key.priority) == learned_slot:
                 fields = dict(key.match)
                 mac, port = fields.get("eth_src"), fields.get("in_port")
-                if isinstance(mac, str) and isinstance(port, int) and mac not in self.devices:
+                if isinstance(mac, str) and isinstance(port, int) and self._learnable(dpid, port, mac):
                     sw.hosts.setdefault(mac, port)
         wanted = self._desired(sw)
         sw.owners = dict(wanted)
@@ -327,17 +327,29 @@ class Enforcer:
         sw = self.switches.get(dpid)
         if sw is None:
             return []
-        if int(mac[:2], 16) & 1 or (self._uplink(dpid, port) and mac in self.devices):
+        if int(mac[:2], 16) & 1:
             return []
         device = self.devices.get(mac)
         if device is not None and device.state != "absent":
-            return []  # managed: its own flows classify it (a wrong port is the anti-spoof flow's business)
-        if self.settings.default_policy is DefaultPolicy.BOOTSTRAP_ONLY and not self._uplink(dpid, port):
+            if device.dpid == dpid or not self._uplink(dpid, port):
+                # Managed here: its own flows classify it (a wrong port is the anti-spoof flow's business). Managed
+                # on another switch but seen on an access port here: never learn it as an unmanaged host.
+                return []
+            # A device of another switch arriving over an uplink: forwarding only, its policy ran at its own switch.
+        elif self.settings.default_policy is DefaultPolicy.BOOTSTRAP_ONLY and not self._uplink(dpid, port):
             return self._admit(dpid, port, mac, None, "learned", now)
         if sw.hosts.get(mac) == port:
             return []
         sw.hosts[mac] = port
         return self._sync(dpid, [("host", mac)])
+
+    def _learnable(self, dpid: int, port: int, mac: str) -> bool:
+        """Whether ``mac`` may hold learned-host flows at (dpid, port): not a device managed on this switch, and
+        a device managed elsewhere only through an uplink."""
+        device = self.devices.get(mac)
+        if device is None or device.state == "absent":
+            return True
+        return device.dpid != dpid and self._uplink(dpid, port)
 
     def _release(self, dpid: int, port: int, mac: str, now: float) -> list[Effect]:
         device = self.devices.get(mac)
@@ -432,17 +444,22 @@ class Enforcer:
             reason = installed
         else:
             reason = result.reason or result.outcome.value
+        # A backoff answer repeats a failure that already alerted: record it, do not alert again (an attacker
+        # re-announcing a dead URL must not be able to flood the operator).
+        loud = result.alert or bool(result.body)
         for device in waiting:
             if device.state == "enforced":
                 # A refresh or a URL change failed: the last verified policy stays in force (never widen); a
                 # pending change stays pending, so a later successful resolution of the new URL still applies.
-                effects.append(Alert("kept-last", device.mac, device.dpid, device.port, result.url,
-                                     f"{reason}: {result.message}"))  # fmt: skip
+                if loud:
+                    effects.append(Alert("kept-last", device.mac, device.dpid, device.port, result.url,
+                                         f"{reason}: {result.message}"))  # fmt: skip
                 continue
             device.reason, device.updated_at = reason, now
             self.store.save_device(device.record())
-            effects.append(Alert("quarantined", device.mac, device.dpid, device.port, result.url,
-                                 f"{reason}: {result.message}"))  # fmt: skip
+            if loud:
+                effects.append(Alert("quarantined", device.mac, device.dpid, device.port, result.url,
+                                     f"{reason}: {result.message}"))  # fmt: skip
         return effects
 
     def confirmed(self, macs: Iterable[str]) -> None:

@@ -242,3 +242,40 @@ def test_bad_url_quarantines_with_its_reason(lab: Lab) -> None:
     assert _alerts(effects) == ["bad-url"]
     assert not [e for e in effects if isinstance(e, ResolveRequest)]
     assert lab.store.devices()[0].reason == "url:not-https"
+
+
+def test_device_of_another_switch_is_not_learned_on_an_access_port(lab: Lab) -> None:
+    lab.announce(BULB, 1, URL)
+    lab.resolve(URL, ip_mud_file(URL))
+    other = 0x2
+    lab.enforcer.switch_up(other, [1, 5], metered=True)
+    lab.enforcer.reconcile(other, [])
+    on_access = lab.enforcer.learned(other, 5, BULB, NOW)  # (0x2, 5) is not an uplink in these settings
+    assert on_access == []  # seen on an access port of another switch: never learned as an unmanaged host
+
+
+def test_managed_device_learned_through_an_uplink(tmp_path: Path) -> None:
+    two = Lab(tmp_path / "state")
+    two.settings = MudSettings(state_dir=str(tmp_path / "state"), uplink_ports=frozenset({(DPID, 5), (2, 5)}))
+    two.enforcer.settings = two.settings
+    two.connect()
+    two.announce(BULB, 1, URL)
+    two.resolve(URL, ip_mud_file(URL))
+    two.enforcer.switch_up(2, [1, 5], metered=True)
+    two.enforcer.reconcile(2, [])
+    effects = two.enforcer.learned(2, 5, BULB, NOW)
+    added = [r for e in effects if isinstance(e, FlowUpdate) for r in e.adds]
+    assert {r.table for r in added} == {"classify_src", "forward"} and all(e.dpid == 2 for e in effects
+                                                                          if isinstance(e, FlowUpdate))  # fmt: skip
+    assert two.enforcer.learned(2, 1, BULB, NOW) == []  # but not from an access port of switch 2
+    two.store.close()
+
+
+def test_backoff_answers_do_not_alert_again(lab: Lab) -> None:
+    lab.announce(BULB, 1, URL)
+    lab.resolve(URL, None, Outcome.FIRST_CONTACT_FAILED, "fetch:connect-failed")
+    alerts = len(_alerts(lab.effects))
+    lab.announce(BULB, 1, URL)
+    lab.resolve(URL, None, Outcome.BACKOFF, "backoff:fetch:connect-failed")
+    assert len(_alerts(lab.effects)) == alerts
+    assert lab.store.devices()[0].reason == "backoff:fetch:connect-failed"
