@@ -78,7 +78,7 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
         self.alerts: collections.deque[Alert] = collections.deque(maxlen=ALERT_HISTORY)
         self._setup: dict[int, dict[str, Any]] = {}
         self._flow_stats: dict[int, list[Any]] = {}
-        self._barriers: dict[tuple[int, int], tuple[str, ...]] = {}
+        self._barriers: dict[tuple[int, int], tuple[tuple[str, str], ...]] = {}
         self._punt_limit = TokenBuckets(rate=50.0, burst=100.0, max_keys=65536)
         self._dropped_punts = 0
         self._alert_limit = TokenBuckets(rate=0.2, burst=5.0, max_keys=65536)
@@ -118,7 +118,10 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
         msg = parser.OFPBarrierRequest(dp)
         dp.set_xid(msg)
         if confirms:
-            self._barriers[(dpid, msg.xid)] = confirms
+            # The state each device is in as these flows go out: what this barrier confirms.
+            self._barriers[(dpid, msg.xid)] = tuple(
+                (mac, d.state if (d := self.enforcer.devices.get(mac)) else "?") for mac in confirms
+            )
         dp.send_msg(msg)
 
     def _execute(self, effects: Iterable[Effect]) -> None:
@@ -269,14 +272,14 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
     def _barrier_reply(self, ev: Any) -> None:
         confirms = self._barriers.pop((ev.msg.datapath.id, ev.msg.xid), None)
         if confirms:
-            self.enforcer.confirmed(confirms)
+            self.enforcer.confirmed(mac for mac, _ in confirms)
             stamp = time.monotonic()  # system-wide clock: benchmarks compare it with when they sent the frame
-            for mac in confirms:
+            for mac, state in confirms:
                 device = self.enforcer.devices.get(mac)
                 if device is not None:
                     LOG.info(
                         "confirmed mac=%s dpid=%s port=%d state=%s url=%s monotonic=%.6f", mac,
-                        format_dpid(device.dpid), device.port, device.state, _printable(device.url or "-"), stamp,
+                        format_dpid(device.dpid), device.port, state, _printable(device.url or "-"), stamp,
                     )  # fmt: skip
 
     @_on(_ev.EventOFPErrorMsg, _MAIN)

@@ -44,6 +44,7 @@ from mud_ryu.urlgate import UrlRejected, check_mud_url
 
 log = logging.getLogger(__name__)
 DHCPRELEASE = 7
+RECHECK_S = 60.0  # a file confirmed this recently is not re-resolved for each device announcing it
 
 Owner = tuple[str, object]
 SWITCH_OWNER: Owner = ("switch", 0)
@@ -116,6 +117,8 @@ class _Switch:
     metered: bool
     ports_up: set[int] = field(default_factory=set)
     owners: dict[Owner, frozenset[FlowRule]] = field(default_factory=dict)
+    slots: dict[tuple[str, int, tuple[tuple[str, object], ...]], int] = field(default_factory=dict)  # refcounts
+    device_profile: dict[str, int] = field(default_factory=dict)  # MAC -> profile id its flows currently use
     hosts: dict[str, int] = field(default_factory=dict)  # learned unmanaged MAC -> port
 
 
@@ -131,6 +134,7 @@ class Enforcer:
         self.devices: dict[str, Device] = {r.mac: Device.from_record(r) for r in store.devices()}
         self.profiles: dict[str, _Profile] = {}  # by URL: the file in force for that URL
         self.resolving: set[str] = set()
+        self.checked_at: dict[str, float] = {}  # URL -> when the worker last confirmed the file in force
         for device in self.devices.values():
             if device.url and device.sha256 and device.url not in self.profiles:
                 body = store.body(device.sha256)
@@ -184,57 +188,95 @@ class Enforcer:
         rules = device_rules(spec, profile_id, mfg_id)
         return frozenset((*rules, device_forward_rule(device.mac, device.port, device.device_id)))
 
-    def _profile_owners(self, dpid: int) -> dict[Owner, frozenset[FlowRule]]:
-        wanted: dict[Owner, frozenset[FlowRule]] = {}
+    def _profile_in_use(self, dpid: int, profile_id: int) -> _Profile | None:
         for device in self.devices.values():
             if device.dpid == dpid and device.state == "enforced" and device.url in self.profiles:
                 profile = self.profiles[device.url]
-                wanted[("profile", profile.profile_id)] = frozenset(profile.compiled.rules)
-        return wanted
+                if profile.profile_id == profile_id:
+                    return profile
+        return None
 
-    def _desired(self, sw: _Switch) -> dict[Owner, frozenset[FlowRule]]:
-        wanted: dict[Owner, frozenset[FlowRule]] = {
-            SWITCH_OWNER: frozenset((*pipeline_rules(), *switch_rules(sw.metered)))
-        }
-        for port in sw.ports_up:
-            if (sw.dpid, port) not in self.settings.uplink_ports:
-                wanted[("punt", port)] = frozenset(punt_rules(port, sw.metered))
+    def _enforced_profile_id(self, device: Device | None, dpid: int) -> int | None:
+        if device is None or device.dpid != dpid or device.state != "enforced" or device.url not in self.profiles:
+            return None
+        return self.profiles[device.url].profile_id
+
+    def _owner_flows(self, sw: _Switch, owner: Owner) -> frozenset[FlowRule]:
+        """What one owner should hold on one switch now (computed for that owner only: events stay cheap)."""
+        kind, key = owner
+        if kind == "switch":
+            return frozenset((*pipeline_rules(), *switch_rules(sw.metered)))
+        if kind == "punt":
+            assert isinstance(key, int)
+            up = key in sw.ports_up and (sw.dpid, key) not in self.settings.uplink_ports
+            return frozenset(punt_rules(key, sw.metered)) if up else frozenset()
+        if kind == "device":
+            device = self.devices.get(str(key))
+            return self._device_flows(device) if device is not None and device.dpid == sw.dpid else frozenset()
+        if kind == "host":
+            port = sw.hosts.get(str(key))
+            return frozenset(learned_host_rules(str(key), port)) if port is not None else frozenset()
+        if kind == "profile":
+            assert isinstance(key, int)
+            profile = self._profile_in_use(sw.dpid, key)
+            return frozenset(profile.compiled.rules) if profile is not None else frozenset()
+        raise ValueError(f"unknown owner {owner!r}")
+
+    def _all_owners(self, sw: _Switch) -> set[Owner]:
+        owners: set[Owner] = {SWITCH_OWNER, *sw.owners}
+        owners.update(("punt", port) for port in sw.ports_up)
+        owners.update(("host", mac) for mac in sw.hosts)
         for device in self.devices.values():
             if device.dpid == sw.dpid:
-                flows = self._device_flows(device)
-                if flows:
-                    wanted[("device", device.mac)] = flows
-        for mac, port in sw.hosts.items():
-            wanted[("host", mac)] = frozenset(learned_host_rules(mac, port))
-        wanted.update(self._profile_owners(sw.dpid))
-        return wanted
+                owners.add(("device", device.mac))
+                if device.url in self.profiles:
+                    owners.add(("profile", self.profiles[device.url].profile_id))
+        return owners
+
+    def _desired(self, sw: _Switch) -> dict[Owner, frozenset[FlowRule]]:
+        wanted = {owner: self._owner_flows(sw, owner) for owner in self._all_owners(sw)}
+        return {owner: flows for owner, flows in wanted.items() if flows}
+
+    def _set_owner(self, sw: _Switch, owner: Owner, flows: frozenset[FlowRule]) -> None:
+        for rule in sw.owners.pop(owner, frozenset()):
+            slot = _slot(rule)
+            sw.slots[slot] -= 1
+            if not sw.slots[slot]:
+                del sw.slots[slot]
+        if flows:
+            sw.owners[owner] = flows
+            for rule in flows:
+                sw.slots[_slot(rule)] = sw.slots.get(_slot(rule), 0) + 1
 
     def _sync(self, dpid: int, touched: Iterable[Owner] | None = None, confirms: tuple[str, ...] = ()) -> list[Effect]:
         """Diff the owners (all, or ``touched``) of one switch against what it holds; return the update."""
         sw = self.switches.get(dpid)
         if sw is None:
             return []
-        wanted = self._desired(sw)
-        owners = (
-            set(wanted) | set(sw.owners)
-            if touched is None
-            else set(touched) | {o for o in set(wanted) ^ set(sw.owners) if o[0] == "profile"}
-        )
+        owners = self._all_owners(sw) if touched is None else set(touched)
+        # A device change can start or end the use of a profile on this switch: its old and its new profile.
+        for owner in list(owners):
+            if owner[0] == "device":
+                mac = str(owner[1])
+                device = self.devices.get(mac)
+                now_pid = self._enforced_profile_id(device, dpid)
+                old_pid = sw.device_profile.pop(mac, None)
+                if now_pid is not None:
+                    sw.device_profile[mac] = now_pid
+                owners.update(("profile", pid) for pid in (old_pid, now_pid) if pid is not None)
         adds: list[FlowRule] = []
         dels: list[FlowRule] = []
         for owner in owners:
             old = sw.owners.get(owner, frozenset())
-            new = wanted.get(owner, frozenset())
+            new = self._owner_flows(sw, owner)
+            if new == old:
+                continue
             new_slots = {_slot(r) for r in new}
             adds.extend(r for r in new if r not in old)
             dels.extend(r for r in old if _slot(r) not in new_slots)
-            if new:
-                sw.owners[owner] = new
-            else:
-                sw.owners.pop(owner, None)
-        # A slot another owner still wants is not deleted (shared slots are replaced by the add instead).
-        kept = {_slot(r) for flows in sw.owners.values() for r in flows}
-        dels = [r for r in dels if _slot(r) not in kept]
+            self._set_owner(sw, owner, new)
+        # A slot another owner still holds is not deleted (the add replaced it in place).
+        dels = [r for r in dels if _slot(r) not in sw.slots]
         if not adds and not dels and not confirms:
             return []
         return [FlowUpdate(dpid, tuple(adds), tuple(dels), confirms)]
@@ -262,7 +304,12 @@ class Enforcer:
                 if isinstance(mac, str) and isinstance(port, int) and self._learnable(dpid, port, mac):
                     sw.hosts.setdefault(mac, port)
         wanted = self._desired(sw)
-        sw.owners = dict(wanted)
+        sw.owners, sw.slots = {}, {}
+        for owner, flows in wanted.items():
+            self._set_owner(sw, owner, flows)
+        sw.device_profile = {
+            d.mac: pid for d in self.devices.values() if (pid := self._enforced_profile_id(d, dpid)) is not None
+        }
         want = {rule_key(r): r for flows in wanted.values() for r in flows}
         want_slots = {k.slot for k in want}
         held_keys = {key for key, _ in held}
@@ -407,7 +454,10 @@ class Enforcer:
         profile = self.profiles.get(url)
         if profile is not None and not keep_policy:
             effects += self._enforce(device, profile, now)
-        if url not in self.resolving:
+        recently = profile is not None and now - self.checked_at.get(url, float("-inf")) < RECHECK_S
+        if url not in self.resolving and not recently:
+            # A known, recently checked file needs no new resolution for every device that announces it (the
+            # periodic refresh keeps it current); anything else goes to the worker.
             self.resolving.add(url)
             effects.append(ResolveRequest(url))
         return effects
@@ -432,8 +482,13 @@ class Enforcer:
         if result.body and result.sha256:
             installed = self._install_profile(result.url, result.sha256, result.body)
             if isinstance(installed, _Profile):
+                self.checked_at[result.url] = now
                 changed_switches = {d.dpid for d in waiting}
                 for device in waiting:
+                    if (device.state, device.url, device.sha256, device.reason) == (
+                        "enforced", installed.url, installed.sha256, ""
+                    ):
+                        continue  # already enforcing exactly this file: no update, no barrier
                     effects += self._enforce(device, installed, now)
                 for dpid in changed_switches:  # a new version of a shared profile: replace its rules
                     effects += self._sync(dpid, [("profile", installed.profile_id)])

@@ -58,8 +58,10 @@ class WorkerClient:
 
     def start(self) -> None:
         self._proc = self._popen(
-            [self._python, "-m", "mud_ryu.resolve_worker", self._settings_path], stdin=-1, stdout=-1, close_fds=True
-        )
+            [self._python, "-m", "mud_ryu.resolve_worker", self._settings_path],
+            stdin=-1, stdout=-1, close_fds=True,
+            bufsize=-1,  # eventlet's green Popen defaults to unbuffered: one read(1) per byte of every result
+        )  # fmt: skip
         log.info("resolver worker started, pid %s", self._proc.pid)
         for line in list(self._in_flight.values()):
             self._write(line)
