@@ -27,6 +27,7 @@ demo: setup
 bench: setup
 	$(PY) benchmarks/compile.py
 	$(PY) benchmarks/discovery.py
+	$(PY) benchmarks/enforce_latency.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
