@@ -14,7 +14,7 @@ from typing import Protocol, cast
 
 from mud_ryu import __version__
 
-COMMAND_MODULES = ("validate", "upgrade", "compile", "verify", "fetch")
+COMMAND_MODULES = ("validate", "upgrade", "compile", "verify", "fetch", "check_update")
 
 
 class _Command(Protocol):
