@@ -148,8 +148,9 @@ def home(payload: Any) -> dict[str, Any]:
                  "laptop is not managed: reachable (no listener there, so the RST proves it)"),
             ]  # fmt: skip
             seen_extra = lab.probe_many([(s, d, pr, po) for s, d, pr, po, _, _ in extra])
+            names = {labhosts.host(n).ip: n for n in ("internet", "laptop")}
             for (s, d, pr, po, exp, why), seen in zip(extra, seen_extra, strict=True):
-                result["probes"].append({"src": s, "dst": d, "proto": pr, "port": po,
+                result["probes"].append({"src": s, "dst": names[d], "proto": pr, "port": po,
                                          "expected": exp, "observed": seen, "reason": why})  # fmt: skip
             result["traces"] = _direction_traces(lab)
             result["devices"] = [_device_report(lab, state_dir, n, "s1") for n in (*ANNOUNCERS,)]
