@@ -43,8 +43,15 @@ def _alerted(ctl: labctl.ControllerProcess, code: str, mac: str) -> bool:
     return f"ALERT {code} mac={mac}" in _log(ctl)
 
 
-def _wait(ready: Callable[[], bool], what: str, timeout: float = CONFIRM_TIMEOUT) -> None:
-    poll(ready, what, timeout, 0.05)
+def _wait(
+    ready: Callable[[], bool], what: str, timeout: float = CONFIRM_TIMEOUT, ctl: labctl.ControllerProcess | None = None
+) -> None:
+    """Poll; on timeout the error carries the controller's last log lines (the only witness of why)."""
+    try:
+        poll(ready, what, timeout, 0.05)
+    except Exception as exc:
+        tail = "\n".join(_log(ctl).splitlines()[-60:]) if ctl is not None else ""
+        raise RuntimeError(f"{exc}\n--- controller log tail ---\n{tail}") from exc
 
 
 def _flows_by_owner(lab: HomeLab, switch: str) -> list[dict[str, Any]]:
@@ -128,13 +135,13 @@ def home(payload: Any) -> dict[str, Any]:
                 lab.announce(name)
             for name in MUD_DEVICES:
                 mac = labhosts.host(name).mac
-                _wait(lambda mac=mac: _confirmed(ctl, mac, "enforced"), f"{name} enforced")  # type: ignore[misc]
+                _wait(lambda mac=mac: _confirmed(ctl, mac, "enforced"), f"{name} enforced", ctl=ctl)  # type: ignore[misc]
             result["checks"]["enforced_all_s"] = round(time.monotonic() - t0, 2)
             # "broken" announces while the MUD server is down: first contact fails, it stays quarantined.
             lab.mud_server_down()
             lab.announce("broken")
             broken = labhosts.host("broken").mac
-            _wait(lambda: _alerted(ctl, "quarantined", broken), "broken quarantined")
+            _wait(lambda: _alerted(ctl, "quarantined", broken), "broken quarantined", ctl=ctl)
             lab.mud_server_up()
             result["checks"]["laptop_lease"] = lab.wait_lease("laptop")
             probes = [(p.src, p.dst_ip, p.proto, p.port) for p in labmud.PROBES]
@@ -195,14 +202,14 @@ def _spoof_release_restart(
     bulb = labhosts.host("bulb")
     before = _no_stats(lab, "s1")
     _spoof_dhcp(lab, "laptop", "bulb")
-    _wait(lambda: _alerted(ctl, "spoofed-announcement", bulb.mac), "spoof alert")
+    _wait(lambda: _alerted(ctl, "spoofed-announcement", bulb.mac), "spoof alert", ctl=ctl)
     checks["spoof_alerted"] = True
     checks["spoof_left_flows_alone"] = _no_stats(lab, "s1") == before
     checks["bulb_after_spoof"] = lab.probe("bulb", labmud.INTERNET, "tcp", 443)
     # DHCPRELEASE: bulb2's flows go, its record (and trust) stays.
     bulb2 = labhosts.host("bulb2")
     lab.release("bulb2")
-    _wait(lambda: _confirmed(ctl, bulb2.mac, "absent"), "bulb2 released")
+    _wait(lambda: _confirmed(ctl, bulb2.mac, "absent"), "bulb2 released", ctl=ctl)
     checks["bulb2_flows_after_release"] = [ln for ln in lab.dump_flows("s1") if bulb2.mac in ln]
     # Controller kill -9: the flows stay (fail-mode secure) and traffic keeps flowing while it is down.
     flows_before = _no_stats(lab, "s1")
@@ -219,7 +226,7 @@ def _spoof_release_restart(
     try:
         restarted = labctl.start_controller(workdir / "ctl2", settings, ofp_port=OFP_PORT)
         try:
-            _wait(lambda: "reconcile dpid=" in _log(restarted), "reconciliation after restart")
+            _wait(lambda: "reconcile dpid=" in _log(restarted), "reconciliation after restart", ctl=restarted)
             checks["reconcile_line"] = next(ln for ln in _log(restarted).splitlines() if "reconcile dpid=" in ln)
             out, _ = ping.communicate(timeout=30)
             checks["ping_through_restart"] = out.decode(errors="replace").strip().splitlines()[-2:]
@@ -263,7 +270,7 @@ def two_switch(payload: Any) -> dict[str, Any]:
                 lab.announce(name)
             for name in ("bulb", "bulb2", "cam"):
                 mac = labhosts.host(name).mac
-                _wait(lambda mac=mac: _confirmed(ctl, mac, "enforced"), f"{name} enforced")  # type: ignore[misc]
+                _wait(lambda mac=mac: _confirmed(ctl, mac, "enforced"), f"{name} enforced", ctl=ctl)  # type: ignore[misc]
 
             def probes(tag: str) -> None:
                 wanted = [(p.src, p.dst_ip, p.proto, p.port, p.expected) for name in ("bulb", "bulb2", "cam")
@@ -277,9 +284,9 @@ def two_switch(payload: Any) -> dict[str, Any]:
             bulb2 = labhosts.host("bulb2")
             out["checks"]["bulb2_on_s2_before"] = len([ln for ln in lab.dump_flows("s2") if bulb2.mac in ln])
             lab.move("bulb2", "s1", reannounce=True)
-            _wait(lambda: _confirmed(ctl, bulb2.mac, "absent"), "bulb2 gone from s2")
+            _wait(lambda: _confirmed(ctl, bulb2.mac, "absent"), "bulb2 gone from s2", ctl=ctl)
             on_s1 = rf"confirmed mac={bulb2.mac} dpid=0000000000000001 .*state=enforced"
-            _wait(lambda: re.search(on_s1, _log(ctl)) is not None, "bulb2 enforced on s1")
+            _wait(lambda: re.search(on_s1, _log(ctl)) is not None, "bulb2 enforced on s1", ctl=ctl)
             probes("after-move")
             # On s2 bulb2 may only be a learned host behind the uplink now (no classification flows).
             out["checks"]["bulb2_device_flows_on_s2_after"] = [
