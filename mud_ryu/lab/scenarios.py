@@ -54,6 +54,23 @@ def _wait(
         raise RuntimeError(f"{exc}\n--- controller log tail ---\n{tail}") from exc
 
 
+def _mud_server_reachable() -> bool:
+    """From the sandbox's root namespace (where the controller's worker runs) through the switch to mudsrv:443."""
+    try:
+        with socket.create_connection((labhosts.host("mudsrv").ip, 443), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _ready_for_devices(lab: HomeLab, ctl: labctl.ControllerProcess, switches: tuple[str, ...]) -> None:
+    """The switches hold the controller's flows and the MUD server answers through them: only then may devices
+    announce (a first fetch that races the lab's start-up would put them into the worker's 30 s backoff)."""
+    for switch in switches:
+        lab.wait_flows(switch, minimum=20)
+    _wait(_mud_server_reachable, "MUD server reachable from the controller through the switch", 20.0, ctl=ctl)
+
+
 def _flows_by_owner(lab: HomeLab, switch: str) -> list[dict[str, Any]]:
     """The switch's flows with their cookie split into kind/owner and their packet counts."""
     out = []
@@ -129,7 +146,7 @@ def home(payload: Any) -> dict[str, Any]:
     ctl = labctl.start_controller(workdir / "ctl", settings, ofp_port=OFP_PORT)
     try:
         with HomeLab.start(workdir, controller_port=OFP_PORT, pki=pki) as lab:
-            lab.wait_flows("s1", minimum=20)
+            _ready_for_devices(lab, ctl, ("s1",))
             t0 = time.monotonic()
             for name in (*MUD_DEVICES, "laptop"):
                 lab.announce(name)
@@ -264,8 +281,7 @@ def two_switch(payload: Any) -> dict[str, Any]:
     ctl = labctl.start_controller(workdir / "ctl", settings, ofp_port=OFP_PORT)
     try:
         with HomeLab.start(workdir, controller_port=OFP_PORT, pki=pki, topo="two_switch") as lab:
-            lab.wait_flows("s1", minimum=20)
-            lab.wait_flows("s2", minimum=20)
+            _ready_for_devices(lab, ctl, ("s1", "s2"))
             for name in ("bulb", "bulb2", "cam", "laptop"):
                 lab.announce(name)
             for name in ("bulb", "bulb2", "cam"):
