@@ -23,21 +23,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 
-from mud_ryu import mudfile
-from mud_ryu.bootstrap import pipeline_rules
-from mud_ryu.compile_types import CompiledProfile, CompileError
-from mud_ryu.compiler import compile_profile
-from mud_ryu.context import DNS_CONTROLLER_URN, NTP_CONTROLLER_URN, DeviceSpec, NetworkContext, url_authority
-from mud_ryu.devflows import device_rules
-from mud_ryu.devicestore import DeviceRecord, DeviceStore
+from mud_ryu.devicestore import DeviceStore
 from mud_ryu.discovery import Announcement, Malformed, NoUrl
-from mud_ryu.edgeflows import device_forward_rule, learned_host_rules, punt_rules, switch_rules
+from mud_ryu.enforcer_flows import FlowBook
+from mud_ryu.enforcer_state import Alert, Device, Effect, FlowUpdate, Owner, Profile, ResolveRequest, SwitchState
 from mud_ryu.flowkey import FlowKey, rule_key
-from mud_ryu.flowrule import FlowRule
-from mud_ryu.mudfile_error import MudFileError
-from mud_ryu.pipeline import QUARANTINE_PROFILE_ID, Band, table_id
+from mud_ryu.pipeline import Band, table_id
 from mud_ryu.resolve_wire import WireResult
 from mud_ryu.settings import DefaultPolicy, MudSettings
 from mud_ryu.urlgate import UrlRejected, check_mud_url
@@ -46,93 +38,12 @@ log = logging.getLogger(__name__)
 DHCPRELEASE = 7
 RECHECK_S = 60.0  # a file confirmed this recently is not re-resolved for each device announcing it
 
-Owner = tuple[str, object]
-SWITCH_OWNER: Owner = ("switch", 0)
+__all__ = ["Alert", "Device", "Effect", "Enforcer", "FlowUpdate", "ResolveRequest"]
 
 
-@dataclass(frozen=True, slots=True)
-class FlowUpdate:
-    dpid: int
-    adds: tuple[FlowRule, ...]
-    deletes: tuple[FlowRule, ...]
-    confirms: tuple[str, ...] = ()  # MACs whose records are saved once the switch confirms (barrier)
-    stale: tuple[object, ...] = ()  # reconciliation: entries the switch reported that nothing wants (app refs)
-
-
-@dataclass(frozen=True, slots=True)
-class ResolveRequest:
-    url: str
-    force: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Alert:
-    code: str  # stable: quarantined, spoofed-announcement, bad-url, malformed-announcement, kept-last, ...
-    mac: str
-    dpid: int
-    port: int
-    url: str
-    message: str
-
-
-Effect = FlowUpdate | ResolveRequest | Alert
-
-
-@dataclass
-class Device:
-    mac: str
-    device_id: int
-    dpid: int
-    port: int
-    url: str | None
-    via: str
-    state: str  # quarantined | enforced | absent
-    sha256: str | None = None
-    reason: str = ""
-    updated_at: float = 0.0
-
-    @classmethod
-    def from_record(cls, r: DeviceRecord) -> Device:
-        return cls(r.mac, r.device_id, r.dpid, r.port, r.url, r.via, r.state, r.sha256, r.reason, r.updated_at)
-
-    def record(self) -> DeviceRecord:
-        return DeviceRecord(
-            self.mac, self.device_id, self.dpid, self.port, self.url, self.via, self.state, self.sha256, self.reason,
-            self.updated_at,
-        )  # fmt: skip
-
-
-@dataclass
-class _Profile:
-    url: str
-    sha256: str
-    profile_id: int
-    mfg_id: int
-    compiled: CompiledProfile
-
-
-@dataclass
-class _Switch:
-    dpid: int
-    metered: bool
-    ports_up: set[int] = field(default_factory=set)
-    owners: dict[Owner, frozenset[FlowRule]] = field(default_factory=dict)
-    slots: dict[tuple[str, int, tuple[tuple[str, object], ...]], int] = field(default_factory=dict)  # refcounts
-    device_profile: dict[str, int] = field(default_factory=dict)  # MAC -> profile id its flows currently use
-    hosts: dict[str, int] = field(default_factory=dict)  # learned unmanaged MAC -> port
-
-
-def _slot(rule: FlowRule) -> tuple[str, int, tuple[tuple[str, object], ...]]:
-    return (rule.table, rule.priority, rule.match)
-
-
-class Enforcer:
+class Enforcer(FlowBook):
     def __init__(self, settings: MudSettings, store: DeviceStore, now: float) -> None:
-        self.settings = settings
-        self.store = store
-        self.switches: dict[int, _Switch] = {}
-        self.devices: dict[str, Device] = {r.mac: Device.from_record(r) for r in store.devices()}
-        self.profiles: dict[str, _Profile] = {}  # by URL: the file in force for that URL
+        super().__init__(settings, store)
         self.resolving: set[str] = set()
         self.checked_at: dict[str, float] = {}  # URL -> when the worker last confirmed the file in force
         for device in self.devices.values():
@@ -142,149 +53,10 @@ class Enforcer:
                     self._install_profile(device.url, device.sha256, body)
         log.info("enforcer state: %d devices, %d profiles loaded", len(self.devices), len(self.profiles))
 
-    # ---- context and profiles
-    def _context(self) -> NetworkContext:
-        controllers = dict(self.settings.controllers)
-        if self.settings.dns_servers:
-            controllers.setdefault(DNS_CONTROLLER_URN, self.settings.dns_servers)
-        if self.settings.ntp_servers:
-            controllers.setdefault(NTP_CONTROLLER_URN, self.settings.ntp_servers)
-        urls = self.store.profile_ids()
-        return NetworkContext(
-            controllers=controllers,
-            my_controller={url: self.settings.my_controller for url in urls},
-            local_networks=self.settings.local_networks,
-            profile_ids=urls,
-            manufacturer_ids=self.store.manufacturer_ids(),
-        )
-
-    def _install_profile(self, url: str, sha256: str, body: bytes) -> _Profile | str:
-        """Parse and compile a verified file; return the profile or a failure reason."""
-        current = self.profiles.get(url)
-        if current is not None and current.sha256 == sha256:
-            return current
-        try:
-            parsed = mudfile.parse(body)
-        except MudFileError as error:
-            return f"mud:{error.finding.reason}"
-        profile_id = self.store.profile_id(url)
-        mfg_id = self.store.manufacturer_id(url_authority(url))
-        try:
-            compiled = compile_profile(parsed.mud, self._context(), profile_id)
-        except CompileError as error:
-            return f"compile:{error.reason}"
-        self.store.save_body(sha256, body)
-        profile = _Profile(url, sha256, profile_id, mfg_id, compiled)
-        self.profiles[url] = profile
-        return profile
-
-    # ---- desired flows per owner
-    def _device_flows(self, device: Device) -> frozenset[FlowRule]:
-        if device.state == "absent":
-            return frozenset()
-        profile = self.profiles.get(device.url or "") if device.state == "enforced" else None
-        profile_id, mfg_id = (profile.profile_id, profile.mfg_id) if profile else (QUARANTINE_PROFILE_ID, 0)
-        spec = DeviceSpec(device.mac, device.port, device.port, device.device_id)
-        rules = device_rules(spec, profile_id, mfg_id)
-        return frozenset((*rules, device_forward_rule(device.mac, device.port, device.device_id)))
-
-    def _profile_in_use(self, dpid: int, profile_id: int) -> _Profile | None:
-        for device in self.devices.values():
-            if device.dpid == dpid and device.state == "enforced" and device.url in self.profiles:
-                profile = self.profiles[device.url]
-                if profile.profile_id == profile_id:
-                    return profile
-        return None
-
-    def _enforced_profile_id(self, device: Device | None, dpid: int) -> int | None:
-        if device is None or device.dpid != dpid or device.state != "enforced" or device.url not in self.profiles:
-            return None
-        return self.profiles[device.url].profile_id
-
-    def _owner_flows(self, sw: _Switch, owner: Owner) -> frozenset[FlowRule]:
-        """What one owner should hold on one switch now (computed for that owner only: events stay cheap)."""
-        kind, key = owner
-        if kind == "switch":
-            return frozenset((*pipeline_rules(), *switch_rules(sw.metered)))
-        if kind == "punt":
-            assert isinstance(key, int)
-            up = key in sw.ports_up and (sw.dpid, key) not in self.settings.uplink_ports
-            return frozenset(punt_rules(key, sw.metered)) if up else frozenset()
-        if kind == "device":
-            device = self.devices.get(str(key))
-            return self._device_flows(device) if device is not None and device.dpid == sw.dpid else frozenset()
-        if kind == "host":
-            port = sw.hosts.get(str(key))
-            return frozenset(learned_host_rules(str(key), port)) if port is not None else frozenset()
-        if kind == "profile":
-            assert isinstance(key, int)
-            profile = self._profile_in_use(sw.dpid, key)
-            return frozenset(profile.compiled.rules) if profile is not None else frozenset()
-        raise ValueError(f"unknown owner {owner!r}")
-
-    def _all_owners(self, sw: _Switch) -> set[Owner]:
-        owners: set[Owner] = {SWITCH_OWNER, *sw.owners}
-        owners.update(("punt", port) for port in sw.ports_up)
-        owners.update(("host", mac) for mac in sw.hosts)
-        for device in self.devices.values():
-            if device.dpid == sw.dpid:
-                owners.add(("device", device.mac))
-                if device.url in self.profiles:
-                    owners.add(("profile", self.profiles[device.url].profile_id))
-        return owners
-
-    def _desired(self, sw: _Switch) -> dict[Owner, frozenset[FlowRule]]:
-        wanted = {owner: self._owner_flows(sw, owner) for owner in self._all_owners(sw)}
-        return {owner: flows for owner, flows in wanted.items() if flows}
-
-    def _set_owner(self, sw: _Switch, owner: Owner, flows: frozenset[FlowRule]) -> None:
-        for rule in sw.owners.pop(owner, frozenset()):
-            slot = _slot(rule)
-            sw.slots[slot] -= 1
-            if not sw.slots[slot]:
-                del sw.slots[slot]
-        if flows:
-            sw.owners[owner] = flows
-            for rule in flows:
-                sw.slots[_slot(rule)] = sw.slots.get(_slot(rule), 0) + 1
-
-    def _sync(self, dpid: int, touched: Iterable[Owner] | None = None, confirms: tuple[str, ...] = ()) -> list[Effect]:
-        """Diff the owners (all, or ``touched``) of one switch against what it holds; return the update."""
-        sw = self.switches.get(dpid)
-        if sw is None:
-            return []
-        owners = self._all_owners(sw) if touched is None else set(touched)
-        # A device change can start or end the use of a profile on this switch: its old and its new profile.
-        for owner in list(owners):
-            if owner[0] == "device":
-                mac = str(owner[1])
-                device = self.devices.get(mac)
-                now_pid = self._enforced_profile_id(device, dpid)
-                old_pid = sw.device_profile.pop(mac, None)
-                if now_pid is not None:
-                    sw.device_profile[mac] = now_pid
-                owners.update(("profile", pid) for pid in (old_pid, now_pid) if pid is not None)
-        adds: list[FlowRule] = []
-        dels: list[FlowRule] = []
-        for owner in owners:
-            old = sw.owners.get(owner, frozenset())
-            new = self._owner_flows(sw, owner)
-            if new == old:
-                continue
-            new_slots = {_slot(r) for r in new}
-            adds.extend(r for r in new if r not in old)
-            dels.extend(r for r in old if _slot(r) not in new_slots)
-            self._set_owner(sw, owner, new)
-        # A slot another owner still holds is not deleted (the add replaced it in place).
-        dels = [r for r in dels if _slot(r) not in sw.slots]
-        if not adds and not dels and not confirms:
-            return []
-        return [FlowUpdate(dpid, tuple(adds), tuple(dels), confirms)]
-
     # ---- switch events
     def switch_up(self, dpid: int, ports: Iterable[int], metered: bool) -> None:
         """A switch connected. Nothing is sent until :meth:`reconcile` hears what it already holds."""
-        sw = _Switch(dpid, metered, set(ports))
+        sw = SwitchState(dpid, metered, set(ports))
         old = self.switches.get(dpid)
         if old is not None:
             sw.hosts = old.hosts
@@ -462,7 +234,7 @@ class Enforcer:
             effects.append(ResolveRequest(url))
         return effects
 
-    def _enforce(self, device: Device, profile: _Profile, now: float) -> list[Effect]:
+    def _enforce(self, device: Device, profile: Profile, now: float) -> list[Effect]:
         device.url, device.sha256, device.state, device.reason, device.updated_at = (
             profile.url,
             profile.sha256,
@@ -481,12 +253,15 @@ class Enforcer:
         effects: list[Effect] = []
         if result.body and result.sha256:
             installed = self._install_profile(result.url, result.sha256, result.body)
-            if isinstance(installed, _Profile):
+            if isinstance(installed, Profile):
                 self.checked_at[result.url] = now
                 changed_switches = {d.dpid for d in waiting}
                 for device in waiting:
                     if (device.state, device.url, device.sha256, device.reason) == (
-                        "enforced", installed.url, installed.sha256, ""
+                        "enforced",
+                        installed.url,
+                        installed.sha256,
+                        "",
                     ):
                         continue  # already enforcing exactly this file: no update, no barrier
                     effects += self._enforce(device, installed, now)

@@ -1,0 +1,178 @@
+"""What each switch should hold, per owner, and the diff against what it holds (the enforcer's flow book).
+
+An owner is one unit of flows: the switch's shared flows, one access port's punts, one device, one learned host,
+one profile in use on that switch. Events recompute only the owners they touch; per-switch slot refcounts let a
+diff tell which deleted slot another owner still holds, without scanning the table.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from mud_ryu import mudfile
+from mud_ryu.bootstrap import pipeline_rules
+from mud_ryu.compile_types import CompileError
+from mud_ryu.compiler import compile_profile
+from mud_ryu.context import DNS_CONTROLLER_URN, NTP_CONTROLLER_URN, DeviceSpec, NetworkContext, url_authority
+from mud_ryu.devflows import device_rules
+from mud_ryu.devicestore import DeviceStore
+from mud_ryu.edgeflows import device_forward_rule, learned_host_rules, punt_rules, switch_rules
+from mud_ryu.enforcer_state import SWITCH_OWNER, Device, Effect, FlowUpdate, Owner, Profile, SwitchState, slot
+from mud_ryu.flowrule import FlowRule
+from mud_ryu.mudfile_error import MudFileError
+from mud_ryu.pipeline import QUARANTINE_PROFILE_ID
+from mud_ryu.settings import MudSettings
+
+log = logging.getLogger(__name__)
+
+
+class FlowBook:
+    """The state the flows are computed from, and the per-owner diff. :class:`~mud_ryu.enforcer.Enforcer` adds
+    the events."""
+
+    def __init__(self, settings: MudSettings, store: DeviceStore) -> None:
+        self.settings = settings
+        self.store = store
+        self.switches: dict[int, SwitchState] = {}
+        self.devices: dict[str, Device] = {r.mac: Device.from_record(r) for r in store.devices()}
+        self.profiles: dict[str, Profile] = {}  # by URL: the file in force for that URL
+
+    # ---- context and profiles
+    def _context(self) -> NetworkContext:
+        controllers = dict(self.settings.controllers)
+        if self.settings.dns_servers:
+            controllers.setdefault(DNS_CONTROLLER_URN, self.settings.dns_servers)
+        if self.settings.ntp_servers:
+            controllers.setdefault(NTP_CONTROLLER_URN, self.settings.ntp_servers)
+        urls = self.store.profile_ids()
+        return NetworkContext(
+            controllers=controllers,
+            my_controller={url: self.settings.my_controller for url in urls},
+            local_networks=self.settings.local_networks,
+            profile_ids=urls,
+            manufacturer_ids=self.store.manufacturer_ids(),
+        )
+
+    def _install_profile(self, url: str, sha256: str, body: bytes) -> Profile | str:
+        """Parse and compile a verified file; return the profile or a failure reason."""
+        current = self.profiles.get(url)
+        if current is not None and current.sha256 == sha256:
+            return current
+        try:
+            parsed = mudfile.parse(body)
+        except MudFileError as error:
+            return f"mud:{error.finding.reason}"
+        profile_id = self.store.profile_id(url)
+        mfg_id = self.store.manufacturer_id(url_authority(url))
+        try:
+            compiled = compile_profile(parsed.mud, self._context(), profile_id)
+        except CompileError as error:
+            return f"compile:{error.reason}"
+        self.store.save_body(sha256, body)
+        profile = Profile(url, sha256, profile_id, mfg_id, compiled)
+        self.profiles[url] = profile
+        return profile
+
+    # ---- desired flows per owner
+    def _device_flows(self, device: Device) -> frozenset[FlowRule]:
+        if device.state == "absent":
+            return frozenset()
+        profile = self.profiles.get(device.url or "") if device.state == "enforced" else None
+        profile_id, mfg_id = (profile.profile_id, profile.mfg_id) if profile else (QUARANTINE_PROFILE_ID, 0)
+        spec = DeviceSpec(device.mac, device.port, device.port, device.device_id)
+        rules = device_rules(spec, profile_id, mfg_id)
+        return frozenset((*rules, device_forward_rule(device.mac, device.port, device.device_id)))
+
+    def _profile_in_use(self, dpid: int, profile_id: int) -> Profile | None:
+        for device in self.devices.values():
+            if device.dpid == dpid and device.state == "enforced" and device.url in self.profiles:
+                profile = self.profiles[device.url]
+                if profile.profile_id == profile_id:
+                    return profile
+        return None
+
+    def _enforced_profile_id(self, device: Device | None, dpid: int) -> int | None:
+        if device is None or device.dpid != dpid or device.state != "enforced" or device.url not in self.profiles:
+            return None
+        return self.profiles[device.url].profile_id
+
+    def _owner_flows(self, sw: SwitchState, owner: Owner) -> frozenset[FlowRule]:
+        """What one owner should hold on one switch now (computed for that owner only: events stay cheap)."""
+        kind, key = owner
+        if kind == "switch":
+            return frozenset((*pipeline_rules(), *switch_rules(sw.metered)))
+        if kind == "punt":
+            assert isinstance(key, int)
+            up = key in sw.ports_up and (sw.dpid, key) not in self.settings.uplink_ports
+            return frozenset(punt_rules(key, sw.metered)) if up else frozenset()
+        if kind == "device":
+            device = self.devices.get(str(key))
+            return self._device_flows(device) if device is not None and device.dpid == sw.dpid else frozenset()
+        if kind == "host":
+            port = sw.hosts.get(str(key))
+            return frozenset(learned_host_rules(str(key), port)) if port is not None else frozenset()
+        if kind == "profile":
+            assert isinstance(key, int)
+            profile = self._profile_in_use(sw.dpid, key)
+            return frozenset(profile.compiled.rules) if profile is not None else frozenset()
+        raise ValueError(f"unknown owner {owner!r}")
+
+    def _all_owners(self, sw: SwitchState) -> set[Owner]:
+        owners: set[Owner] = {SWITCH_OWNER, *sw.owners}
+        owners.update(("punt", port) for port in sw.ports_up)
+        owners.update(("host", mac) for mac in sw.hosts)
+        for device in self.devices.values():
+            if device.dpid == sw.dpid:
+                owners.add(("device", device.mac))
+                if device.url in self.profiles:
+                    owners.add(("profile", self.profiles[device.url].profile_id))
+        return owners
+
+    def _desired(self, sw: SwitchState) -> dict[Owner, frozenset[FlowRule]]:
+        wanted = {owner: self._owner_flows(sw, owner) for owner in self._all_owners(sw)}
+        return {owner: flows for owner, flows in wanted.items() if flows}
+
+    def _set_owner(self, sw: SwitchState, owner: Owner, flows: frozenset[FlowRule]) -> None:
+        for rule in sw.owners.pop(owner, frozenset()):
+            key = slot(rule)
+            sw.slots[key] -= 1
+            if not sw.slots[key]:
+                del sw.slots[key]
+        if flows:
+            sw.owners[owner] = flows
+            for rule in flows:
+                sw.slots[slot(rule)] = sw.slots.get(slot(rule), 0) + 1
+
+    def _sync(self, dpid: int, touched: Iterable[Owner] | None = None, confirms: tuple[str, ...] = ()) -> list[Effect]:
+        """Diff the owners (all, or ``touched``) of one switch against what it holds; return the update."""
+        sw = self.switches.get(dpid)
+        if sw is None:
+            return []
+        owners = self._all_owners(sw) if touched is None else set(touched)
+        # A device change can start or end the use of a profile on this switch: its old and its new profile.
+        for owner in list(owners):
+            if owner[0] == "device":
+                mac = str(owner[1])
+                device = self.devices.get(mac)
+                now_pid = self._enforced_profile_id(device, dpid)
+                old_pid = sw.device_profile.pop(mac, None)
+                if now_pid is not None:
+                    sw.device_profile[mac] = now_pid
+                owners.update(("profile", pid) for pid in (old_pid, now_pid) if pid is not None)
+        adds: list[FlowRule] = []
+        dels: list[FlowRule] = []
+        for owner in owners:
+            old = sw.owners.get(owner, frozenset())
+            new = self._owner_flows(sw, owner)
+            if new == old:
+                continue
+            new_slots = {slot(r) for r in new}
+            adds.extend(r for r in new if r not in old)
+            dels.extend(r for r in old if slot(r) not in new_slots)
+            self._set_owner(sw, owner, new)
+        # A slot another owner still holds is not deleted (the add replaced it in place).
+        dels = [r for r in dels if slot(r) not in sw.slots]
+        if not adds and not dels and not confirms:
+            return []
+        return [FlowUpdate(dpid, tuple(adds), tuple(dels), confirms)]

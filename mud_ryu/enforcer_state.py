@@ -1,0 +1,88 @@
+"""The enforcer's values: the effects it returns, a device as it tracks it, a compiled profile, a switch's state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mud_ryu.compile_types import CompiledProfile
+from mud_ryu.devicestore import DeviceRecord
+from mud_ryu.flowrule import FlowRule
+
+Owner = tuple[str, object]
+SWITCH_OWNER: Owner = ("switch", 0)
+
+
+@dataclass(frozen=True, slots=True)
+class FlowUpdate:
+    dpid: int
+    adds: tuple[FlowRule, ...]
+    deletes: tuple[FlowRule, ...]
+    confirms: tuple[str, ...] = ()  # MACs whose records are saved once the switch confirms (barrier)
+    stale: tuple[object, ...] = ()  # reconciliation: entries the switch reported that nothing wants (app refs)
+
+
+@dataclass(frozen=True, slots=True)
+class ResolveRequest:
+    url: str
+    force: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    code: str  # stable: quarantined, spoofed-announcement, bad-url, malformed-announcement, kept-last, ...
+    mac: str
+    dpid: int
+    port: int
+    url: str
+    message: str
+
+
+Effect = FlowUpdate | ResolveRequest | Alert
+
+
+@dataclass
+class Device:
+    mac: str
+    device_id: int
+    dpid: int
+    port: int
+    url: str | None
+    via: str
+    state: str  # quarantined | enforced | absent
+    sha256: str | None = None
+    reason: str = ""
+    updated_at: float = 0.0
+
+    @classmethod
+    def from_record(cls, r: DeviceRecord) -> Device:
+        return cls(r.mac, r.device_id, r.dpid, r.port, r.url, r.via, r.state, r.sha256, r.reason, r.updated_at)
+
+    def record(self) -> DeviceRecord:
+        return DeviceRecord(
+            self.mac, self.device_id, self.dpid, self.port, self.url, self.via, self.state, self.sha256, self.reason,
+            self.updated_at,
+        )  # fmt: skip
+
+
+@dataclass
+class Profile:
+    url: str
+    sha256: str
+    profile_id: int
+    mfg_id: int
+    compiled: CompiledProfile
+
+
+@dataclass
+class SwitchState:
+    dpid: int
+    metered: bool
+    ports_up: set[int] = field(default_factory=set)
+    owners: dict[Owner, frozenset[FlowRule]] = field(default_factory=dict)
+    slots: dict[tuple[str, int, tuple[tuple[str, object], ...]], int] = field(default_factory=dict)  # refcounts
+    device_profile: dict[str, int] = field(default_factory=dict)  # MAC -> profile id its flows currently use
+    hosts: dict[str, int] = field(default_factory=dict)  # learned unmanaged MAC -> port
+
+
+def slot(rule: FlowRule) -> tuple[str, int, tuple[tuple[str, object], ...]]:
+    return (rule.table, rule.priority, rule.match)
