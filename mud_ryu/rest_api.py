@@ -1,0 +1,313 @@
+"""The operator REST API (``/mud/v1``) as a framework-free function: request in, :class:`Response` out.
+
+:func:`handle` is the whole API: it routes, authorises, validates and calls a :class:`Backend` (the enforcer).
+It never sees a socket or a framework, so the app can serve it from Ryu's WSGI (see :mod:`mud_ryu.rest_wsgi`)
+and the tests can call it directly.
+
+Rules it keeps (issue 5, THREATS.md row 18):
+
+* reads are open (the app listens on loopback by default); every state-changing call needs
+  ``Authorization: Bearer <token>``, compared in constant time; with no token configured they are refused
+  (403 ``token-not-configured``) rather than left open;
+* every failure is JSON ``{"error": <stable code>, "message": <for people>}`` with a 4xx status; an unexpected
+  exception becomes 500 ``internal`` and goes to the log, never into the body;
+* request bodies are capped, must be a JSON object with known keys, and are decoded by :mod:`strictjson`;
+  every string in a response is capped in length (device-supplied URLs and messages are attacker text;
+  ``json.dumps`` escapes them).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+from mud_ryu.context import normalize_mac
+from mud_ryu.rest_types import (
+    ActionResult,
+    AlertView,
+    Backend,
+    DecisionView,
+    DeviceDetail,
+    DeviceView,
+    HistoryEntry,
+    PendingView,
+    Response,
+    dpid_hex,
+)
+from mud_ryu.strictjson import JSONError, loads_object
+
+__all__ = [
+    "ActionResult",
+    "AlertView",
+    "Backend",
+    "DecisionView",
+    "DeviceDetail",
+    "DeviceView",
+    "HistoryEntry",
+    "PendingView",
+    "Response",
+    "dpid_hex",
+    "handle",
+]
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/mud/v1/"
+MAX_BODY_BYTES = 4096
+MAX_PATH_CHARS = 1024
+MAX_STRING_CHARS = 2048  # any string in a response body
+MAX_URL_CHARS = 2048  # an approve URL; the enforcer's URL gate applies the real (255 octet) limit
+DEFAULT_ALERT_LIMIT = 100
+MAX_ALERT_LIMIT = 1000
+READ_METHODS = frozenset({"GET"})
+JSON_HEADERS: Mapping[str, str] = {
+    "Content-Type": "application/json",
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+}
+# The API's own error codes; a backend refusal adds its ActionResult.reason.
+ERROR_CODES = frozenset(
+    {
+        "not-found",
+        "method-not-allowed",
+        "token-not-configured",
+        "missing-token",
+        "bad-token",
+        "bad-mac",
+        "bad-query",
+        "bad-limit",
+        "body-too-large",
+        "unsupported-media-type",
+        "bad-json",
+        "unknown-field",
+        "bad-field",
+        "unknown-device",
+        "internal",
+    }
+)
+
+
+class ApiError(Exception):
+    """A refusal with its HTTP status and stable code; raised anywhere below :func:`handle`, answered by it."""
+
+    def __init__(self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers: Mapping[str, str] = headers or {}
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    method: str
+    mac: str  # normalised; "" on routes without one
+    query: Mapping[str, str]
+    headers: Mapping[str, str]  # lower-case names
+    body: bytes
+
+
+_Handler = Callable[[_Request, Backend], Response]
+
+
+def handle(
+    method: str, path: str, headers: Mapping[str, str], body: bytes, backend: Backend, token: str | None
+) -> Response:
+    """Answer one request. ``path`` may carry a query string; ``token`` None or "" disables state changes."""
+    try:
+        return _dispatch(method, path, {k.lower(): v for k, v in headers.items()}, body, backend, token or None)
+    except ApiError as error:
+        return _json(error.status, {"error": error.code, "message": error.message}, error.headers)
+    except Exception:
+        log.exception("REST %s %s: internal error", _printable(method, 16), _printable(path, 200))
+        return _json(500, {"error": "internal", "message": "internal error; see the controller log"})
+
+
+def _dispatch(
+    method: str, path: str, headers: Mapping[str, str], body: bytes, backend: Backend, token: str | None
+) -> Response:
+    raw_path, _, raw_query = path.partition("?")
+    methods, raw_mac, allowed_query = _route(raw_path)
+    handler = methods.get(method)
+    if handler is None:
+        allow = ", ".join(sorted(methods))
+        raise ApiError(405, "method-not-allowed", f"use {allow} on this resource", {"Allow": allow})
+    if method not in READ_METHODS:
+        _authorize(headers, token)
+    if len(body) > MAX_BODY_BYTES:
+        raise ApiError(413, "body-too-large", f"request body over {MAX_BODY_BYTES} bytes")
+    mac = _mac(raw_mac) if raw_mac is not None else ""
+    request = _Request(method, mac, _query(raw_query, allowed_query), headers, body)
+    return handler(request, backend)
+
+
+def _route(raw_path: str) -> tuple[Mapping[str, _Handler], str | None, frozenset[str]]:
+    """(handlers by method, the raw MAC segment or None, allowed query keys) of a path, or 404."""
+    if len(raw_path) > MAX_PATH_CHARS or not raw_path.startswith(PREFIX):
+        raise ApiError(404, "not-found", "no such resource (the API lives under /mud/v1/)")
+    # Split before decoding, so an encoded "/" (%2F) cannot make new segments.
+    segments = [unquote(s, errors="replace") for s in raw_path[len(PREFIX) :].split("/")]
+    if "" in segments:  # "//" or a trailing "/": not a resource of ours
+        raise ApiError(404, "not-found", "no such resource")
+    match segments:
+        case ["devices"]:
+            return {"GET": _list_devices}, None, frozenset()
+        case ["devices", mac]:
+            return {"GET": _show_device, "DELETE": _forget}, mac, frozenset()
+        case ["devices", mac, "approve"]:
+            return {"POST": _approve}, mac, frozenset()
+        case ["devices", mac, "revoke"]:
+            return {"POST": _revoke}, mac, frozenset()
+        case ["alerts"]:
+            return {"GET": _list_alerts}, None, frozenset({"limit"})
+    raise ApiError(404, "not-found", "no such resource")
+
+
+def _authorize(headers: Mapping[str, str], token: str | None) -> None:
+    if token is None:
+        raise ApiError(403, "token-not-configured", "state-changing calls are disabled: no API token is configured")
+    scheme, _, given = headers.get("authorization", "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        raise ApiError(
+            401, "missing-token", "send Authorization: Bearer <token>", {"WWW-Authenticate": 'Bearer realm="mud-ryu"'}
+        )
+    # Compare digests, so neither the token's content nor its length leaks through timing.
+    given_digest = hashlib.sha256(given.strip().encode("utf-8", "replace")).digest()
+    expected_digest = hashlib.sha256(token.encode("utf-8", "replace")).digest()
+    if not hmac.compare_digest(given_digest, expected_digest):
+        log.info("REST: a state-changing call with a wrong token was refused")
+        raise ApiError(
+            401,
+            "bad-token",
+            "the bearer token is not the configured one",
+            {"WWW-Authenticate": 'Bearer realm="mud-ryu", error="invalid_token"'},
+        )
+
+
+def _mac(raw: str) -> str:
+    try:
+        if raw != raw.strip():  # normalize_mac forgives spaces around a MAC; a path segment should not carry any
+            raise ValueError(raw)
+        return normalize_mac(raw[:64])
+    except ValueError:
+        raise ApiError(400, "bad-mac", f"not a MAC address: {_printable(raw, 64)!r}") from None
+
+
+def _query(raw: str, allowed: frozenset[str]) -> Mapping[str, str]:
+    if not raw:
+        return {}
+    try:
+        pairs = parse_qsl(raw, keep_blank_values=True, strict_parsing=True, max_num_fields=8)
+    except ValueError:
+        raise ApiError(400, "bad-query", "malformed query string") from None
+    query: dict[str, str] = {}
+    for key, value in pairs:
+        if key not in allowed:
+            raise ApiError(400, "bad-query", f"unknown query parameter {_printable(key, 64)!r}")
+        if key in query:
+            raise ApiError(400, "bad-query", f"query parameter {key!r} given twice")
+        query[key] = value
+    return query
+
+
+def _body(request: _Request, allowed: frozenset[str]) -> dict[str, Any]:
+    """The request's JSON object (``{}`` for an empty body), holding only ``allowed`` keys."""
+    if not request.body.strip():
+        return {}
+    media, _, params = request.headers.get("content-type", "").partition(";")
+    charset = params.strip().lower().replace(" ", "")
+    if media.strip().lower() != "application/json" or charset not in ("", "charset=utf-8"):
+        raise ApiError(415, "unsupported-media-type", "send the body as Content-Type: application/json (UTF-8)")
+    try:
+        document = loads_object(request.body)
+    except JSONError as error:
+        raise ApiError(400, "bad-json", f"{error.reason}: {error.message}") from None
+    unknown = sorted(set(document) - allowed)
+    if unknown:
+        names = ", ".join(repr(_printable(k, 64)) for k in unknown[:5])
+        raise ApiError(400, "unknown-field", f"unknown field(s) {names}; allowed: {sorted(allowed)}")
+    return document
+
+
+# ---- handlers ------------------------------------------------------------------------------------------------
+
+
+def _list_devices(request: _Request, backend: Backend) -> Response:
+    return _json(200, {"devices": [dataclasses.asdict(d) for d in backend.devices()]})
+
+
+def _show_device(request: _Request, backend: Backend) -> Response:
+    detail = backend.device(request.mac)
+    if detail is None:
+        raise ApiError(404, "unknown-device", f"no device {request.mac}")
+    return _json(200, dataclasses.asdict(detail))
+
+
+def _list_alerts(request: _Request, backend: Backend) -> Response:
+    raw = request.query.get("limit")
+    limit = DEFAULT_ALERT_LIMIT
+    if raw is not None:
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 6 and 1 <= int(raw) <= MAX_ALERT_LIMIT):
+            raise ApiError(400, "bad-limit", f"limit must be an integer from 1 to {MAX_ALERT_LIMIT}")
+        limit = int(raw)
+    return _json(200, {"alerts": [dataclasses.asdict(a) for a in backend.alerts(limit)[:limit]]})
+
+
+def _approve(request: _Request, backend: Backend) -> Response:
+    url = _body(request, frozenset({"url"})).get("url")
+    if url is not None and (not isinstance(url, str) or not url or len(url) > MAX_URL_CHARS):
+        raise ApiError(400, "bad-field", f"url must be a non-empty string of at most {MAX_URL_CHARS} characters")
+    return _action("approve", request.mac, backend.approve(request.mac, url))
+
+
+def _revoke(request: _Request, backend: Backend) -> Response:
+    _body(request, frozenset())
+    return _action("revoke", request.mac, backend.revoke(request.mac))
+
+
+def _forget(request: _Request, backend: Backend) -> Response:
+    _body(request, frozenset())
+    return _action("forget", request.mac, backend.forget(request.mac))
+
+
+def _action(name: str, mac: str, result: ActionResult) -> Response:
+    log.info("REST %s %s: %s %s", name, mac, "ok" if result.ok else "refused", _printable(result.reason, 80))
+    if result.ok:
+        return _json(200, dataclasses.asdict(result))
+    if result.reason == "unknown-device":
+        status = 404
+    elif result.reason == "bad-url" or result.reason.startswith("bad-url:"):
+        status = 400
+    else:
+        status = 409
+    return _json(status, {"error": result.reason, "message": result.message})
+
+
+# ---- encoding ------------------------------------------------------------------------------------------------
+
+
+def _capped(value: object) -> object:
+    if isinstance(value, str):
+        return value[:MAX_STRING_CHARS]
+    if isinstance(value, dict):
+        return {key: _capped(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_capped(item) for item in value]
+    return value
+
+
+def _json(status: int, document: Mapping[str, object], headers: Mapping[str, str] | None = None) -> Response:
+    body = json.dumps(_capped(document), ensure_ascii=True, allow_nan=False, separators=(",", ":")) + "\n"
+    return Response(status, body.encode("ascii"), {**JSON_HEADERS, **(headers or {})})
+
+
+def _printable(text: str, limit: int) -> str:
+    """Attacker text bound for a log line or a message: capped, one line, no control characters."""
+    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text[:limit])

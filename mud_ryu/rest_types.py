@@ -1,0 +1,123 @@
+"""The values of the operator REST API: what the enforcer shows and does, and what a response is.
+
+Field names here ARE the JSON field names of ``/mud/v1`` (serialised with :func:`dataclasses.asdict`), so renaming
+one is an API break: scripts and the ``mud-ryu`` CLI read them. The :class:`Backend` protocol is the whole surface
+the API needs from the enforcer, kept small so the app can implement it over its single event loop and tests can
+implement it in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+def dpid_hex(dpid: int) -> str:
+    """A datapath id as the API shows it: 16 lower-case hex digits, as ``ovs-ofctl`` and Ryu's dpid_lib print it."""
+    return f"{dpid:016x}"
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionView:
+    """The last URL-policy decision for a device: ``verdict`` (update_types.Verdict value) and its reason code."""
+
+    verdict: str
+    reason: str
+    at: float  # seconds since the epoch, as the controller saw them
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceView:
+    mac: str  # lower-case colon form
+    dpid: str  # dpid_hex()
+    port: int
+    url: str | None  # the URL whose file is enforced (None: nothing accepted yet)
+    via: str  # how the URL was announced: dhcpv4 | dhcpv6 | lldp | ...
+    state: str  # enforcement state (quarantined | enforced | absent) or trust state (pending-approval, ...)
+    signer: str | None  # the pinned signer (CA key id and subject), None when unsigned or unknown
+    profile_id: int | None  # the compiled profile the device's flows point at (None: quarantine profile only)
+    flow_count: int
+    last_decision: DecisionView | None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One file ever accepted for the device (the rollback list, oldest first)."""
+
+    url: str
+    sha256: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class PendingView:
+    """The URL change in flight: status fetching | needs-approval | approved, and why."""
+
+    url: str
+    status: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceDetail(DeviceView):
+    """A device with its URL history and the flows it holds (serialised flat: DeviceView's fields, then these)."""
+
+    history: tuple[HistoryEntry, ...] = ()
+    pending: PendingView | None = None
+    flows: tuple[str, ...] = ()  # one line per flow, in ovs-ofctl dump-flows style
+
+
+@dataclass(frozen=True, slots=True)
+class AlertView:
+    code: str  # stable alert code (quarantined, spoofed-announcement, bad-url, ...)
+    mac: str
+    dpid: str  # dpid_hex()
+    port: int
+    url: str
+    message: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    """What an approve / revoke / forget did: ``ok`` with the policy's reason code, or a refusal with its reason.
+
+    A refusal maps to HTTP 404 for ``unknown-device``, 400 for ``bad-url`` and ``bad-url:<gate reason>`` (the
+    operator's input was wrong) and 409 for everything else (the device's state does not allow it).
+    """
+
+    ok: bool
+    reason: str
+    message: str
+
+
+class Backend(Protocol):
+    """What the enforcer offers the API. MACs arrive normalised (lower-case colon form); ``limit`` is 1..1000."""
+
+    def devices(self) -> list[DeviceView]: ...
+
+    def device(self, mac: str) -> DeviceDetail | None: ...
+
+    def alerts(self, limit: int) -> list[AlertView]:
+        """The newest ``limit`` alerts, newest first."""
+        ...
+
+    def approve(self, mac: str, url: str | None) -> ActionResult:
+        """Approve ``url`` for the device, or (None) the URL it is pending on / was refused for."""
+        ...
+
+    def revoke(self, mac: str) -> ActionResult:
+        """Withdraw the device's trust: quarantine until an operator approves a URL again."""
+        ...
+
+    def forget(self, mac: str) -> ActionResult:
+        """Drop the device, its trust record and its flows: it starts again from first use."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    body: bytes  # JSON (UTF-8, ASCII-only in practice)
+    headers: Mapping[str, str] = field(default_factory=dict)

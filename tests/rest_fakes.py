@@ -1,0 +1,140 @@
+"""An in-memory :class:`mud_ryu.rest_api.Backend` for the REST handler and CLI tests.
+
+A test double of the enforcer's side of the API (the real one is integrated in the app and tested end to end):
+it keeps its devices and alerts in dicts, changes them on approve/revoke/forget as the enforcer would in spirit,
+and records every call so a test can prove that a refused request never reached it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from mud_ryu.rest_types import (
+    ActionResult,
+    AlertView,
+    DecisionView,
+    DeviceDetail,
+    DeviceView,
+    HistoryEntry,
+    PendingView,
+    dpid_hex,
+)
+
+URL1 = "https://mud.example.com/household/toaster/model1945.json"
+URL2 = "https://mud.example.com/household/toaster/revision2.json"
+MAC_A = "00:00:5e:00:53:0a"
+MAC_B = "00:00:5e:00:53:0b"
+SHA1 = "a" * 64
+
+
+def sample_devices() -> dict[str, DeviceDetail]:
+    toaster = DeviceDetail(
+        mac=MAC_A,
+        dpid=dpid_hex(1),
+        port=3,
+        url=URL1,
+        via="dhcpv4",
+        state="enforced",
+        signer="ca:1f2e example toaster CA / CN=mud.example.com",
+        profile_id=2,
+        flow_count=2,
+        last_decision=DecisionView("violation", "big-change-refused", 1_700_000_100.0),
+        history=(HistoryEntry(URL1, SHA1, 1_700_000_000.0),),
+        pending=PendingView(URL2, "needs-approval", "big-change-refused"),
+        flows=(
+            "table=2, priority=3000, cookie=0x1, dl_src=00:00:5e:00:53:0a actions=goto_table:3",
+            "table=3, priority=2000, cookie=0x2, ip,nw_dst=192.0.2.1,tcp,tp_dst=443 actions=goto_table:4",
+        ),
+    )
+    stranger = DeviceDetail(
+        mac=MAC_B,
+        dpid=dpid_hex(0xABC),
+        port=7,
+        url=None,
+        via="lldp",
+        state="quarantined",
+        signer=None,
+        profile_id=None,
+        flow_count=0,
+        last_decision=None,
+    )
+    return {d.mac: d for d in (toaster, stranger)}
+
+
+def sample_alerts() -> list[AlertView]:
+    return [
+        AlertView("spoofed-announcement", MAC_A, dpid_hex(1), 5, URL1, "MAC pinned on port 3 seen on port 5", 30.0),
+        AlertView("kept-last", MAC_A, dpid_hex(1), 3, URL2, "big change refused; keeping the last file", 20.0),
+        AlertView("quarantined", MAC_B, dpid_hex(0xABC), 7, "", "no MUD URL verified yet", 10.0),
+    ]
+
+
+@dataclass
+class FakeBackend:
+    detail: dict[str, DeviceDetail] = field(default_factory=sample_devices)
+    alert_log: list[AlertView] = field(default_factory=sample_alerts)  # newest first
+    calls: list[tuple[str, ...]] = field(default_factory=list)
+    fail_with: Exception | None = None  # raised by every call: the handler's internal-error path
+
+    def _enter(self, *call: str) -> None:
+        self.calls.append(call)
+        if self.fail_with is not None:
+            raise self.fail_with
+
+    @property
+    def mutations(self) -> list[tuple[str, ...]]:
+        return [c for c in self.calls if c[0] in ("approve", "revoke", "forget")]
+
+    def devices(self) -> list[DeviceView]:
+        self._enter("devices")
+        return [
+            DeviceView(**{f.name: getattr(d, f.name) for f in dataclasses.fields(DeviceView)})
+            for d in self.detail.values()
+        ]
+
+    def device(self, mac: str) -> DeviceDetail | None:
+        self._enter("device", mac)
+        return self.detail.get(mac)
+
+    def alerts(self, limit: int) -> list[AlertView]:
+        self._enter("alerts", str(limit))
+        return self.alert_log[:limit]
+
+    def approve(self, mac: str, url: str | None) -> ActionResult:
+        self._enter("approve", mac, str(url))
+        current = self.detail.get(mac)
+        if current is None:
+            return ActionResult(False, "unknown-device", f"no device {mac}")
+        target = url if url is not None else (current.pending.url if current.pending else None)
+        if target is None:
+            return ActionResult(False, "nothing-pending", "no URL is pending; give one with url")
+        if not target.startswith("https://"):
+            return ActionResult(False, "bad-url:not-https", "the URL must be https")
+        self.detail[mac] = dataclasses.replace(
+            current,
+            url=target,
+            state="enforced",
+            pending=None,
+            last_decision=DecisionView("apply", "approved", 1_700_000_200.0),
+            history=(*current.history, HistoryEntry(target, "b" * 64, 1_700_000_200.0)),
+        )
+        return ActionResult(True, "approved", f"{target} approved for {mac}")
+
+    def revoke(self, mac: str) -> ActionResult:
+        self._enter("revoke", mac)
+        current = self.detail.get(mac)
+        if current is None:
+            return ActionResult(False, "unknown-device", f"no device {mac}")
+        if current.state == "quarantined":
+            return ActionResult(False, "already-quarantined", f"{mac} is already quarantined")
+        self.detail[mac] = dataclasses.replace(
+            current, state="quarantined", last_decision=DecisionView("quarantine", "revoked", 1_700_000_300.0)
+        )
+        return ActionResult(True, "revoked", f"{mac} quarantined until a URL is approved")
+
+    def forget(self, mac: str) -> ActionResult:
+        self._enter("forget", mac)
+        if self.detail.pop(mac, None) is None:
+            return ActionResult(False, "unknown-device", f"no device {mac}")
+        return ActionResult(True, "forgotten", f"{mac} forgotten")
