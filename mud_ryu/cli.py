@@ -14,7 +14,20 @@ from typing import Protocol, cast
 
 from mud_ryu import __version__
 
-COMMAND_MODULES = ("validate", "upgrade", "compile", "verify", "fetch", "check_update")
+COMMAND_MODULES = (
+    "validate",
+    "upgrade",
+    "compile",
+    "verify",
+    "fetch",
+    "check_update",
+    "devices",
+    "device",
+    "alerts",
+    "approve",
+    "revoke",
+    "forget",
+)
 
 
 class _Command(Protocol):

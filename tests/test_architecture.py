@@ -15,7 +15,8 @@ FRAMEWORK_MODULES = {"compat.py"}  # the one module that imports Ryu / os-ken
 FRAMEWORK_USERS = {"app.py"}  # the one module that asks compat for the event loop / app base
 # cli loads its subcommand modules by name, the sandbox the function it is asked to run
 DYNAMIC_IMPORTERS = FRAMEWORK_MODULES | {"cli.py", "lab/sandbox.py"}
-ENV_READERS = {"compat.py", "lab/sandbox.py", "lab/ovs.py"}  # edges: the core takes values, not env
+# edges: the core takes values, not env (commands/devices.py: the API commands' MUD_RYU_TOKEN)
+ENV_READERS = {"compat.py", "lab/sandbox.py", "lab/ovs.py", "commands/devices.py"}
 
 
 def _modules() -> dict[str, ast.Module]:
