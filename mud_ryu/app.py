@@ -28,6 +28,9 @@ from mud_ryu.flowkey import stats_key
 from mud_ryu.pipeline import APP_ID, APP_MASK, APP_SHIFT, CookieKind, parse_cookie
 from mud_ryu.rate_limit import TokenBuckets
 from mud_ryu.resolve_wire import WireResult
+from mud_ryu.trustgate import TrustGate
+from mud_ryu.truststore import TrustStore
+from mud_ryu.update_policy import UpdatePolicy
 from mud_ryu.worker_client import WorkerClient
 
 _fw = framework()
@@ -72,7 +75,10 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
         self.settings = settings.load(self.CONF)
         # A store that cannot be opened stops the controller: it must not enforce without its trust state.
         self.store = DeviceStore.open(self.settings.device_db_path)
-        self.enforcer = Enforcer(self.settings, self.store, time.time())
+        # The same for the update policy's trust state (pins, URL history): a corrupt store stops the controller.
+        self.trust_store = TrustStore.open(self.settings.state_dir)
+        trust = TrustGate(UpdatePolicy(self.settings.policy_settings()), self.trust_store)
+        self.enforcer = Enforcer(self.settings, self.store, trust, time.time())
         self.datapaths: dict[int, Any] = {}
         self.connected: dict[int, str] = {}
         self.alerts: collections.deque[Alert] = collections.deque(maxlen=ALERT_HISTORY)
@@ -100,6 +106,7 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
         self.worker.stop()
         super().stop()
         self.store.close()
+        self.trust_store.close()
 
     # ---- sending
     def _send(self, dpid: int, msgs: Iterable[Any]) -> Any:

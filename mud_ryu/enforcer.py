@@ -21,8 +21,10 @@ frames are dropped by the anti-spoofing flow); after a port-down the device may 
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from mud_ryu.devicestore import DeviceStore
 from mud_ryu.discovery import Announcement, Malformed, NoUrl
@@ -32,7 +34,10 @@ from mud_ryu.flowkey import FlowKey, rule_key
 from mud_ryu.pipeline import Band, table_id
 from mud_ryu.resolve_wire import WireResult
 from mud_ryu.settings import DefaultPolicy, MudSettings
-from mud_ryu.urlgate import UrlRejected, check_mud_url
+from mud_ryu.trustgate import TrustGate
+from mud_ryu.truststore import TrustStoreError
+from mud_ryu.update_types import Decision, DeviceId, TrustState, Verdict
+from mud_ryu.urlgate import MudUrl, UrlRejected, check_mud_url
 
 log = logging.getLogger(__name__)
 DHCPRELEASE = 7
@@ -42,8 +47,9 @@ __all__ = ["Alert", "Device", "Effect", "Enforcer", "FlowUpdate", "ResolveReques
 
 
 class Enforcer(FlowBook):
-    def __init__(self, settings: MudSettings, store: DeviceStore, now: float) -> None:
+    def __init__(self, settings: MudSettings, store: DeviceStore, trust: TrustGate, now: float) -> None:
         super().__init__(settings, store)
+        self.trust = trust
         self.resolving: set[str] = set()
         self.checked_at: dict[str, float] = {}  # URL -> when the worker last confirmed the file in force
         for device in self.devices.values():
@@ -189,11 +195,55 @@ class Enforcer(FlowBook):
             return [Alert("spoofed-announcement", mac, dpid, port, ann.url,
                               f"{mac} is at dpid {device.dpid:016x} port {device.port}; not rebinding")]  # fmt: skip
         try:
-            url = check_mud_url(ann.url).url
+            gated = check_mud_url(ann.url)
         except UrlRejected as rejected:
             effects = self._admit(dpid, port, mac, None, ann.protocol, now, reason=f"url:{rejected.reason}")
             return [*effects, Alert("bad-url", mac, dpid, port, ann.url[:255], rejected.message)]
-        return self._admit(dpid, port, mac, url, ann.protocol, now)
+        identity = DeviceId(dpid, port, mac)
+        if device is not None and device.state == "absent" and (device.dpid, device.port) != (dpid, port):
+            # A move after a port-down or release: the device's trust (pin, history) moves with it, explicitly.
+            with _trust_errors():
+                if self.trust.moved(DeviceId(device.dpid, device.port, mac), identity):
+                    log.info("trust of %s moved from dpid %016x port %d to dpid %016x port %d", mac, device.dpid,
+                             device.port, dpid, port)  # fmt: skip
+        decision = self._decide(lambda: self.trust.announced(identity, gated, now))
+        if decision is None:
+            return self._fail_closed(dpid, port, mac, ann.protocol, gated.url, now)
+        return self._after_announcement(identity, gated.url, ann.protocol, decision, now)
+
+    def _decide(self, call: Callable[[], Decision]) -> Decision | None:
+        """Run one trust-store-backed policy step; None when the store failed (the caller fails closed)."""
+        try:
+            return call()
+        except TrustStoreError as error:
+            log.error("trust store failed (%s): %s", error.reason, error.message)
+            return None
+
+    def _fail_closed(self, dpid: int, port: int, mac: str, via: str, url: str, now: float) -> list[Effect]:
+        effects = self._admit(dpid, port, mac, None, via, now, reason="trust-store-failed")
+        return [*effects, Alert("trust-store-failed", mac, dpid, port, url, "trust state unavailable: quarantined")]
+
+    def _after_announcement(
+        self, identity: DeviceId, url: str, via: str, decision: Decision, now: float
+    ) -> list[Effect]:
+        """Act on the update policy's verdict for an announced URL (README "Update policy")."""
+        dpid, port, mac = identity.dpid, identity.port, identity.mac
+        verdict = decision.verdict
+        if verdict is Verdict.FETCH:
+            return self._admit(dpid, port, mac, url, via, now)
+        record = self.trust.record(identity)
+        if verdict is Verdict.IGNORE:
+            current = record.current_url or url
+            effects = self._admit(dpid, port, mac, current, via, now)
+            if current != url:  # e.g. rate-limited: the change is not taken now, the policy in force stays
+                effects.append(Alert("update-ignored", mac, dpid, port, url, f"{decision.reason_code}: "
+                                     f"{decision.message}"))  # fmt: skip
+            return effects
+        code = "pending-approval" if verdict is Verdict.PENDING_APPROVAL else "update-violation"
+        alert = Alert(code, mac, dpid, port, url, f"{decision.reason_code}: {decision.message}")
+        if record.state is TrustState.TRUSTED and record.current_url:  # violation_action = keep-last
+            return [*self._admit(dpid, port, mac, record.current_url, via, now), alert]
+        return [*self._admit(dpid, port, mac, None, via, now, reason=f"policy:{decision.reason_code}"), alert]
 
     def _admit(
         self, dpid: int, port: int, mac: str, url: str | None, via: str, now: float, reason: str = ""
@@ -224,9 +274,12 @@ class Enforcer(FlowBook):
         if url is None:
             return effects  # quarantined for good (no URL, or a refused one: the caller alerts)
         profile = self.profiles.get(url)
-        if profile is not None and not keep_policy:
+        record = self.trust.record(DeviceId(dpid, port, mac))
+        known = profile is not None and (record.current_url, record.current_sha256) == (url, profile.sha256)
+        if profile is not None and known and not keep_policy:
+            # This device's trust already accepted exactly this file: enforce now, no round trip to the worker.
             effects += self._enforce(device, profile, now)
-        recently = profile is not None and now - self.checked_at.get(url, float("-inf")) < RECHECK_S
+        recently = known and now - self.checked_at.get(url, float("-inf")) < RECHECK_S
         if url not in self.resolving and not recently:
             # A known, recently checked file needs no new resolution for every device that announces it (the
             # periodic refresh keeps it current); anything else goes to the worker.
@@ -247,33 +300,24 @@ class Enforcer(FlowBook):
 
     # ---- resolutions
     def resolved(self, result: WireResult, now: float) -> list[Effect]:
-        """The worker answered for ``result.url``: enforce, keep, or quarantine every device waiting on it."""
+        """The worker answered for ``result.url``: each device waiting on it goes through the update policy
+        (its own pin and history), then is enforced, kept on its last policy, or quarantined."""
         self.resolving.discard(result.url)
         waiting = [d for d in self.devices.values() if d.state != "absent" and _wants(d, result.url)]
+        try:
+            gated = check_mud_url(result.url)
+        except UrlRejected:
+            return []  # the worker only answers for gated URLs; nothing to act on
         effects: list[Effect] = []
         if result.body and result.sha256:
-            installed = self._install_profile(result.url, result.sha256, result.body)
-            if isinstance(installed, Profile):
-                self.checked_at[result.url] = now
-                changed_switches = {d.dpid for d in waiting}
-                for device in waiting:
-                    if (device.state, device.url, device.sha256, device.reason) == (
-                        "enforced",
-                        installed.url,
-                        installed.sha256,
-                        "",
-                    ):
-                        continue  # already enforcing exactly this file: no update, no barrier
-                    effects += self._enforce(device, installed, now)
-                for dpid in changed_switches:  # a new version of a shared profile: replace its rules
-                    effects += self._sync(dpid, [("profile", installed.profile_id)])
-                if result.alert:
-                    effects += [Alert(result.outcome.value, d.mac, d.dpid, d.port, result.url,
-                                      f"{result.reason}: {result.message}") for d in waiting]  # fmt: skip
-                return effects
-            reason = installed
+            prepared = self._prepare_profile(result.url, result.sha256, result.body)
+            if isinstance(prepared, Profile):
+                return self._verified(waiting, gated, prepared, result, now)
+            reason = prepared
         else:
             reason = result.reason or result.outcome.value
+        for device in waiting:
+            self._decide(functools.partial(self.trust.fetch_failed, _identity(device), gated, reason, now))
         # A backoff answer repeats a failure that already alerted: record it, do not alert again (an attacker
         # re-announcing a dead URL must not be able to flood the operator).
         loud = result.alert or bool(result.body)
@@ -292,6 +336,71 @@ class Enforcer(FlowBook):
                                      f"{reason}: {result.message}"))  # fmt: skip
         return effects
 
+    def _verified(
+        self, waiting: list[Device], gated: MudUrl, prepared: Profile, result: WireResult, now: float
+    ) -> list[Effect]:
+        effects: list[Effect] = []
+        try:
+            file_url = check_mud_url(prepared.file_mud_url)
+        except UrlRejected:
+            file_url = gated  # the validator already refused non-https mud-urls; never a reason to widen
+        applies: list[Device] = []
+        refused: list[tuple[Device, Decision | None]] = []
+        for device in waiting:
+            verify = functools.partial(
+                self.trust.verified, _identity(device), gated, prepared.sha256, result.signer, file_url, now
+            )
+            decision = self._decide(verify)
+            if decision is not None and decision.verdict is Verdict.APPLY:
+                applies.append(device)  # the trust record that allows it is already on disk
+            elif decision is None or decision.verdict is not Verdict.IGNORE:
+                refused.append((device, decision))
+        if applies:
+            self._register(prepared, result.body)
+            self.checked_at[result.url] = now
+            for device in applies:
+                if (device.state, device.url, device.sha256, device.reason) != (
+                    "enforced",
+                    prepared.url,
+                    prepared.sha256,
+                    "",
+                ):
+                    effects += self._enforce(device, prepared, now)
+            for dpid in {d.dpid for d in applies}:  # a new version of a shared profile: replace its rules
+                effects += self._sync(dpid, [("profile", prepared.profile_id)])
+        for device, decision in refused:
+            effects += self._refuse(device, decision, result.url, prepared, bool(applies), now)
+        if result.alert:
+            effects += [Alert(result.outcome.value, d.mac, d.dpid, d.port, result.url,
+                              f"{result.reason}: {result.message}") for d in applies]  # fmt: skip
+        return effects
+
+    def _refuse(
+        self, device: Device, decision: Decision | None, url: str, prepared: Profile, replaced: bool, now: float
+    ) -> list[Effect]:
+        """The policy refused the verified file for this device: keep its last policy or quarantine it."""
+        code = decision.reason_code if decision is not None else "trust-store-failed"
+        message = decision.message if decision is not None else "trust state unavailable"
+        alert = Alert("update-violation", device.mac, device.dpid, device.port, url, f"{code}: {message}")
+        record = self.trust.record(_identity(device))
+        on_changed_profile = replaced and device.url == prepared.url  # its shared rules just changed under it
+        if decision is not None and record.state is TrustState.TRUSTED and not on_changed_profile:
+            if device.reason == f"pending:{url}":
+                device.reason = f"refused:{code}"
+                self.store.save_device(device.record())
+            return [alert]
+        device.url, device.sha256, device.state = None, None, "quarantined"
+        device.reason, device.updated_at = f"policy:{code}", now
+        self.store.save_device(device.record())
+        return [*self._sync(device.dpid, [("device", device.mac)], confirms=(device.mac,)), alert]
+
+    def sync_device(self, mac: str) -> list[Effect]:
+        """Bring one device's flows on its switch in line with its record (after an operator action)."""
+        device = self.devices.get(mac)
+        if device is None:
+            return []
+        return self._sync(device.dpid, [("device", mac)], confirms=(mac,))
+
     def confirmed(self, macs: Iterable[str]) -> None:
         """The switch acknowledged (barrier) the flows of these devices: make their records durable."""
         for mac in macs:
@@ -301,6 +410,18 @@ class Enforcer(FlowBook):
 
     def all_switch_updates(self) -> Iterator[int]:
         yield from self.switches
+
+
+def _identity(device: Device) -> DeviceId:
+    return DeviceId(device.dpid, device.port, device.mac)
+
+
+@contextlib.contextmanager
+def _trust_errors() -> Iterator[None]:
+    try:
+        yield
+    except TrustStoreError as error:
+        log.error("trust store failed (%s): %s", error.reason, error.message)
 
 
 def _wants(device: Device, url: str) -> bool:

@@ -54,8 +54,8 @@ class FlowBook:
             manufacturer_ids=self.store.manufacturer_ids(),
         )
 
-    def _install_profile(self, url: str, sha256: str, body: bytes) -> Profile | str:
-        """Parse and compile a verified file; return the profile or a failure reason."""
+    def _prepare_profile(self, url: str, sha256: str, body: bytes) -> Profile | str:
+        """Parse and compile a verified file (not yet in force); return it or a failure reason."""
         current = self.profiles.get(url)
         if current is not None and current.sha256 == sha256:
             return current
@@ -69,10 +69,18 @@ class FlowBook:
             compiled = compile_profile(parsed.mud, self._context(), profile_id)
         except CompileError as error:
             return f"compile:{error.reason}"
-        self.store.save_body(sha256, body)
-        profile = Profile(url, sha256, profile_id, mfg_id, compiled)
-        self.profiles[url] = profile
-        return profile
+        return Profile(url, sha256, profile_id, mfg_id, compiled, parsed.mud.mud_url)
+
+    def _register(self, profile: Profile, body: bytes) -> None:
+        """Put a prepared file in force for its URL (its bytes kept so a restart compiles the same flows)."""
+        self.store.save_body(profile.sha256, body)
+        self.profiles[profile.url] = profile
+
+    def _install_profile(self, url: str, sha256: str, body: bytes) -> Profile | str:
+        prepared = self._prepare_profile(url, sha256, body)
+        if isinstance(prepared, Profile):
+            self._register(prepared, body)
+        return prepared
 
     # ---- desired flows per owner
     def _device_flows(self, device: Device) -> frozenset[FlowRule]:

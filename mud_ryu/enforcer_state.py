@@ -71,6 +71,7 @@ class Profile:
     profile_id: int
     mfg_id: int
     compiled: CompiledProfile
+    file_mud_url: str = ""  # the file's own mud-url (differs from ``url`` only in a draft "big change")
 
 
 @dataclass

@@ -49,6 +49,8 @@ class WorkerSettings:
     # counts thread stacks and malloc arenas too (spawn the worker with MALLOC_ARENA_MAX=2 to keep those small).
     memory_limit_mb: int = 2048
     resolve: Mapping[str, Sequence[str]] = field(default_factory=dict)  # lab: static host -> addresses
+    # False when the update policy accepts "big changes" (a file naming a new canonical URL): it then decides.
+    require_matching_mud_url: bool = True
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> WorkerSettings:
@@ -95,7 +97,9 @@ def build_manager(settings: WorkerSettings) -> tuple[MudManager, Fetcher, MudCac
     if recovered:
         log.error("MUD cache %s was %s; moved aside, starting empty", settings.cache_path, recovered)
     manager_settings = ManagerSettings(
-        signature_policy=SignaturePolicy(settings.signature_policy), trust_anchors=load_anchors(settings.trust_anchors)
+        signature_policy=SignaturePolicy(settings.signature_policy),
+        trust_anchors=load_anchors(settings.trust_anchors),
+        require_matching_mud_url=settings.require_matching_mud_url,
     )
     return MudManager(fetcher, cache, manager_settings), fetcher, cache
 

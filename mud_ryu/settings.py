@@ -15,6 +15,8 @@ from typing import Any
 
 from oslo_config import cfg
 
+from mud_ryu.update_types import PolicySettings
+
 GROUP = "mud"
 
 
@@ -52,6 +54,28 @@ OPTS = [
     cfg.IntOpt("punt_rate_pps", default=100, min=1, help="per-port rate of DHCP/LLDP copies to the controller"),
     cfg.IntOpt("punt_burst", default=20, min=1, help="burst size of that rate limit (packets)"),
     cfg.IntOpt("learn_rate_pps", default=200, min=1, help="per-switch rate of unknown-source packets punted"),
+    cfg.StrOpt(
+        "first_use",
+        default="tofu",
+        choices=["tofu", "trusted-authorities", "trusted-signers", "approve"],
+        help="first MUD URL of a device: trust on first use, only under trusted_authorities/trusted_signers, or "
+        "operator approval for every new device",
+    ),
+    cfg.ListOpt("trusted_authorities", default=[], help="MUD URL hosts accepted on first use (trusted-authorities)"),
+    cfg.ListOpt("trusted_signers", default=[], help="signer CA key ids (hex) accepted on first use (trusted-signers)"),
+    cfg.BoolOpt(
+        "allow_big_change",
+        default=True,
+        help="draft-ietf-iotops-mud-acceptable-urls 'big change': a verified file naming a new canonical URL under "
+        "the same pinned signer",
+    ),
+    cfg.StrOpt(
+        "violation_action",
+        default="quarantine",
+        choices=["quarantine", "keep-last"],
+        help="a refused URL change: quarantine the device, or keep its last verified policy",
+    ),
+    cfg.FloatOpt("min_url_change_interval", default=600.0, min=0.0, help="seconds between accepted URL changes"),
     cfg.ListOpt("uplink_ports", default=[], help="dpid:port pairs that face other switches/routers (not devices)"),
     cfg.ListOpt("dns_servers", default=[], help="addresses the RFC 8520 DNS default and controller URN expand to"),
     cfg.ListOpt("ntp_servers", default=[], help="addresses the RFC 8520 NTP default and controller URN expand to"),
@@ -79,6 +103,12 @@ class MudSettings:
     punt_rate_pps: int = 100
     punt_burst: int = 20
     learn_rate_pps: int = 200
+    first_use: str = "tofu"
+    trusted_authorities: tuple[str, ...] = ()
+    trusted_signers: tuple[str, ...] = ()
+    allow_big_change: bool = True
+    violation_action: str = "quarantine"
+    min_url_change_interval: float = 600.0
     uplink_ports: frozenset[tuple[int, int]] = frozenset()
     dns_servers: tuple[str, ...] = ()
     ntp_servers: tuple[str, ...] = ()
@@ -110,7 +140,20 @@ class MudSettings:
             "max_concurrent": self.fetch_workers,
             "memory_limit_mb": self.worker_memory_mb,
             "resolve": {k: list(v) for k, v in self.static_hosts.items()},
+            # A big change is a file whose own mud-url names a new canonical URL: the update policy decides on
+            # it, so the manager must hand it over instead of refusing it as a mismatch.
+            "require_matching_mud_url": not self.allow_big_change,
         }
+
+    def policy_settings(self) -> PolicySettings:
+        return PolicySettings(
+            first_use=self.first_use,  # type: ignore[arg-type]  # oslo.config's choices checked the value
+            trusted_authorities=frozenset(self.trusted_authorities),
+            trusted_signers=frozenset(self.trusted_signers),
+            allow_big_change=self.allow_big_change,
+            violation_action=self.violation_action,  # type: ignore[arg-type]
+            min_change_interval_s=self.min_url_change_interval,
+        )
 
 
 def _pairs(items: list[str], what: str) -> dict[str, tuple[str, ...]]:
@@ -163,6 +206,12 @@ def load(conf: cfg.ConfigOpts) -> MudSettings:
         punt_rate_pps=group.punt_rate_pps,
         punt_burst=group.punt_burst,
         learn_rate_pps=group.learn_rate_pps,
+        first_use=group.first_use,
+        trusted_authorities=tuple(group.trusted_authorities),
+        trusted_signers=tuple(group.trusted_signers),
+        allow_big_change=group.allow_big_change,
+        violation_action=group.violation_action,
+        min_url_change_interval=group.min_url_change_interval,
         uplink_ports=_ports(group.uplink_ports),
         dns_servers=tuple(group.dns_servers),
         ntp_servers=tuple(group.ntp_servers),

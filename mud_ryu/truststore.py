@@ -218,6 +218,14 @@ class TrustStore:
                 # Bounded log: prune in batches, so most commits do not pay for it.
                 conn.execute("DELETE FROM decision_log WHERE id <= ?", (newest - self._max_log_rows,))
 
+    def forget(self, identity: DeviceId) -> bool:
+        """An operator's "forget this device": its record and URL history go (the decision log keeps its past).
+        The next announcement from it is a first use again."""
+        key = identity_key(identity)
+        with self._locked() as conn, _transaction(conn):
+            conn.execute(f"DELETE FROM url_history WHERE {_KEY}", key)
+            return conn.execute(f"DELETE FROM device WHERE {_KEY}", key).rowcount > 0
+
     def integrity_check(self) -> list[str]:
         """SQLite's full integrity check (["ok"] when sound)."""
         with self._locked() as conn:

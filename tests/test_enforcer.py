@@ -6,75 +6,34 @@ reacted to announcements, resolutions, port changes and restarts.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from mud_ryu.devicestore import DeviceStore
-from mud_ryu.discovery import Announcement, NoUrl
+from mud_ryu.discovery import NoUrl
 from mud_ryu.edgeflows import LEARN_COOKIE
-from mud_ryu.enforcer import Alert, Effect, Enforcer, FlowUpdate, ResolveRequest
-from mud_ryu.flowkey import rule_key
+from mud_ryu.enforcer import FlowUpdate, ResolveRequest
 from mud_ryu.refresh import Outcome
-from mud_ryu.resolve_wire import WireResult
 from mud_ryu.settings import DefaultPolicy, MudSettings
+from tests.enforcer_lab import (
+    BULB,
+    BULB2,
+    DPID,
+    IPS,
+    LAPTOP,
+    NOW,
+    PEER,
+    PEER_MAC,
+    PEER_PORT,
+    URL,
+    URL2,
+    Lab,
+    alerts,
+    device_rules,
+)
 from tests.mudfiles import ip_mud_file
-from tests.ofsim import FlowTableSim
 from tests.packets import ACK, SYN, SYN_ACK, Packet
-
-DPID = 0x1
-URL = "https://mud.test/bulb.json"
-URL2 = "https://mud.test/bulb-v2.json"
-PEER, PEER_MAC, PEER_PORT = "203.0.113.10", "02:00:00:00:00:fe", 5
-BULB, BULB2, LAPTOP = "02:00:00:00:00:01", "02:00:00:00:00:02", "02:00:00:00:00:03"
-IPS = {BULB: "10.0.0.1", BULB2: "10.0.0.2", LAPTOP: "10.0.0.3"}
-NOW = 1_767_225_600.0
-
-
-class Lab:
-    """An enforcer, its store and a simulated switch holding whatever the enforcer's updates installed."""
-
-    def __init__(self, state: Path, policy: DefaultPolicy = DefaultPolicy.ALLOW) -> None:
-        self.settings = MudSettings(state_dir=str(state), default_policy=policy, uplink_ports=frozenset({(DPID, 5)}))
-        self.store = DeviceStore.open(self.settings.device_db_path)
-        self.enforcer = Enforcer(self.settings, self.store, NOW)
-        self.sim = FlowTableSim(frozenset({1, 2, 3, 4, 5}))
-        self.effects: list[Effect] = []
-
-    def apply(self, effects: list[Effect]) -> list[Effect]:
-        for effect in effects:
-            if isinstance(effect, FlowUpdate):
-                self.sim.add_all(effect.adds)  # adds first (make-before-break), then deletes
-                for rule in effect.deletes:
-                    self.sim.delete_strict(rule.table, rule.priority, rule.match)
-                for stale in effect.stale:
-                    assert isinstance(stale, tuple)
-                    self.sim.delete_strict(*stale)
-                self.enforcer.confirmed(effect.confirms)
-        self.effects.extend(effects)
-        return effects
-
-    def connect(self) -> list[Effect]:
-        self.enforcer.switch_up(DPID, [1, 2, 3, 4, 5], metered=True)
-        held = [(rule_key(r), (r.table, r.priority, r.match)) for r in self.sim.rules()]
-        return self.apply(self.enforcer.reconcile(DPID, held))
-
-    def announce(self, mac: str, port: int, url: str) -> list[Effect]:
-        ann = Announcement("dhcpv4", mac, None, url, msg_type=3, chaddr=mac)
-        return self.apply(self.enforcer.discovered(DPID, port, ann, NOW))
-
-    def resolve(self, url: str, body: bytes | None, outcome: Outcome = Outcome.FRESH, reason: str = "") -> None:
-        sha = hashlib.sha256(body).hexdigest() if body else None
-        result = WireResult(1, url, outcome, reason, "test", None, None, sha, None, body or b"")
-        self.apply(self.enforcer.resolved(result, NOW))
-
-    def tcp(self, src: str, port: int, dport: int, flags: int = SYN) -> Packet:
-        return Packet.tcp(port, src, PEER_MAC, IPS[src], PEER, 40000, dport, flags)
-
-    def back(self, dst: str, sport: int, flags: int) -> Packet:
-        return Packet.tcp(PEER_PORT, PEER_MAC, dst, PEER, IPS[dst], sport, 40000, flags)
 
 
 @pytest.fixture
@@ -83,14 +42,6 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
     running.connect()
     yield running
     running.store.close()
-
-
-def _device_rules(lab: Lab, mac: str) -> list[object]:
-    return [r for r in lab.sim.rules() if ("eth_src", mac) in r.match or ("eth_dst", mac) in r.match]
-
-
-def _alerts(effects: list[Effect]) -> list[str]:
-    return [e.code for e in effects if isinstance(e, Alert)]
 
 
 def test_connect_installs_pipeline_punts_and_learning(lab: Lab) -> None:
@@ -125,7 +76,11 @@ def test_devices_sharing_a_url_share_the_profile(lab: Lab) -> None:
     lab.resolve(URL, ip_mud_file(URL))
     before = len(lab.sim)
     effects = lab.announce(BULB2, 2, URL)
-    added = [r for e in effects if isinstance(e, FlowUpdate) for r in e.adds]
+    assert ResolveRequest(URL) in effects  # its own trust decision first (the worker answers from its cache)
+    assert not lab.sim.is_output(lab.tcp(BULB2, 2, 443), PEER_PORT)
+    mark = len(lab.effects)
+    lab.resolve(URL, ip_mud_file(URL), Outcome.CACHED)
+    added = [r for e in (*effects, *lab.effects[mark:]) if isinstance(e, FlowUpdate) for r in e.adds]
     assert {r.table for r in added} <= {"classify_src", "classify_dst", "forward"}  # device flows only
     assert len(lab.sim) == before + 4
     assert lab.sim.is_output(lab.tcp(BULB2, 2, 443), PEER_PORT)
@@ -149,10 +104,10 @@ def test_bootstrap_only_default_quarantines_unknown_hosts(tmp_path: Path) -> Non
     assert not strict.sim.is_output(strict.tcp(LAPTOP, 3, 443), PEER_PORT)
 
 
-def test_first_contact_failure_keeps_quarantine_and_alerts(lab: Lab) -> None:
+def test_first_contact_failure_keeps_quarantine_andalerts(lab: Lab) -> None:
     lab.announce(BULB, 1, URL)
     lab.resolve(URL, None, Outcome.FIRST_CONTACT_FAILED, "fetch:bad-status")
-    assert "quarantined" in _alerts(lab.effects)
+    assert "quarantined" in alerts(lab.effects)
     assert not lab.sim.is_output(lab.tcp(BULB, 1, 443), PEER_PORT)
     assert lab.store.devices()[0].reason == "fetch:bad-status"
 
@@ -162,7 +117,7 @@ def test_spoofed_announcement_from_another_port_is_refused(lab: Lab) -> None:
     lab.resolve(URL, ip_mud_file(URL))
     table = lab.sim.table_hash()
     effects = lab.announce(BULB, 2, "https://evil.test/open.json")
-    assert _alerts(effects) == ["spoofed-announcement"]
+    assert alerts(effects) == ["spoofed-announcement"]
     assert lab.sim.table_hash() == table
     assert not [e for e in effects if isinstance(e, ResolveRequest)]
 
@@ -172,7 +127,7 @@ def test_device_moves_after_port_down(lab: Lab) -> None:
     lab.resolve(URL, ip_mud_file(URL))
     lab.apply(lab.enforcer.port_down(DPID, 1, NOW))
     assert lab.store.devices()[0].state == "absent"
-    assert _device_rules(lab, BULB) == []  # old location cleaned
+    assert device_rules(lab, BULB) == []  # old location cleaned
     lab.apply(lab.enforcer.port_up(DPID, 1))
     lab.announce(BULB, 2, URL)
     assert lab.sim.is_output(lab.tcp(BULB, 2, 443), PEER_PORT)  # profile known: enforced at once
@@ -194,7 +149,7 @@ def test_url_change_keeps_the_old_policy_until_verified(lab: Lab) -> None:
     assert ResolveRequest(URL2) in effects
     assert lab.sim.is_output(lab.tcp(BULB, 1, 443), PEER_PORT)  # still the old, verified policy
     lab.resolve(URL2, None, Outcome.FIRST_CONTACT_FAILED, "signature:untrusted-chain")
-    assert "kept-last" in _alerts(lab.effects)
+    assert "kept-last" in alerts(lab.effects)
     assert lab.sim.is_output(lab.tcp(BULB, 1, 443), PEER_PORT)
     lab.resolve(URL2, ip_mud_file(URL2, port=8883))
     assert lab.sim.is_output(lab.tcp(BULB, 1, 8883), PEER_PORT)
@@ -233,13 +188,13 @@ def test_reconcile_deletes_only_what_nothing_wants(lab: Lab) -> None:
     lab.store.forget(BULB)  # the controller no longer knows the device: its flows are stale now
     lab.enforcer.devices.pop(BULB)
     lab.connect()
-    assert _device_rules(lab, BULB) == []
+    assert device_rules(lab, BULB) == []
     assert lab.sim.process(lab.tcp(BULB, 1, 443)).to_controller  # an unknown source again: learning copy
 
 
 def test_bad_url_quarantines_with_its_reason(lab: Lab) -> None:
     effects = lab.announce(BULB, 1, "http://mud.test/x.json")
-    assert _alerts(effects) == ["bad-url"]
+    assert alerts(effects) == ["bad-url"]
     assert not [e for e in effects if isinstance(e, ResolveRequest)]
     assert lab.store.devices()[0].reason == "url:not-https"
 
@@ -274,8 +229,8 @@ def test_managed_device_learned_through_an_uplink(tmp_path: Path) -> None:
 def test_backoff_answers_do_not_alert_again(lab: Lab) -> None:
     lab.announce(BULB, 1, URL)
     lab.resolve(URL, None, Outcome.FIRST_CONTACT_FAILED, "fetch:connect-failed")
-    alerts = len(_alerts(lab.effects))
+    before = len(alerts(lab.effects))
     lab.announce(BULB, 1, URL)
     lab.resolve(URL, None, Outcome.BACKOFF, "backoff:fetch:connect-failed")
-    assert len(_alerts(lab.effects)) == alerts
+    assert len(alerts(lab.effects)) == before
     assert lab.store.devices()[0].reason == "backoff:fetch:connect-failed"

@@ -1,0 +1,89 @@
+"""What an operator may do to a device (REST API, ``mud-ryu approve|revoke|forget``): approve a pending or refused
+URL, revoke trust, forget the device. Each returns whether it happened, a stable reason, and the enforcer's effects
+for the app to carry out. Pure like the enforcer: ``now`` is an argument.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mud_ryu.enforcer import Enforcer
+from mud_ryu.enforcer_state import Effect, ResolveRequest
+from mud_ryu.truststore import TrustStoreError
+from mud_ryu.update_types import DeviceId, Verdict
+from mud_ryu.urlgate import UrlRejected, check_mud_url
+
+
+@dataclass(frozen=True, slots=True)
+class ActionOutcome:
+    ok: bool
+    reason: str  # stable: approved, revoked, forgotten, unknown-device, nothing-to-approve, bad-url, ...
+    message: str
+    effects: tuple[Effect, ...] = ()
+
+
+def _identity(enforcer: Enforcer, mac: str) -> DeviceId | None:
+    device = enforcer.devices.get(mac)
+    return None if device is None else DeviceId(device.dpid, device.port, device.mac)
+
+
+def approve(enforcer: Enforcer, mac: str, url: str | None, now: float) -> ActionOutcome:
+    """Approve ``url`` (default: the device's pending URL). The file is then fetched and verified as usual; the
+    approval overrides the URL rule, rollback and the signer pin once (the policy's approve row)."""
+    identity = _identity(enforcer, mac)
+    if identity is None:
+        return ActionOutcome(False, "unknown-device", f"no device {mac}")
+    record = enforcer.trust.record(identity)
+    target = url or (record.pending.url if record.pending is not None else None)
+    if target is None:
+        return ActionOutcome(False, "nothing-to-approve", f"{mac} has no pending URL; give one")
+    try:
+        gated = check_mud_url(target)
+    except UrlRejected as rejected:
+        return ActionOutcome(False, "bad-url", f"{rejected.reason}: {rejected.message}")
+    try:
+        decision = enforcer.trust.approve(identity, gated, now)
+    except TrustStoreError as error:
+        return ActionOutcome(False, "trust-store-failed", error.message)
+    if decision.verdict is not Verdict.FETCH:
+        return ActionOutcome(False, decision.reason_code, decision.message)
+    device = enforcer.devices[mac]
+    device.reason, device.updated_at = f"pending:{gated.url}", now  # the resolution of this URL applies to it
+    enforcer.store.save_device(device.record())
+    enforcer.resolving.add(gated.url)
+    return ActionOutcome(True, "approved", f"{gated.url} approved for {mac}; fetching",
+                         (ResolveRequest(gated.url, force=True),))  # fmt: skip
+
+
+def revoke(enforcer: Enforcer, mac: str, now: float) -> ActionOutcome:
+    """Withdraw the device's trust: quarantined (DHCP, ARP, ND only) until an operator approves a URL again."""
+    identity = _identity(enforcer, mac)
+    if identity is None:
+        return ActionOutcome(False, "unknown-device", f"no device {mac}")
+    try:
+        decision = enforcer.trust.revoke(identity, now)
+    except TrustStoreError as error:
+        return ActionOutcome(False, "trust-store-failed", error.message)
+    device = enforcer.devices[mac]
+    device.url, device.sha256, device.state = None, None, "quarantined"
+    device.reason, device.updated_at = f"policy:{decision.reason_code}", now
+    enforcer.store.save_device(device.record())
+    effects = enforcer.sync_device(device.mac)
+    return ActionOutcome(True, "revoked", f"{mac} quarantined until a URL is approved", tuple(effects))
+
+
+def forget(enforcer: Enforcer, mac: str, now: float) -> ActionOutcome:
+    """Remove the device: its flows, its record and its trust. Its next announcement is a first use again."""
+    identity = _identity(enforcer, mac)
+    if identity is None:
+        return ActionOutcome(False, "unknown-device", f"no device {mac}")
+    device = enforcer.devices[mac]
+    device.state, device.updated_at = "absent", now
+    effects = enforcer.sync_device(mac)
+    del enforcer.devices[mac]
+    enforcer.store.forget(mac)
+    try:
+        enforcer.trust.forget(identity)
+    except TrustStoreError as error:
+        return ActionOutcome(False, "trust-store-failed", error.message, tuple(effects))
+    return ActionOutcome(True, "forgotten", f"{mac} forgotten", tuple(effects))

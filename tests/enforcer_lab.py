@@ -1,0 +1,96 @@
+"""A harness for the enforcer core: an Enforcer with real stores in a temporary directory, and the OpenFlow table
+simulator holding whatever the enforcer's flow updates installed."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from mud_ryu.devicestore import DeviceStore
+from mud_ryu.discovery import Announcement
+from mud_ryu.enforcer import Alert, Effect, Enforcer, FlowUpdate
+from mud_ryu.flowkey import rule_key
+from mud_ryu.refresh import Outcome
+from mud_ryu.resolve_wire import WireResult
+from mud_ryu.settings import DefaultPolicy, MudSettings
+from mud_ryu.signature import Signer
+from mud_ryu.trustgate import TrustGate
+from mud_ryu.truststore import TrustStore
+from mud_ryu.update_policy import UpdatePolicy
+from tests.ofsim import FlowTableSim
+from tests.packets import SYN, Packet
+
+DPID = 0x1
+URL = "https://mud.test/bulb.json"
+URL2 = "https://mud.test/bulb-v2.json"
+PEER, PEER_MAC, PEER_PORT = "203.0.113.10", "02:00:00:00:00:fe", 5
+BULB, BULB2, LAPTOP = "02:00:00:00:00:01", "02:00:00:00:00:02", "02:00:00:00:00:03"
+IPS = {BULB: "10.0.0.1", BULB2: "10.0.0.2", LAPTOP: "10.0.0.3"}
+NOW = 1_767_225_600.0
+
+
+class Lab:
+    """An enforcer, its store and a simulated switch holding whatever the enforcer's updates installed."""
+
+    def __init__(self, state: Path, policy: DefaultPolicy = DefaultPolicy.ALLOW, **options: object) -> None:
+        self.settings = MudSettings(
+            state_dir=str(state),
+            default_policy=policy,
+            uplink_ports=frozenset({(DPID, 5)}),
+            min_url_change_interval=0,
+            **options,  # type: ignore[arg-type]
+        )
+        self.store = DeviceStore.open(self.settings.device_db_path)
+        self.trust_store = TrustStore.open(self.settings.state_dir)
+        self.trust = TrustGate(UpdatePolicy(self.settings.policy_settings()), self.trust_store)
+        self.enforcer = Enforcer(self.settings, self.store, self.trust, NOW)
+        self.sim = FlowTableSim(frozenset({1, 2, 3, 4, 5}))
+        self.effects: list[Effect] = []
+
+    def apply(self, effects: list[Effect]) -> list[Effect]:
+        for effect in effects:
+            if isinstance(effect, FlowUpdate):
+                self.sim.add_all(effect.adds)  # adds first (make-before-break), then deletes
+                for rule in effect.deletes:
+                    self.sim.delete_strict(rule.table, rule.priority, rule.match)
+                for stale in effect.stale:
+                    assert isinstance(stale, tuple)
+                    self.sim.delete_strict(*stale)
+                self.enforcer.confirmed(effect.confirms)
+        self.effects.extend(effects)
+        return effects
+
+    def connect(self) -> list[Effect]:
+        self.enforcer.switch_up(DPID, [1, 2, 3, 4, 5], metered=True)
+        held = [(rule_key(r), (r.table, r.priority, r.match)) for r in self.sim.rules()]
+        return self.apply(self.enforcer.reconcile(DPID, held))
+
+    def announce(self, mac: str, port: int, url: str) -> list[Effect]:
+        ann = Announcement("dhcpv4", mac, None, url, msg_type=3, chaddr=mac)
+        return self.apply(self.enforcer.discovered(DPID, port, ann, NOW))
+
+    def resolve(
+        self,
+        url: str,
+        body: bytes | None,
+        outcome: Outcome = Outcome.FRESH,
+        reason: str = "",
+        signer: Signer | None = None,
+    ) -> None:
+        sha = hashlib.sha256(body).hexdigest() if body else None
+        result = WireResult(1, url, outcome, reason, "test", None, None, sha, signer, body or b"")
+        self.apply(self.enforcer.resolved(result, NOW))
+
+    def tcp(self, src: str, port: int, dport: int, flags: int = SYN) -> Packet:
+        return Packet.tcp(port, src, PEER_MAC, IPS[src], PEER, 40000, dport, flags)
+
+    def back(self, dst: str, sport: int, flags: int) -> Packet:
+        return Packet.tcp(PEER_PORT, PEER_MAC, dst, PEER, IPS[dst], sport, 40000, flags)
+
+
+def alerts(effects: list[Effect]) -> list[str]:
+    return [e.code for e in effects if isinstance(e, Alert)]
+
+
+def device_rules(lab: Lab, mac: str) -> list[object]:
+    return [r for r in lab.sim.rules() if ("eth_src", mac) in r.match or ("eth_dst", mac) in r.match]

@@ -1,0 +1,139 @@
+"""The MUD URL update policy inside the enforcer: what each decision does to a device's flows (on the table
+simulator), that trust survives a restart, and the operator's approve / revoke / forget."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mud_ryu import operator_actions
+from mud_ryu.enforcer import Alert, ResolveRequest
+from mud_ryu.refresh import Outcome
+from mud_ryu.signature import Signer
+from mud_ryu.update_types import TrustState
+from tests.enforcer_lab import BULB, NOW, PEER_PORT, Lab, alerts, device_rules
+from tests.mudfiles import ip_mud_file
+
+V1 = "https://mud.test/bulb/v1.json"
+V2 = "https://mud.test/bulb/v2.json"
+OTHER_HOST = "https://evil.test/bulb/v2.json"
+OTHER_PREFIX = "https://mud.test/other/v2.json"
+VENDOR = Signer("aa" * 20, ("CN=bulb signer,O=Vendor", "CN=Vendor CA"))
+STRANGER = Signer("bb" * 20, ("CN=bulb signer,O=Vendor", "CN=Another CA"))
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    running = Lab(tmp_path / "state")
+    running.connect()
+    running.announce(BULB, 1, V1)
+    running.resolve(V1, ip_mud_file(V1, port=443), signer=VENDOR)
+    assert running.sim.is_output(running.tcp(BULB, 1, 443), PEER_PORT)  # v1 enforced, VENDOR pinned
+    yield running
+    running.store.close()
+
+
+def _allows(lab: Lab, port: int) -> bool:
+    return lab.sim.is_output(lab.tcp(BULB, 1, port), PEER_PORT)
+
+
+def test_small_change_same_signer_is_applied(lab: Lab) -> None:
+    effects = lab.announce(BULB, 1, V2)
+    assert ResolveRequest(V2) in effects
+    lab.resolve(V2, ip_mud_file(V2, port=8883), signer=VENDOR)
+    assert _allows(lab, 8883) and not _allows(lab, 443)
+    record = lab.trust.record(lab.trust.store.records()[0].identity)
+    assert (record.current_url, record.state) == (V2, TrustState.TRUSTED)
+    assert [a.url for a in record.history] == [V1, V2]
+
+
+@pytest.mark.parametrize("url", [OTHER_HOST, OTHER_PREFIX, "https://mud.test:8443/bulb/v2.json"])
+def test_big_url_changes_are_violations_and_quarantine(lab: Lab, url: str) -> None:
+    effects = lab.announce(BULB, 1, url)
+    assert alerts(effects) == ["update-violation"]
+    assert not [e for e in effects if isinstance(e, ResolveRequest)]  # never even fetched
+    assert not _allows(lab, 443)  # quarantined: bootstrap only
+    assert device_rules(lab, BULB)  # ... but classified (DHCP still works)
+    assert lab.store.devices()[0].reason.startswith("policy:")
+
+
+def test_another_signer_is_a_violation(lab: Lab) -> None:
+    lab.announce(BULB, 1, V2)
+    lab.resolve(V2, ip_mud_file(V2, port=8883), signer=STRANGER)
+    assert "update-violation" in alerts(lab.effects)
+    assert not _allows(lab, 8883) and not _allows(lab, 443)
+
+
+def test_rollback_after_an_update_is_refused(lab: Lab) -> None:
+    lab.announce(BULB, 1, V2)
+    lab.resolve(V2, ip_mud_file(V2, port=8883), signer=VENDOR)
+    effects = lab.announce(BULB, 1, V1)
+    assert alerts(effects) == ["update-violation"]
+    assert any(isinstance(e, Alert) and "rollback" in e.message for e in effects)
+    assert not _allows(lab, 443) and not _allows(lab, 8883)
+
+
+def test_keep_last_instead_of_quarantine(tmp_path: Path) -> None:
+    lab = Lab(tmp_path / "state", violation_action="keep-last")
+    lab.connect()
+    lab.announce(BULB, 1, V1)
+    lab.resolve(V1, ip_mud_file(V1, port=443), signer=VENDOR)
+    effects = lab.announce(BULB, 1, OTHER_HOST)
+    assert alerts(effects) == ["update-violation"]
+    assert _allows(lab, 443)  # the last verified policy stays
+    lab.store.close()
+
+
+def test_violation_survives_a_restart(lab: Lab, tmp_path: Path) -> None:
+    lab.announce(BULB, 1, OTHER_HOST)
+    lab.store.close()
+    restarted = Lab(tmp_path / "state")
+    restarted.sim = lab.sim
+    restarted.connect()
+    assert not _allows(restarted, 443)
+    effects = restarted.announce(BULB, 1, V1)  # the old, once-trusted URL does not lift the quarantine
+    assert not _allows(restarted, 443)
+    assert alerts(effects) in (["update-violation"], ["pending-approval"])
+    restarted.store.close()
+
+
+def test_operator_approves_a_refused_change(lab: Lab) -> None:
+    lab.announce(BULB, 1, OTHER_HOST)
+    outcome = operator_actions.approve(lab.enforcer, BULB, None, NOW)  # the pending (refused) URL
+    assert (outcome.ok, outcome.reason) == (True, "approved")
+    assert ResolveRequest(OTHER_HOST, force=True) in outcome.effects
+    lab.resolve(OTHER_HOST, ip_mud_file(OTHER_HOST, port=8080), signer=STRANGER)
+    assert _allows(lab, 8080) and not _allows(lab, 443)
+
+
+def test_operator_revokes_and_forgets(lab: Lab) -> None:
+    revoked = operator_actions.revoke(lab.enforcer, BULB, NOW)
+    lab.apply(list(revoked.effects))
+    assert revoked.ok and not _allows(lab, 443)
+    forgotten = operator_actions.forget(lab.enforcer, BULB, NOW)
+    lab.apply(list(forgotten.effects))
+    assert forgotten.ok and device_rules(lab, BULB) == []
+    assert lab.store.devices() == [] and lab.trust.store.records() == []
+    # Forgotten: the next announcement is a first use again.
+    lab.announce(BULB, 1, OTHER_HOST)
+    lab.resolve(OTHER_HOST, ip_mud_file(OTHER_HOST, port=8080), signer=STRANGER)
+    assert _allows(lab, 8080)
+
+
+def test_operator_errors_have_reasons(lab: Lab) -> None:
+    assert operator_actions.approve(lab.enforcer, "02:00:00:00:00:99", None, NOW).reason == "unknown-device"
+    assert operator_actions.approve(lab.enforcer, BULB, None, NOW).reason == "nothing-to-approve"
+    assert operator_actions.approve(lab.enforcer, BULB, "http://x.test/a", NOW).reason == "bad-url"
+
+
+def test_refresh_with_new_content_from_same_signer_is_applied(lab: Lab) -> None:
+    lab.resolve(V1, ip_mud_file(V1, port=8443, systeminfo="v1 respun"), signer=VENDOR)
+    assert _allows(lab, 8443) and not _allows(lab, 443)
+
+
+def test_unchanged_refresh_is_quiet(lab: Lab) -> None:
+    mark = len(lab.effects)
+    lab.resolve(V1, ip_mud_file(V1, port=443), Outcome.CACHED, signer=VENDOR)
+    assert lab.effects[mark:] == []
