@@ -28,6 +28,8 @@ from mud_ryu.flowkey import stats_key
 from mud_ryu.pipeline import APP_ID, APP_MASK, APP_SHIFT, CookieKind, parse_cookie
 from mud_ryu.rate_limit import TokenBuckets
 from mud_ryu.resolve_wire import WireResult
+from mud_ryu.rest_backend import EnforcerBackend
+from mud_ryu.rest_wsgi import make_app
 from mud_ryu.trustgate import TrustGate
 from mud_ryu.truststore import TrustStore
 from mud_ryu.update_policy import UpdatePolicy
@@ -53,6 +55,30 @@ REFRESH_INTERVAL_S = 300.0  # the worker's cache decides whether a URL is actual
 ALERT_HISTORY = 1000
 
 
+# The operator API listens on loopback unless the operator passes --wsapi-host (Ryu's own default is 0.0.0.0).
+if "wsapi_host" in _fw.conf:  # os-ken without its WSGI module registers no such option
+    _fw.conf.set_default("wsapi_host", "127.0.0.1")
+_route = cast(Callable[..., Callable[[_Handler], _Handler]], _fw.wsgi.route) if _fw.wsgi else None
+_ControllerBase: Any = _fw.wsgi.ControllerBase if _fw.wsgi else object
+
+
+class MudRestController(_ControllerBase):  # type: ignore[misc]  # the framework's base class is untyped
+    """Hands every /mud/v1 request to the framework-free API (:mod:`mud_ryu.rest_api`)."""
+
+    def __init__(self, req: Any, link: Any, data: Any, **config: Any) -> None:
+        super().__init__(req, link, data, **config)
+        self._api = data
+
+    def serve(self, req: Any, **_kwargs: Any) -> Any:
+        return req.get_response(self._api)
+
+
+if _route is not None:  # Ryu's @route, applied after the fact so the class also exists without a WSGI module
+    MudRestController.serve = _route(  # type: ignore[method-assign]
+        "mud_api", "/mud/v1/{path:.*}", methods=["GET", "POST", "DELETE", "PUT", "PATCH", "HEAD"]
+    )(MudRestController.serve)
+
+
 def format_dpid(dpid: int) -> str:
     return f"{dpid:016x}"
 
@@ -66,6 +92,7 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
     """Enforces MUD policies on the OpenFlow 1.3 switches that connect to this controller."""
 
     OFP_VERSIONS = [ofproto.OFP_VERSION]
+    _CONTEXTS = {"wsgi": _fw.wsgi.WSGIApplication} if _fw.wsgi else {}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -81,7 +108,7 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
         self.enforcer = Enforcer(self.settings, self.store, trust, time.time())
         self.datapaths: dict[int, Any] = {}
         self.connected: dict[int, str] = {}
-        self.alerts: collections.deque[Alert] = collections.deque(maxlen=ALERT_HISTORY)
+        self.alerts: collections.deque[tuple[float, Alert]] = collections.deque(maxlen=ALERT_HISTORY)
         self._setup: dict[int, dict[str, Any]] = {}
         self._flow_stats: dict[int, list[Any]] = {}
         self._barriers: dict[tuple[int, int], tuple[tuple[str, str], ...]] = {}
@@ -100,7 +127,21 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
         )
         self.worker.start()
         self._refresher = _fw.hub.spawn(self._refresh_loop)
+        wsgi = kwargs.get("wsgi")
+        if wsgi is not None:
+            backend = EnforcerBackend(self.enforcer, self.alerts, self._execute, time.time)
+            wsgi.register(MudRestController, make_app(backend, self._api_token()))
         LOG.info("mud_ryu %s started on %s; state in %s", __version__, _fw.name, self.settings.state_dir)
+
+    def _api_token(self) -> str | None:
+        path = self.settings.api_token_file
+        if not path:
+            LOG.info("no api_token_file: the REST API refuses approve/revoke/forget")
+            return None
+        token = Path(path).read_text().strip()
+        if not token:
+            raise ValueError(f"api_token_file {path} is empty")
+        return token
 
     def stop(self) -> None:
         self.worker.stop()
@@ -138,7 +179,7 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
             elif isinstance(effect, ResolveRequest):
                 self.worker.request(effect.url, time.time(), effect.force)
             elif isinstance(effect, Alert):
-                self.alerts.append(effect)
+                self.alerts.append((time.time(), effect))
                 if not self._alert_limit.take((effect.code, effect.dpid, effect.port), time.monotonic()):
                     self._suppressed_alerts += 1  # kept in the history, not logged: a flood must not flood the log
                     continue
@@ -334,7 +375,8 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
                         "vSwitch deletes every MUD flow and becomes a learning switch. Set: ovs-vsctl set-fail-mode "
                         "%s secure", name, format_dpid(dpid), mode, name,
                     )  # fmt: skip
-                    self.alerts.append(Alert("fail-mode-standalone", "", dpid, 0, "", f"bridge {name} is {mode}"))
+                    alert = Alert("fail-mode-standalone", "", dpid, 0, "", f"bridge {name} is {mode}")
+                    self.alerts.append((time.time(), alert))
                 return
 
 

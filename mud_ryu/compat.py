@@ -60,6 +60,7 @@ class Framework:
     handler: ModuleType
     hub: ModuleType
     wsgi: ModuleType | None
+    conf: Any  # the framework's oslo.config ConfigOpts (what ryu-manager's command line and --config-file fill)
 
 
 def framework() -> Framework:
@@ -78,4 +79,5 @@ def framework() -> Framework:
         handler=importlib.import_module(f"{FRAMEWORK}.controller.handler"),
         hub=importlib.import_module(f"{FRAMEWORK}.lib.hub"),
         wsgi=wsgi,
+        conf=importlib.import_module(f"{FRAMEWORK}.cfg").CONF,
     )

@@ -36,6 +36,11 @@ OPTS = [
         help="MUD file signatures: required (default), verified if present, or off (labs only)",
     ),
     cfg.ListOpt("trust_anchors", default=[], help="PEM files of the CAs whose signers may sign MUD files"),
+    cfg.StrOpt(
+        "api_token_file",
+        default=None,
+        help="file holding the bearer token the REST API requires for approve/revoke/forget (unset: refused)",
+    ),
     cfg.StrOpt("tls_ca_bundle", default=None, help="TLS roots for MUD servers (default: the system store)"),
     cfg.ListOpt("allowed_networks", default=[], help="lab: MUD server addresses the SSRF guard would refuse"),
     cfg.ListOpt("allowed_hosts", default=[], help="lab: MUD server names whose addresses are all accepted"),
@@ -91,6 +96,7 @@ class MudSettings:
     signature_policy: str = "required"
     trust_anchors: tuple[str, ...] = ()
     tls_ca_bundle: str | None = None
+    api_token_file: str | None = None
     allowed_networks: tuple[str, ...] = ()
     allowed_hosts: tuple[str, ...] = ()
     static_hosts: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -193,7 +199,8 @@ def load(conf: cfg.ConfigOpts) -> MudSettings:
         state_dir=group.state_dir,
         signature_policy=group.signature_policy,
         trust_anchors=tuple(group.trust_anchors),
-        tls_ca_bundle=group.tls_ca_bundle or None,  # an empty value in the file means the system store
+        tls_ca_bundle=group.tls_ca_bundle or None,
+        api_token_file=group.api_token_file or None,  # an empty value in the file means the system store
         allowed_networks=tuple(group.allowed_networks),
         allowed_hosts=tuple(group.allowed_hosts),
         static_hosts=_pairs(group.static_hosts, "static_hosts"),

@@ -60,6 +60,8 @@ def manager(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[su
             "127.0.0.1",
             "--ofp-tcp-listen-port",
             str(port),
+            # Ryu serves the operator API: give it a free port (os-ken 3 has no WSGI module, hence no option)
+            *(["--wsapi-port", str(_free_port())] if framework == "ryu" else []),
             "--config-file",
             str(conf),
             "mud_ryu.app",

@@ -19,6 +19,7 @@ interface in the sandbox's root namespace, 10.0.0.254/24, through which ``https:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import signal
 import subprocess
 import sys
@@ -232,10 +233,11 @@ class HomeLab:
 
     # --- clients ----------------------------------------------------------------------------------
 
-    def announce(self, name: str) -> int:
+    def announce(self, name: str, url: str | None = None) -> int:
         """Start ``name``'s real client (which announces its MUD URL, if it has one); returns its PID once
-        the process runs. A client already running is stopped first (a re-announcement)."""
-        h = labhosts.host(name)
+        the process runs. A client already running is stopped first (a re-announcement). ``url`` replaces the
+        host's own MUD URL (a firmware update, or a device turned hostile)."""
+        h = labhosts.host(name) if url is None else dataclasses.replace(labhosts.host(name), mud_url=url)
         if h.client is labhosts.Client.NONE:
             raise LabError("bad_request", f"{name} runs no client")
         self.stop_client(name)

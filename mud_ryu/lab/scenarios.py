@@ -161,6 +161,8 @@ def home(payload: Any) -> dict[str, Any]:
             _wait(lambda: _alerted(ctl, "quarantined", broken), "broken quarantined", ctl=ctl)
             lab.mud_server_up()
             result["checks"]["laptop_lease"] = lab.wait_lease("laptop")
+            for name in ("bulb", "bulb2", "cam", "broken"):  # DHCP clients: probe once their address is configured
+                lab.wait_lease(name)
             probes = [(p.src, p.dst_ip, p.proto, p.port) for p in labmud.PROBES]
             observed = lab.probe_many(probes)
             for p, seen in zip(labmud.PROBES, observed, strict=True):

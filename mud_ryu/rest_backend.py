@@ -1,0 +1,108 @@
+"""The operator API's view of the running enforcer: devices, alerts and the approve / revoke / forget actions.
+
+Called by the app on its one event loop (the REST request handler runs there too), so reading the enforcer's
+state needs no locks. Actions return the enforcer's effects to ``execute``: the same path as any other event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+from mud_ryu import operator_actions
+from mud_ryu.enforcer import Enforcer
+from mud_ryu.enforcer_state import Alert, Device, Effect
+from mud_ryu.ofctl_text import render_flow
+from mud_ryu.rest_types import (
+    ActionResult,
+    AlertView,
+    DecisionView,
+    DeviceDetail,
+    DeviceView,
+    HistoryEntry,
+    PendingView,
+    dpid_hex,
+)
+from mud_ryu.update_types import DeviceId, TrustRecord
+
+TimedAlert = tuple[float, Alert]
+
+
+class EnforcerBackend:
+    def __init__(
+        self,
+        enforcer: Enforcer,
+        alerts: Sequence[TimedAlert],
+        execute: Callable[[Iterable[Effect]], None],
+        clock: Callable[[], float],
+    ) -> None:
+        self._enforcer = enforcer
+        self._alerts = alerts
+        self._execute = execute
+        self._clock = clock
+
+    def _record(self, device: Device) -> TrustRecord:
+        return self._enforcer.trust.record(DeviceId(device.dpid, device.port, device.mac))
+
+    def _flows(self, device: Device) -> list[str]:
+        sw = self._enforcer.switches.get(device.dpid)
+        if sw is None:
+            return []
+        rules = list(sw.owners.get(("device", device.mac), ()))
+        profile_id = sw.device_profile.get(device.mac)
+        if profile_id is not None:
+            rules += sw.owners.get(("profile", profile_id), ())
+        return sorted(render_flow(rule) for rule in rules)
+
+    def _view(self, device: Device) -> DeviceView:
+        record = self._record(device)
+        sw = self._enforcer.switches.get(device.dpid)
+        profile_id = sw.device_profile.get(device.mac) if sw is not None else None
+        decision = record.last_decision
+        return DeviceView(
+            mac=device.mac,
+            dpid=dpid_hex(device.dpid),
+            port=device.port,
+            url=device.url,
+            via=device.via,
+            state=record.state.value if device.state == "quarantined" and record.state.value != "unknown"
+            else device.state,
+            signer=str(record.signer) if record.signer is not None else None,
+            profile_id=profile_id,
+            flow_count=len(self._flows(device)),
+            last_decision=None if decision is None else DecisionView(decision.verdict.value, decision.reason_code,
+                                                                     decision.at),
+        )  # fmt: skip
+
+    def devices(self) -> list[DeviceView]:
+        return [self._view(d) for d in sorted(self._enforcer.devices.values(), key=lambda d: d.mac)]
+
+    def device(self, mac: str) -> DeviceDetail | None:
+        device = self._enforcer.devices.get(mac)
+        if device is None:
+            return None
+        view = self._view(device)
+        record = self._record(device)
+        pending = record.pending
+        return DeviceDetail(
+            **{name: getattr(view, name) for name in DeviceView.__dataclass_fields__},
+            history=tuple(HistoryEntry(a.url, a.sha256, a.at) for a in record.history),
+            pending=None if pending is None else PendingView(pending.url, pending.status, pending.reason),
+            flows=tuple(self._flows(device)),
+        )
+
+    def alerts(self, limit: int) -> list[AlertView]:
+        newest = list(self._alerts)[-limit:][::-1]
+        return [AlertView(a.code, a.mac, dpid_hex(a.dpid), a.port, a.url, a.message, at) for at, a in newest]
+
+    def _act(self, outcome: operator_actions.ActionOutcome) -> ActionResult:
+        self._execute(outcome.effects)
+        return ActionResult(outcome.ok, outcome.reason, outcome.message)
+
+    def approve(self, mac: str, url: str | None) -> ActionResult:
+        return self._act(operator_actions.approve(self._enforcer, mac, url, self._clock()))
+
+    def revoke(self, mac: str) -> ActionResult:
+        return self._act(operator_actions.revoke(self._enforcer, mac, self._clock()))
+
+    def forget(self, mac: str) -> ActionResult:
+        return self._act(operator_actions.forget(self._enforcer, mac, self._clock()))
