@@ -35,11 +35,12 @@ def test_demo_passes_and_reports_every_device_and_probe(result: dict[str, Any]) 
     ):
         assert any(line.startswith(f"{name:<8} {via:<8}") for line in text.splitlines()), name
     assert "CN=mud_ryu lab MUD signer" in text
+    assert "UPDATE POLICY" in text and "rollback-url" in text and "signer-changed" in text and "other-host" in text
 
 
 @pytest.mark.parametrize(
     "breakage",
-    ["probe", "trace", "spoof", "restart-flows", "restart-deleted", "ping", "reconcile"],
+    ["probe", "trace", "spoof", "restart-flows", "restart-deleted", "ping", "reconcile", "policy", "token"],
 )
 def test_every_deviation_fails_the_demo(result: dict[str, Any], breakage: str) -> None:
     bad = copy.deepcopy(result)
@@ -55,6 +56,10 @@ def test_every_deviation_fails_the_demo(result: dict[str, Any], breakage: str) -
         bad["checks"]["monitor_deleted"] = ["event=DELETED table=0 cookie=0x4d..."]
     elif breakage == "ping":
         bad["checks"]["ping_through_restart"] = ["60 packets transmitted, 57 received, 5% packet loss"]
+    elif breakage == "policy":
+        bad["policy"]["steps"][2]["observed"] = {"443": "allowed", "8883": "allowed"}
+    elif breakage == "token":
+        bad["policy"]["unauthorised_status"] = 200
     elif breakage == "reconcile":
         bad["checks"]["reconcile_line"] = "reconcile dpid=1: 110 held, 114 wanted, 4 to add, 0 stale"
     assert demo.failures(bad)

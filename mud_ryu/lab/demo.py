@@ -7,7 +7,9 @@ DHCPv6, lldpd over LLDP), a dnsmasq DHCP server, an HTTPS MUD server with a lab 
 laptop with no MUD URL, a device whose MUD server is down, and an "internet" host. The demo then shows, for every
 device, how its URL was learned, its signer and the flows installed, and every probe (TCP connects, UDP, pings,
 in both directions) with its expected and observed verdict; then a spoofed announcement, a DHCP release and a
-controller kill -9 + restart. Exit status 0 iff every observed verdict and every check is as expected.
+controller kill -9 + restart; then the MUD URL update policy: first use, a firmware update, a rollback, a restart,
+an operator approval over the REST API, a URL under another CA and one on another host. Exit status 0 iff every
+observed verdict and every check is as expected.
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ CHECKS: tuple[tuple[str, str, object], ...] = (
 
 def run_demo(timeout: float = 400.0) -> dict[str, Any]:
     result = sandbox.run_callable("mud_ryu.lab.scenarios:home", {"restart": True}, timeout=timeout)
-    assert isinstance(result, dict)
+    policy = sandbox.run_callable("mud_ryu.lab.policy_scenario:update_policy", None, timeout=timeout)
+    assert isinstance(result, dict) and isinstance(policy, dict)
+    result["policy"] = policy
     return result
 
 
@@ -55,6 +59,13 @@ def failures(result: Mapping[str, Any]) -> list[str]:
         bad.append("check ping_through_restart: traffic lost packets across the controller restart")
     if not str(checks.get("reconcile_line", "")).endswith(" 0 to add, 0 stale"):
         bad.append(f"check reconcile: {checks.get('reconcile_line')!r}")
+    policy = result.get("policy", {"steps": [], "unauthorised_status": 401})
+    for step in policy["steps"]:
+        if step["observed"] != step["expected"] or step["state"] != step["expected_state"] or not step["alert_seen"]:
+            bad.append(f"update policy step {step['step']!r}: expected {step['expected']} {step['expected_state']}, "
+                       f"saw {step['observed']} {step['state']}")  # fmt: skip
+    if policy["unauthorised_status"] != 401:
+        bad.append(f"REST: a state change without the token got {policy['unauthorised_status']}, not 401")
     return bad
 
 
@@ -88,6 +99,18 @@ def report(result: Mapping[str, Any]) -> str:
     lines.append(f"  {'OK' if _ping_ok(result) else 'FAIL':<5} 60 pings laptop -> internet across the restart: "
                  f"{(checks.get('ping_through_restart') or ['-'])[0]}")  # fmt: skip
     lines.append(f"  {'OK' if not failures(result) else '    '}  {checks.get('reconcile_line', '-')}")
+    policy = result.get("policy")
+    if policy is not None:
+        lines += ["", "UPDATE POLICY (bulb, bulb2; real announcements, traffic and the REST API)",
+                  f"  {'STEP':<70} {'TRAFFIC (bulb -> internet)':<36} {'STATE':<12} REASON"]  # fmt: skip
+        for step in policy["steps"]:
+            traffic = " ".join(f"{port}:{verdict}" for port, verdict in step["observed"].items())
+            ok_step = step["observed"] == step["expected"] and step["state"] == step["expected_state"]
+            reason = step.get("alert_reason") or step.get("decision") or ""
+            lines.append(f"  {'OK' if ok_step else 'FAIL':<4} {step['step']:<65} {traffic:<36} {step['state']:<12} "
+                         f"{reason}")  # fmt: skip
+        lines.append(f"  {'OK' if policy['unauthorised_status'] == 401 else 'FAIL':<4} REST revoke with a wrong token: "
+                     f"{policy['unauthorised_status']} {policy['unauthorised']}")  # fmt: skip
     ok = sum(p["observed"] == p["expected"] for p in result["probes"])
     lines += ["", f"{ok}/{len(result['probes'])} probes as expected; all devices enforced "
                   f"{checks.get('enforced_all_s', '?')} s after their clients started"]  # fmt: skip
