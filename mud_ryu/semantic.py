@@ -67,9 +67,12 @@ def _check_header(mud: MudFile) -> None:
         try:
             parts = urlsplit(url)
             https = parts.scheme.lower() == "https" and bool(parts.hostname)
+            # draft-ietf-iotops-mud-acceptable-urls: mud-signature SHOULD be a relative reference, resolved
+            # against mud-url (so it stays on the same host; the fetcher checks that again).
+            relative = leaf == "mud-signature" and not parts.scheme and not parts.netloc and not url.startswith("/")
         except ValueError:  # e.g. "Invalid IPv6 URL" for an unbalanced bracket
-            https = False
-        if not https:
+            https = relative = False
+        if not (https or relative):
             raise MudFileError("mud-url-not-https", f"/{MUD}/{leaf}", f"{leaf} must be an https URL")
         if len(url.encode()) > MAX_URL_OCTETS:
             raise MudFileError("mud-url-too-long", f"/{MUD}/{leaf}", f"{leaf} longer than {MAX_URL_OCTETS} octets")

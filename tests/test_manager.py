@@ -252,3 +252,13 @@ def test_many_devices_one_url_fetch_once(world: World, tmp_path: Path) -> None:
         t.join(30)
     assert sorted(o.value for o in results) == sorted(["fresh"] + ["cached"] * 7)
     assert world.gets("/bulb.json") == before + 1
+
+
+def test_relative_mud_signature_resolves_against_the_mud_url(world: World, tmp_path: Path) -> None:
+    url = world.lab.url("/bulb.json")
+    body = mud_file(url, "bulb.p7s", systeminfo="relative signature")  # the draft's SHOULD: a relative reference
+    world.write("bulb.json", body)
+    world.write("bulb.p7s", world.pki.sign(body))
+    result = _manager(world, tmp_path).resolve(MudRequest(url), NOW)
+    assert result.outcome is Outcome.FRESH, result.reason
+    assert result.signer is not None

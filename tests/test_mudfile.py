@@ -277,3 +277,24 @@ def test_unparsable_mud_url_is_a_finding_not_a_crash(url: str) -> None:
     with pytest.raises(mudfile.MudFileError) as info:
         mudfile.parse(dumps(doc))
     assert info.value.finding.reason == "mud-url-not-https"
+
+
+@pytest.mark.parametrize(
+    ("signature", "ok"),
+    [
+        ("bulb.p7s", True),
+        ("sig/bulb.p7s", True),
+        ("/abs/bulb.p7s", False),
+        ("//other.example/bulb.p7s", False),
+        ("http://x.example/s.p7s", False),
+    ],
+)
+def test_mud_signature_may_be_relative(signature: str, ok: bool) -> None:
+    # draft-ietf-iotops-mud-acceptable-urls: "The MUD-SIGNATURE attribute ... SHOULD be a relative URI".
+    doc = base_doc()
+    doc[MUD]["mud-signature"] = signature
+    if ok:
+        assert mudfile.parse(dumps(doc)).mud.mud_signature == signature
+    else:
+        with pytest.raises(mudfile.MudFileError):
+            mudfile.parse(dumps(doc))
