@@ -40,6 +40,7 @@ from mud_ryu.pipeline import (
     MAX_ACES_PER_DIRECTION,
     MAX_PROFILE_ID,
     OWNER_MASK,
+    QUARANTINE_PROFILE_ID,
     Band,
     CookieKind,
     cookie,
@@ -164,6 +165,20 @@ def compile_profile(mud: MudFile, ctx: NetworkContext, profile_id: int) -> Compi
     for rule in unique.values():
         verify_rule(rule)
     return CompiledProfile(profile_id, tuple(unique.values()), tuple(warnings), tuple(counts), registry.refs())
+
+
+def quarantine_profile(ctx: NetworkContext) -> CompiledProfile:
+    """The quarantine profile (reserved id 1): only the RFC 8520 local DNS and NTP defaults. With the bootstrap band
+    (DHCP, ARP, ND) a quarantined device may get an address, resolve names and set its clock, nothing else."""
+    registry = _SetRegistry()
+    rules: list[FlowRule] = []
+    warnings: list[Finding] = []
+    for direction in (Direction.FROM_DEVICE, Direction.TO_DEVICE):
+        scope = AceScope(direction, QUARANTINE_PROFILE_ID, "", ctx, "")
+        rules.extend(_defaults(direction, scope, registry, warnings))
+    for rule in rules:
+        verify_rule(rule)
+    return CompiledProfile(QUARANTINE_PROFILE_ID, tuple(rules), tuple(warnings), (), registry.refs())
 
 
 def profile_cookie_selectors(profile_id: int, sub: int | None = None) -> tuple[tuple[int, int], ...]:

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from mud_ryu import mudfile
 from mud_ryu.bootstrap import pipeline_rules
 from mud_ryu.compile_types import CompileError
-from mud_ryu.compiler import compile_profile
+from mud_ryu.compiler import compile_profile, quarantine_profile
 from mud_ryu.context import DNS_CONTROLLER_URN, NTP_CONTROLLER_URN, DeviceSpec, NetworkContext, url_authority
 from mud_ryu.devflows import device_rules
 from mud_ryu.devicestore import DeviceStore
@@ -37,6 +37,8 @@ class FlowBook:
         self.switches: dict[int, SwitchState] = {}
         self.devices: dict[str, Device] = {r.mac: Device.from_record(r) for r in store.devices()}
         self.profiles: dict[str, Profile] = {}  # by URL: the file in force for that URL
+        # Quarantined devices share one profile: the RFC 8520 local DNS/NTP defaults (DHCP/ARP/ND: bootstrap band).
+        self._quarantine = Profile("", "", QUARANTINE_PROFILE_ID, 0, quarantine_profile(self._context()))
 
     # ---- context and profiles
     def _context(self) -> NetworkContext:
@@ -93,6 +95,9 @@ class FlowBook:
         return frozenset((*rules, device_forward_rule(device.mac, device.port, device.device_id)))
 
     def _profile_in_use(self, dpid: int, profile_id: int) -> Profile | None:
+        if profile_id == QUARANTINE_PROFILE_ID:
+            used = any(d.dpid == dpid and d.state == "quarantined" for d in self.devices.values())
+            return self._quarantine if used else None
         for device in self.devices.values():
             if device.dpid == dpid and device.state == "enforced" and device.url in self.profiles:
                 profile = self.profiles[device.url]
@@ -101,6 +106,8 @@ class FlowBook:
         return None
 
     def _enforced_profile_id(self, device: Device | None, dpid: int) -> int | None:
+        if device is not None and device.dpid == dpid and device.state == "quarantined":
+            return QUARANTINE_PROFILE_ID
         if device is None or device.dpid != dpid or device.state != "enforced" or device.url not in self.profiles:
             return None
         return self.profiles[device.url].profile_id
@@ -135,6 +142,8 @@ class FlowBook:
                 owners.add(("device", device.mac))
                 if device.url in self.profiles:
                     owners.add(("profile", self.profiles[device.url].profile_id))
+                if device.state == "quarantined":
+                    owners.add(("profile", QUARANTINE_PROFILE_ID))
         return owners
 
     def _desired(self, sw: SwitchState) -> dict[Owner, frozenset[FlowRule]]:

@@ -13,8 +13,9 @@ from mud_ryu.enforcer import Alert, ResolveRequest
 from mud_ryu.refresh import Outcome
 from mud_ryu.signature import Signer
 from mud_ryu.update_types import TrustState
-from tests.enforcer_lab import BULB, NOW, PEER_PORT, Lab, alerts, device_rules
+from tests.enforcer_lab import BULB, IPS, NOW, PEER_MAC, PEER_PORT, Lab, alerts, device_rules
 from tests.mudfiles import ip_mud_file
+from tests.packets import Packet
 
 V1 = "https://mud.test/bulb/v1.json"
 V2 = "https://mud.test/bulb/v2.json"
@@ -137,3 +138,18 @@ def test_unchanged_refresh_is_quiet(lab: Lab) -> None:
     mark = len(lab.effects)
     lab.resolve(V1, ip_mud_file(V1, port=443), Outcome.CACHED, signer=VENDOR)
     assert lab.effects[mark:] == []
+
+
+def test_quarantine_keeps_local_dns_and_ntp(tmp_path: Path) -> None:
+    """The issue's quarantine: DHCP (bootstrap band) and DNS/NTP to the local servers only."""
+    lab = Lab(tmp_path / "state", dns_servers=("10.0.0.53",), ntp_servers=("10.0.0.123",))
+    lab.connect()
+    lab.announce(BULB, 1, V1)
+    lab.resolve(V1, ip_mud_file(V1, port=443), signer=VENDOR)
+    lab.announce(BULB, 1, OTHER_HOST)  # violation: quarantined
+    dns = Packet.udp(1, BULB, PEER_MAC, IPS[BULB], "10.0.0.53", 40000, 53)
+    ntp = Packet.udp(1, BULB, PEER_MAC, IPS[BULB], "10.0.0.123", 40000, 123)
+    other_dns = Packet.udp(1, BULB, PEER_MAC, IPS[BULB], "192.0.2.53", 40000, 53)
+    assert lab.sim.is_output(dns, PEER_PORT) and lab.sim.is_output(ntp, PEER_PORT)
+    assert not lab.sim.is_output(other_dns, PEER_PORT) and not _allows(lab, 443)
+    lab.store.close()
