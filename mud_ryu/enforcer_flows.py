@@ -20,6 +20,7 @@ from mud_ryu.devicestore import DeviceStore
 from mud_ryu.edgeflows import device_forward_rule, learned_host_rules, punt_rules, switch_rules
 from mud_ryu.enforcer_state import SWITCH_OWNER, Device, Effect, FlowUpdate, Owner, Profile, SwitchState, slot
 from mud_ryu.flowrule import FlowRule
+from mud_ryu.model import MudFile
 from mud_ryu.mudfile_error import MudFileError
 from mud_ryu.pipeline import QUARANTINE_PROFILE_ID
 from mud_ryu.settings import MudSettings
@@ -67,11 +68,26 @@ class FlowBook:
             return f"mud:{error.finding.reason}"
         profile_id = self.store.profile_id(url)
         mfg_id = self.store.manufacturer_id(url_authority(url))
+        self._allocate_referenced_ids(parsed.mud)
         try:
             compiled = compile_profile(parsed.mud, self._context(), profile_id)
         except CompileError as error:
             return f"compile:{error.reason}"
         return Profile(url, sha256, profile_id, mfg_id, compiled, parsed.mud.mud_url)
+
+    def _allocate_referenced_ids(self, mud: MudFile) -> None:
+        """Give every manufacturer and model an ACE names an id now, even with no such device yet: the ACE then
+        compiles to a metadata match, and a device of that manufacturer or model joins it live when it is
+        classified -- no recompilation when devices come and go (RFC 8520 s8 abstractions)."""
+        for acl in (*mud.from_device, *mud.to_device):
+            for ace in acl.aces:
+                match = ace.matches.mud
+                if match is None:
+                    continue
+                if match.manufacturer:
+                    self.store.manufacturer_id(match.manufacturer)
+                if match.model:
+                    self.store.profile_id(match.model)
 
     def _register(self, profile: Profile, body: bytes) -> None:
         """Put a prepared file in force for its URL (its bytes kept so a restart compiles the same flows)."""
