@@ -51,7 +51,9 @@ class FlowBook:
         urls = self.store.profile_ids()
         return NetworkContext(
             controllers=controllers,
-            my_controller={url: self.settings.my_controller for url in urls},
+            my_controller={
+                url: self.settings.my_controller_by_url.get(url, self.settings.my_controller) for url in urls
+            },
             local_networks=self.settings.local_networks,
             profile_ids=urls,
             manufacturer_ids=self.store.manufacturer_ids(),

@@ -85,7 +85,11 @@ OPTS = [
     cfg.ListOpt("dns_servers", default=[], help="addresses the RFC 8520 DNS default and controller URN expand to"),
     cfg.ListOpt("ntp_servers", default=[], help="addresses the RFC 8520 NTP default and controller URN expand to"),
     cfg.ListOpt("controllers", default=[], help="other controller classes: URN=ip[/ip...]"),
-    cfg.ListOpt("my_controller", default=[], help="addresses of the my-controller abstraction"),
+    cfg.ListOpt(
+        "my_controller",
+        default=[],
+        help="the my-controller abstraction: addresses for every MUD URL, and/or MUD-URL=ip[/ip...] for one URL",
+    ),
     cfg.ListOpt("local_networks", default=[], help="CIDRs of the local-networks abstraction"),
 ]
 
@@ -119,7 +123,8 @@ class MudSettings:
     dns_servers: tuple[str, ...] = ()
     ntp_servers: tuple[str, ...] = ()
     controllers: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    my_controller: tuple[str, ...] = ()
+    my_controller: tuple[str, ...] = ()  # for every MUD URL without an entry of its own
+    my_controller_by_url: dict[str, tuple[str, ...]] = field(default_factory=dict)
     local_networks: tuple[str, ...] = ()
 
     @property
@@ -223,6 +228,7 @@ def load(conf: cfg.ConfigOpts) -> MudSettings:
         dns_servers=tuple(group.dns_servers),
         ntp_servers=tuple(group.ntp_servers),
         controllers=_pairs(group.controllers, "controllers"),
-        my_controller=tuple(group.my_controller),
+        my_controller=tuple(v for v in group.my_controller if "=" not in v),
+        my_controller_by_url=_pairs([v for v in group.my_controller if "=" in v], "my_controller"),
         local_networks=tuple(group.local_networks),
     )

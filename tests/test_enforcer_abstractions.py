@@ -60,3 +60,20 @@ def test_a_model_joins_live_without_recompiling_the_naming_profile(tmp_path: Pat
     assert lab.sim.is_output(to_brush, 2)
     assert not lab.sim.is_output(to_other, 3)
     lab.store.close()
+
+
+MYCTL = CORPUS / "test__unittest__mud-mycontrollerclass-test__mudfile-mycontrollerclass-test.json"
+MYCTL_URL = "https://mycontrollerclass-test.nist.local/super1"
+
+
+def test_my_controller_per_url_from_settings(tmp_path: Path) -> None:
+    lab = Lab(tmp_path / "state", my_controller=("192.0.2.99",),
+              my_controller_by_url={MYCTL_URL: ("198.51.100.7",)})  # fmt: skip
+    lab.connect()
+    lab.announce(BULB, 1, MYCTL_URL)
+    lab.resolve(MYCTL_URL, MYCTL.read_bytes())
+    to_mine = Packet.udp(1, BULB, "02:00:00:00:00:fe", IPS[BULB], "198.51.100.7", 40000, 8002)
+    to_default = Packet.udp(1, BULB, "02:00:00:00:00:fe", IPS[BULB], "192.0.2.99", 40000, 8002)
+    assert lab.sim.is_output(to_mine, 5)
+    assert not lab.sim.is_output(to_default, 5)  # the per-URL entry replaces the default for this URL
+    lab.store.close()

@@ -55,3 +55,9 @@ def test_lab_values_and_derived_worker_settings(tmp_path: Path) -> None:
 def test_bad_values_are_refused(tmp_path: Path, text: str) -> None:
     with pytest.raises((ValueError, cfg.Error)):
         _load(tmp_path, text)
+
+
+def test_my_controller_per_url_and_default(tmp_path: Path) -> None:
+    loaded = _load(tmp_path, "[mud]\nmy_controller = 192.0.2.1, https://mud.example/a.json=198.51.100.7/198.51.100.8\n")
+    assert loaded.my_controller == ("192.0.2.1",)
+    assert loaded.my_controller_by_url == {"https://mud.example/a.json": ("198.51.100.7", "198.51.100.8")}
