@@ -1,0 +1,458 @@
+"""DNS over UDP: one raw Ethernet frame (a packet-in's data) -> the query or answer it carries, or why not.
+
+The enforcer copies the DNS traffic of MUD devices to the controller so that the address sets of
+``ietf-acldns:dst-dnsname`` ACEs follow what the site resolver tells the devices (THREATS.md row 16,
+draft-ietf-opsawg-mud-iot-dns-considerations section 3: use the same resolver as the device). The
+answers come through untrusted links, so :func:`scan_dns` is total: for any bytes it returns exactly one of
+
+* :class:`DnsQuery` -- a well-formed standard query (QR=0) to port 53;
+* :class:`DnsAnswer` -- a well-formed response (QR=1) from port 53, its CNAME chain resolved from the
+  question name to the final A/AAAA records, each address with the chain's minimum TTL;
+* :class:`MalformedDns` -- a frame that claims to be DNS but breaks a rule, with a stable reason from :data:`REASONS`;
+* :class:`NotDns` -- anything else, with a kind from :data:`NOT_DNS_KINDS` for counters.
+
+Whether an answer may be believed (from a configured resolver, matching an outstanding query) is
+not decided here: that is :mod:`mud_ryu.dnsbind`'s job. This module only guarantees that what it
+reports is exactly what the message says, with every name ASCII LDH(+underscore), lower-case,
+without the trailing dot.
+
+Decisions:
+
+* UDP only. DNS over TCP (a truncated answer's retry, zone transfers) and encrypted DNS (DoT, DoH,
+  DoQ) are out of scope: a TC=1 answer is refused (``dns-tc``: it may be a partial RRset), and the
+  caller's proactive resolution (``DnsBindings.seed``) covers names whose answers do not fit.
+* Only the answer section is read. Authority and additional records (glue) are never trusted: they
+  are the classic cache-poisoning vector, and a stub resolver does not bind them either.
+* Addresses are taken only for the last name of the CNAME chain that starts at the question name;
+  A/AAAA records owned by other names are counted in ``DnsAnswer.other_records`` and dropped.
+* Compression pointers must point strictly below the start of the name segment being read (the
+  only way a pointer loop can form is forward or into itself), at most ``MAX_POINTER_HOPS`` hops.
+* IP fragments are never reassembled: a first fragment to/from port 53 is ``ip-fragment``, later
+  fragments are ``NotDns("ip-fragment-tail")``. UDP checksums are not verified (checksum offload,
+  see :mod:`mud_ryu.discovery`); the IPv4 header checksum is.
+* Bounded: at most ``MAX_ANSWERS`` answer records, ``MAX_CNAME_DEPTH`` CNAME hops, names of at most
+  255 wire octets; work is linear in the frame with every loop capped.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from dataclasses import dataclass
+
+from mud_ryu.discovery import (
+    ETH_HEADER,
+    ETH_IPV4,
+    ETH_IPV6,
+    IPPROTO_UDP,
+    IPV6_AH,
+    IPV6_EXT_HEADERS,
+    IPV6_FRAGMENT,
+    MAX_IPV6_EXT_HEADERS,
+    VLAN_TPIDS,
+    format_mac,
+)
+
+DNS_PORT = 53
+DNS_HEADER = 12
+CLASS_IN = 1
+TYPE_A, TYPE_CNAME, TYPE_AAAA = 1, 5, 28
+MAX_ANSWERS = 64  # real answers hold a few CNAMEs and < 20 addresses; also bounds the work per frame
+MAX_POINTER_HOPS = 16
+MAX_CNAME_DEPTH = 8  # CNAME hops from the question name (CDNs use 2-4)
+MAX_NAME_WIRE = 255  # RFC 1035 s2.3.4, length octets and root label included
+MAX_LABEL = 63
+
+# Octets allowed in a label: letters, digits, hyphen (RFC 952/1123) and underscore (service labels,
+# some CDN names). Everything else -- dots inside a label, '*', spaces, non-ASCII -- is refused.
+_LABEL_OCTETS = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"
+
+FRAME_REASONS: frozenset[str] = frozenset(
+    {
+        "not-bytes",
+        "eth-truncated",
+        "eth-bad-source",
+        "eth-too-many-tags",
+        "ipv4-header",
+        "ipv4-checksum",
+        "ipv4-truncated",
+        "ipv6-header",
+        "ipv6-truncated",
+        "ipv6-ext-limit",
+        "ip-fragment",
+        "udp-truncated",
+        "udp-length",
+    }
+)
+MESSAGE_REASONS: frozenset[str] = frozenset(
+    {
+        "dns-port-mismatch",  # a query not to port 53, or a response not from port 53
+        "dns-truncated",  # the message ends before what its counts and lengths announce
+        "dns-tc",  # TC=1: possibly a partial answer
+        "dns-qdcount",  # not exactly one question
+        "dns-too-many-answers",
+        "dns-label-type",  # extended (0x40) or reserved (0x80) label type
+        "dns-label-chars",
+        "dns-name-too-long",
+        "dns-pointer-bad",  # a compression pointer into the header
+        "dns-pointer-loop",  # a pointer not strictly below the segment being read
+        "dns-pointer-limit",
+        "dns-rr-class",  # an answer record of another class than IN
+        "dns-rdata-length",  # A not 4 octets, AAAA not 16, CNAME target not filling its RDATA
+        "dns-cname-conflict",  # two CNAME targets for one owner, or a CNAME owner with addresses
+        "dns-cname-loop",
+        "dns-cname-depth",
+    }
+)
+# Every reason a MalformedDns can carry (logs and metrics key on these strings).
+REASONS: frozenset[str] = FRAME_REASONS | MESSAGE_REASONS
+
+NOT_DNS_KINDS: frozenset[str] = frozenset(
+    {"ethertype", "ip-protocol", "udp-port", "ip-fragment-tail", "dns-opcode", "dns-class"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DnsQuery:
+    """A standard query from a client (Ethernet/IP source) to a resolver (IP destination)."""
+
+    client_mac: str
+    client_ip: str
+    client_port: int
+    resolver_ip: str
+    vlan: int | None
+    txid: int
+    qname: str
+    qtype: int
+
+
+@dataclass(frozen=True, slots=True)
+class AddressRecord:
+    """One address of the chain's final name; ``ttl`` is the minimum TTL over the chain and the record."""
+
+    address: str
+    ttl: int
+
+
+@dataclass(frozen=True, slots=True)
+class DnsAnswer:
+    """A response from a resolver (IP source) to a client (Ethernet/IP destination).
+
+    ``chain`` is the question name followed by each CNAME target in order; its last name owns
+    ``addresses`` (sorted, de-duplicated keeping the lower TTL). ``other_records`` counts the A/AAAA
+    records of names off the chain, which are ignored.
+    """
+
+    client_mac: str
+    client_ip: str
+    client_port: int
+    resolver_ip: str
+    vlan: int | None
+    txid: int
+    rcode: int
+    qname: str
+    qtype: int
+    chain: tuple[str, ...]
+    addresses: tuple[AddressRecord, ...]
+    other_records: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MalformedDns:
+    """DNS traffic breaking a rule; ``src_mac`` is None only when the frame is too short to hold one."""
+
+    reason: str
+    src_mac: str | None = None
+    vlan: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NotDns:
+    """Not DNS over UDP, or DNS this module does not read; ``kind`` comes from NOT_DNS_KINDS."""
+
+    kind: str
+
+
+DnsScan = DnsQuery | DnsAnswer | MalformedDns | NotDns
+
+
+@dataclass(frozen=True, slots=True)
+class _Udp:
+    src_ip: str
+    dst_ip: str
+    sport: int
+    dport: int
+    start: int  # first octet of the UDP payload
+    end: int
+
+
+def scan_dns(frame: bytes | bytearray | memoryview) -> DnsScan:
+    """Classify one raw Ethernet frame. Never raises; see the module docstring for the four outcomes."""
+    if not isinstance(frame, bytes):
+        if not isinstance(frame, bytearray | memoryview):
+            return MalformedDns("not-bytes")
+        frame = bytes(frame)
+    d, n = frame, len(frame)
+    if n < ETH_HEADER:
+        return MalformedDns("eth-truncated")
+    src = format_mac(d[6:12])
+    ethertype, off, vlan = (d[12] << 8) | d[13], ETH_HEADER, None
+    if ethertype in VLAN_TPIDS:
+        if n < ETH_HEADER + 4:
+            return MalformedDns("eth-truncated", src)
+        vlan = ((d[14] << 8) | d[15]) & 0x0FFF
+        ethertype, off = (d[16] << 8) | d[17], off + 4
+        if ethertype in VLAN_TPIDS:
+            return MalformedDns("eth-too-many-tags", src, vlan)
+    if ethertype == ETH_IPV4:
+        udp = _ipv4(d, off, n)
+    elif ethertype == ETH_IPV6:
+        udp = _ipv6(d, off, n)
+    else:
+        return NotDns("ethertype")
+    if isinstance(udp, NotDns):
+        return udp
+    if isinstance(udp, str):
+        return MalformedDns(udp, src, vlan)
+    if d[6] & 1 or d[6:12] == b"\x00" * 6:  # a group or all-zero source is nobody's client or resolver
+        return MalformedDns("eth-bad-source", src, vlan)
+    result = _message(d, udp.start, udp.end)
+    if isinstance(result, NotDns):
+        return result
+    if isinstance(result, str):
+        return MalformedDns(result, src, vlan)
+    if isinstance(result, _Question):
+        if udp.dport != DNS_PORT:
+            return MalformedDns("dns-port-mismatch", src, vlan)
+        return DnsQuery(src, udp.src_ip, udp.sport, udp.dst_ip, vlan, result.txid, result.qname, result.qtype)
+    if udp.sport != DNS_PORT:
+        return MalformedDns("dns-port-mismatch", src, vlan)
+    q = result.question
+    dst = format_mac(d[0:6])
+    return DnsAnswer(
+        dst, udp.dst_ip, udp.dport, udp.src_ip, vlan, q.txid, result.rcode, q.qname, q.qtype,
+        result.chain, result.addresses, result.other_records,
+    )  # fmt: skip
+
+
+# ---- IP and UDP ---------------------------------------------------------------------------------
+
+
+def _ipv4(d: bytes, off: int, n: int) -> _Udp | NotDns | str:
+    if n - off < 20:
+        return "ipv4-truncated"
+    ihl = (d[off] & 0x0F) * 4
+    total = (d[off + 2] << 8) | d[off + 3]
+    if d[off] >> 4 != 4 or ihl < 20 or total < ihl:
+        return "ipv4-header"
+    if off + total > n:
+        return "ipv4-truncated"
+    if _ones_sum(d, off, off + ihl) != 0xFFFF:
+        return "ipv4-checksum"
+    if d[off + 9] != IPPROTO_UDP:
+        return NotDns("ip-protocol")
+    frag = (d[off + 6] << 8) | d[off + 7]
+    if frag & 0x1FFF:
+        return NotDns("ip-fragment-tail")
+    src = str(ipaddress.IPv4Address(d[off + 12 : off + 16]))
+    dst = str(ipaddress.IPv4Address(d[off + 16 : off + 20]))
+    return _udp(d, off + ihl, off + total, src, dst, fragmented=bool(frag & 0x2000))
+
+
+def _ones_sum(d: bytes, start: int, end: int) -> int:
+    """The folded one's-complement sum of the 16-bit words of ``d[start:end]`` (even length)."""
+    s: int = sum(struct.unpack_from(f"!{(end - start) // 2}H", d, start))
+    while s > 0xFFFF:
+        s = (s & 0xFFFF) + (s >> 16)
+    return s
+
+
+def _ipv6(d: bytes, off: int, n: int) -> _Udp | NotDns | str:
+    if n - off < 40:
+        return "ipv6-truncated"
+    plen = (d[off + 4] << 8) | d[off + 5]
+    if d[off] >> 4 != 6 or plen == 0:
+        return "ipv6-header"
+    end = off + 40 + plen
+    if end > n:
+        return "ipv6-truncated"
+    nxt, p, fragmented = d[off + 6], off + 40, False
+    for _ in range(MAX_IPV6_EXT_HEADERS + 1):
+        if nxt not in IPV6_EXT_HEADERS:
+            break
+        if p + 8 > end:
+            return "ipv6-truncated"
+        if nxt == IPV6_FRAGMENT:
+            if ((d[p + 2] << 8) | d[p + 3]) & 0xFFF8:
+                return NotDns("ip-fragment-tail")
+            fragmented, size = True, 8
+        elif nxt == IPV6_AH:
+            size = (d[p + 1] + 2) * 4
+        else:
+            size = (d[p + 1] + 1) * 8
+        nxt, p = d[p], p + size
+        if p > end:
+            return "ipv6-truncated"
+    else:
+        return "ipv6-ext-limit"
+    if nxt != IPPROTO_UDP:
+        return NotDns("ip-protocol")
+    src = str(ipaddress.IPv6Address(d[off + 8 : off + 24]))
+    dst = str(ipaddress.IPv6Address(d[off + 24 : off + 40]))
+    return _udp(d, p, end, src, dst, fragmented=fragmented)
+
+
+def _udp(d: bytes, l4: int, end: int, src: str, dst: str, *, fragmented: bool) -> _Udp | NotDns | str:
+    if end - l4 < 8:
+        return "udp-truncated"
+    sport, dport = (d[l4] << 8) | d[l4 + 1], (d[l4 + 2] << 8) | d[l4 + 3]
+    if DNS_PORT not in (sport, dport):
+        return NotDns("udp-port")
+    if fragmented:  # a large answer in fragments: refused, never reassembled
+        return "ip-fragment"
+    if (d[l4 + 4] << 8) | d[l4 + 5] != end - l4:
+        return "udp-length"
+    return _Udp(src, dst, sport, dport, l4 + 8, end)
+
+
+# ---- DNS message --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Question:
+    txid: int
+    qname: str
+    qtype: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Response:
+    question: _Question
+    rcode: int
+    chain: tuple[str, ...]
+    addresses: tuple[AddressRecord, ...]
+    other_records: int
+
+
+def read_name(d: bytes, msg: int, end: int, pos: int) -> tuple[str, int] | str:
+    """The name at ``d[pos:]`` of the message ``d[msg:end]`` and the offset just after it, or a reason.
+
+    Lower-case, labels joined by dots, no trailing dot (the root is ``""``). Each pointer must target
+    an offset strictly below the start of the segment being read, so the segments strictly descend
+    and no loop can form; the hop count is capped as well.
+    """
+    labels: list[str] = []
+    wire, hops, resume, floor = 1, 0, -1, pos
+    while True:
+        if pos >= end:
+            return "dns-truncated"
+        length = d[pos]
+        if length == 0:
+            return ".".join(labels), (pos + 1 if resume < 0 else resume)
+        if length >= 0xC0:
+            if pos + 1 >= end:
+                return "dns-truncated"
+            target = msg + (((length & 0x3F) << 8) | d[pos + 1])
+            if target < msg + DNS_HEADER:
+                return "dns-pointer-bad"
+            if target >= floor:
+                return "dns-pointer-loop"
+            hops += 1
+            if hops > MAX_POINTER_HOPS:
+                return "dns-pointer-limit"
+            if resume < 0:
+                resume = pos + 2
+            pos = floor = target
+            continue
+        if length > MAX_LABEL:
+            return "dns-label-type"
+        wire += length + 1
+        if wire > MAX_NAME_WIRE:
+            return "dns-name-too-long"
+        if pos + 1 + length > end:
+            return "dns-truncated"
+        raw = d[pos + 1 : pos + 1 + length]
+        if raw.translate(None, _LABEL_OCTETS):
+            return "dns-label-chars"
+        labels.append(raw.decode("ascii").lower())
+        pos += 1 + length
+
+
+def _message(d: bytes, msg: int, end: int) -> _Question | _Response | NotDns | str:
+    if end - msg < DNS_HEADER:
+        return "dns-truncated"
+    txid, flags, qdcount, ancount = struct.unpack_from("!4H", d, msg)
+    if (flags >> 11) & 0xF:  # NOTIFY, UPDATE, ...: not a lookup
+        return NotDns("dns-opcode")
+    if qdcount != 1:
+        return "dns-qdcount"
+    name = read_name(d, msg, end, msg + DNS_HEADER)
+    if isinstance(name, str):
+        return name
+    qname, pos = name
+    if pos + 4 > end:
+        return "dns-truncated"
+    qtype, qclass = struct.unpack_from("!HH", d, pos)
+    if qclass != CLASS_IN:
+        return NotDns("dns-class")
+    question = _Question(txid, qname, qtype)
+    if not flags & 0x8000:
+        return question
+    if flags & 0x0200:
+        return "dns-tc"
+    if ancount > MAX_ANSWERS:
+        return "dns-too-many-answers"
+    return _answers(d, msg, end, pos + 4, ancount, question, flags & 0xF)
+
+
+def _answers(d: bytes, msg: int, end: int, pos: int, count: int, q: _Question, rcode: int) -> _Response | str:
+    cnames: dict[str, tuple[str, int]] = {}
+    addresses: dict[str, dict[str, int]] = {}
+    for _ in range(count):
+        name = read_name(d, msg, end, pos)
+        if isinstance(name, str):
+            return name
+        owner, pos = name
+        if pos + 10 > end:
+            return "dns-truncated"
+        rtype, rclass, ttl, rdlength = struct.unpack_from("!HHIH", d, pos)
+        rdata, pos = pos + 10, pos + 10 + rdlength
+        if pos > end:
+            return "dns-truncated"
+        if rclass != CLASS_IN:
+            return "dns-rr-class"
+        if ttl & 0x80000000:  # RFC 2181 s8: a TTL with the top bit set is read as zero
+            ttl = 0
+        if rtype in (TYPE_A, TYPE_AAAA):
+            if rdlength != (4 if rtype == TYPE_A else 16):
+                return "dns-rdata-length"
+            raw = d[rdata:pos]
+            addr = str(ipaddress.IPv4Address(raw) if rtype == TYPE_A else ipaddress.IPv6Address(raw))
+            owned = addresses.setdefault(owner, {})
+            owned[addr] = min(ttl, owned.get(addr, ttl))
+        elif rtype == TYPE_CNAME:
+            target = read_name(d, msg, pos, rdata)
+            if isinstance(target, str):
+                return "dns-rdata-length" if target == "dns-truncated" else target
+            if target[1] != pos:
+                return "dns-rdata-length"
+            previous = cnames.get(owner)
+            if previous is not None and previous[0] != target[0]:
+                return "dns-cname-conflict"
+            cnames[owner] = (target[0], ttl if previous is None else min(ttl, previous[1]))
+        # any other type (RRSIG, DNAME, HTTPS, ...) is skipped by its length
+    if cnames.keys() & addresses.keys():
+        return "dns-cname-conflict"
+    chain, chain_ttl = [q.qname], 0xFFFFFFFF
+    while chain[-1] in cnames:
+        if len(chain) > MAX_CNAME_DEPTH:
+            return "dns-cname-depth"
+        target, ttl = cnames[chain[-1]]
+        if target in chain:
+            return "dns-cname-loop"
+        chain.append(target)
+        chain_ttl = min(chain_ttl, ttl)
+    final = addresses.pop(chain[-1], {})
+    records = tuple(AddressRecord(a, min(t, chain_ttl)) for a, t in sorted(final.items()))  # sorted by text
+    other = sum(len(v) for v in addresses.values())
+    return _Response(q, rcode, tuple(chain), records, other)
