@@ -17,6 +17,7 @@ from pathlib import Path
 
 from mud_ryu.context import FIRST_MFG_ID, FIRST_PROFILE_ID
 from mud_ryu.pipeline import MAX_MFG_ID, MAX_PROFILE_ID, OWNER_BITS
+from mud_ryu.sqlite_wal import enable_wal
 
 SCHEMA_VERSION = 1
 MAX_DEVICE_ID = (1 << OWNER_BITS) - 1
@@ -63,7 +64,7 @@ class DeviceStore:
             if not p.exists():  # 0600 from the first byte; SQLite gives -wal/-shm the database file's mode
                 os.close(os.open(p, os.O_CREAT | os.O_RDWR, 0o600))
             conn = sqlite3.connect(p, isolation_level=None, check_same_thread=False, timeout=10.0)
-            conn.execute("PRAGMA journal_mode=WAL")
+            enable_wal(conn)
             conn.execute("PRAGMA synchronous=FULL")
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from mud_ryu.errors import ReasonError
+from mud_ryu.sqlite_wal import enable_wal
 
 CACHE_REASONS: frozenset[str] = frozenset({"corrupt-entry", "corrupt-database", "schema-too-new", "unavailable"})
 SCHEMA_VERSION = 1
@@ -132,7 +133,7 @@ def connect(path: Path) -> sqlite3.Connection:
 def _prepare(conn: sqlite3.Connection, path: Path) -> None:
     """Durability settings, an integrity check and the schema version, or the matching CacheError."""
     try:
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        mode = enable_wal(conn)
         if str(mode).lower() != "wal":
             raise CacheError("unavailable", f"{path}: SQLite refused WAL mode (got {mode!r})")
         conn.execute("PRAGMA synchronous = FULL")

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from mud_ryu.sqlite_wal import enable_wal
 from mud_ryu.truststore_codec import (
     DEVICE_COLUMNS,
     STORE_REASONS,
@@ -256,7 +257,7 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
 def _prepare(conn: sqlite3.Connection, path: Path) -> None:
     """Durability settings, a full integrity check and the schema version, or the matching TrustStoreError."""
     try:
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        mode = enable_wal(conn)
         if str(mode).lower() != "wal":
             raise TrustStoreError("unavailable", f"{path}: SQLite refused WAL mode (got {mode!r})")
         conn.execute("PRAGMA synchronous = FULL")
