@@ -21,6 +21,7 @@ from mud_ryu.dnsframe import (
     DnsScan,
     MalformedDns,
     NotDns,
+    read_name,
     scan_dns,
 )
 from tests import discovery_frames as df
@@ -358,3 +359,24 @@ def test_round_trip(
         (AddressRecord(str(ipaddress.ip_address(x)), min(t, floor)) for x, t in addrs), key=lambda r: r.address
     )
     assert got.addresses == tuple(want)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(BASES[2:]), st.lists(st.tuples(st.integers(0, 400), st.integers(0, 255)), max_size=4))
+def test_name_cache_changes_no_result(base: bytes, edits: list[tuple[int, int]]) -> None:
+    # every offset of a (mutated) message read in order with a shared cache, and each one without it
+    body = bytearray(base[42:])  # past Ethernet + IPv4 + UDP (the IPv6 frame keeps some header: any bytes do)
+    for pos, value in edits:
+        body[pos % len(body)] = value
+    data = bytes(body)
+    cache: dict[int, tuple[str, int, int]] = {}
+    for pos in range(12, len(data)):
+        assert read_name(data, 0, len(data), pos, cache) == read_name(data, 0, len(data), pos)
+
+
+def test_name_length_limit_through_a_cached_suffix() -> None:
+    qname = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 60])  # 254 wire octets
+    fits = ans(f.a(f.labels(b"x") + f.pointer(12), "192.0.2.1"), qname=qname)  # 255 octets
+    assert answer(fits).other_records == 1
+    too_long = scan_dns(ans(f.a(f.labels(b"xy") + f.pointer(12), "192.0.2.1"), qname=qname))  # 256 octets
+    assert isinstance(too_long, MalformedDns) and too_long.reason == "dns-name-too-long"
