@@ -22,7 +22,8 @@ from mud_ryu import __version__, ofmsg, settings
 from mud_ryu.compat import framework, ofproto, parser
 from mud_ryu.devicestore import DeviceStore
 from mud_ryu.discovery import format_mac, scan_frame
-from mud_ryu.edgeflows import LEARN_METER, PUNT_SUB, port_meter
+from mud_ryu.dnsframe import scan_dns
+from mud_ryu.edgeflows import DNS_METER, DNS_SUB, LEARN_METER, PUNT_SUB, port_meter
 from mud_ryu.enforcer import Alert, Effect, Enforcer, FlowUpdate, ResolveRequest
 from mud_ryu.flowkey import stats_key
 from mud_ryu.pipeline import APP_ID, APP_MASK, APP_SHIFT, CookieKind, parse_cookie
@@ -127,6 +128,7 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
         )
         self.worker.start()
         self._refresher = _fw.hub.spawn(self._refresh_loop)
+        self._dns_expirer = _fw.hub.spawn(self._dns_loop)
         wsgi = kwargs.get("wsgi")
         if wsgi is not None:
             backend = EnforcerBackend(self.enforcer, self.alerts, self._execute, time.time)
@@ -205,6 +207,16 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
         LOG.info("MUD URL %s: %s %s", _printable(result.url), result.outcome.value, _printable(result.reason))
         self._execute(self.enforcer.resolved(result, time.time()))
 
+    def _dns_loop(self) -> None:
+        """Expire DNS-learned addresses when their (clamped) TTL runs out."""
+        while True:
+            due = self.enforcer.dns.next_expiry()
+            now = time.time()
+            if due is not None and due <= now:
+                self._execute(self.enforcer.dns_expire(now))
+                continue
+            _fw.hub.sleep(min(5.0, due - now) if due is not None else 5.0)
+
     def _refresh_loop(self) -> None:
         while True:
             _fw.hub.sleep(REFRESH_INTERVAL_S)
@@ -270,7 +282,8 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
     def _meter_mods(self, ports: Iterable[int]) -> list[Any]:
         """ADD then MODIFY each meter: ADD fails harmlessly when it exists (a reconnect), MODIFY sets the rate.
         Meters are never deleted: that would delete every flow using them."""
-        wanted = [(LEARN_METER, self.settings.learn_rate_pps, self.settings.learn_rate_pps)]
+        wanted = [(LEARN_METER, self.settings.learn_rate_pps, self.settings.learn_rate_pps),
+                  (DNS_METER, self.settings.learn_rate_pps, self.settings.learn_rate_pps)]  # fmt: skip
         wanted += [(m, self.settings.punt_rate_pps, self.settings.punt_burst) for p in ports if (m := port_meter(p))]
         msgs = []
         for meter_id, rate, burst in wanted:
@@ -351,7 +364,9 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
             self._dropped_punts += 1  # the switch meter should have caught it; count, do not queue
             return
         parts = parse_cookie(msg.cookie)
-        if parts.kind == int(CookieKind.FORWARD) and parts.sub == PUNT_SUB:
+        if parts.kind == int(CookieKind.DEVICE) and parts.sub == DNS_SUB:
+            self._execute(self.enforcer.dns_seen(scan_dns(data), time.time()))
+        elif parts.kind == int(CookieKind.FORWARD) and parts.sub == PUNT_SUB:
             self._execute(self.enforcer.discovered(dpid, in_port, scan_frame(data), time.time()))
         else:
             self._execute(self.enforcer.learned(dpid, in_port, format_mac(data[6:12]), time.time()))

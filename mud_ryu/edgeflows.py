@@ -30,7 +30,8 @@ PORT_METER_BASE = 16
 MAX_METERED_PORT = 0xFFFF
 FORWARD_SHARED = cookie(CookieKind.FORWARD)
 # The sub id tells the app which flow sent a packet-in: a discovery punt (scan it) or a learning copy.
-PUNT_SUB, LEARN_SUB = 1, 2
+PUNT_SUB, LEARN_SUB, DNS_SUB = 1, 2, 3
+DNS_METER = 2  # per-switch meter of the DNS copies
 PUNT_COOKIE = cookie(CookieKind.FORWARD, sub=PUNT_SUB)
 LEARN_COOKIE = cookie(CookieKind.FORWARD, sub=LEARN_SUB)
 GROUP_BIT = ("01:00:00:00:00:00", "01:00:00:00:00:00")
@@ -120,3 +121,30 @@ def device_forward_rule(mac: str, port: int, device_id: int) -> FlowRule:
     )
     verify_rule(rule)
     return rule
+
+
+def dns_punt_rules(classify: tuple[FlowRule, ...], metered: bool) -> tuple[FlowRule, ...]:
+    """Copies of a device's DNS queries and of the DNS answers sent to it, for the controller's DNS bindings
+    (issue: names in MUD files follow the answers the device gets). Built from the device's own classification
+    flows one priority above them, so they classify exactly the same way and also go on down the pipeline."""
+    out: list[FlowRule] = []
+    for rule in classify:
+        if rule.write_metadata is None or rule.goto is None:
+            continue  # the anti-spoofing drop
+        port_field = "udp_dst" if rule.table == "classify_src" else "udp_src"
+        for eth_type in (ETH_IPV4, ETH_IPV6):
+            out.append(
+                FlowRule(
+                    table=rule.table,
+                    priority=rule.priority + 1,
+                    match=make_match(**dict(rule.match), eth_type=eth_type, ip_proto=IPPROTO_UDP, **{port_field: 53}),
+                    cookie=rule.cookie | DNS_SUB,
+                    actions=(Output("CONTROLLER", NO_BUFFER),),
+                    goto=rule.goto,
+                    write_metadata=rule.write_metadata,
+                    meter=DNS_METER if metered else None,
+                )
+            )
+    for rule in out:
+        verify_rule(rule)
+    return tuple(out)

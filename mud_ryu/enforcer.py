@@ -28,6 +28,8 @@ from collections.abc import Callable, Iterable, Iterator
 
 from mud_ryu.devicestore import DeviceStore
 from mud_ryu.discovery import Announcement, Malformed, NoUrl
+from mud_ryu.dnsbind import Ignored
+from mud_ryu.dnsframe import DnsAnswer, DnsQuery
 from mud_ryu.enforcer_flows import FlowBook
 from mud_ryu.enforcer_state import Alert, Device, Effect, FlowUpdate, Owner, Profile, ResolveRequest, SwitchState
 from mud_ryu.flowkey import FlowKey, rule_key
@@ -393,6 +395,25 @@ class Enforcer(FlowBook):
         device.reason, device.updated_at = f"policy:{code}", now
         self.store.save_device(device.record())
         return [*self._sync(device.dpid, [("device", device.mac)], confirms=(device.mac,)), alert]
+
+    # ---- DNS
+    def dns_seen(self, scanned: object, now: float) -> list[Effect]:
+        """A punted DNS query or answer (:func:`mud_ryu.dnsframe.scan_dns`): answers from the configured resolvers
+        to queries that were seen may add addresses to the names active profiles use."""
+        if isinstance(scanned, DnsQuery):
+            self.dns.query_seen(scanned, now)
+            return []
+        if not isinstance(scanned, DnsAnswer):
+            return []
+        update = self.dns.answer_seen(scanned, now)
+        if isinstance(update, Ignored) or update.empty:
+            return []
+        return self._recompile_for_dns(frozenset(update.names()))
+
+    def dns_expire(self, now: float) -> list[Effect]:
+        """Addresses past their TTL leave their names' sets (after the new ones, if any, went in)."""
+        update = self.dns.expire(now)
+        return [] if update.empty else self._recompile_for_dns(frozenset(update.names()))
 
     def sync_device(self, mac: str) -> list[Effect]:
         """Bring one device's flows on its switch in line with its record (after an operator action)."""

@@ -7,6 +7,7 @@ diff tell which deleted slot another owner still holds, without scanning the tab
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable
 
@@ -17,7 +18,8 @@ from mud_ryu.compiler import compile_profile, quarantine_profile
 from mud_ryu.context import DNS_CONTROLLER_URN, NTP_CONTROLLER_URN, DeviceSpec, NetworkContext, url_authority
 from mud_ryu.devflows import device_rules
 from mud_ryu.devicestore import DeviceStore
-from mud_ryu.edgeflows import device_forward_rule, learned_host_rules, punt_rules, switch_rules
+from mud_ryu.dnsbind import DnsBindings, DnsBindSettings
+from mud_ryu.edgeflows import device_forward_rule, dns_punt_rules, learned_host_rules, punt_rules, switch_rules
 from mud_ryu.enforcer_state import SWITCH_OWNER, Device, Effect, FlowUpdate, Owner, Profile, SwitchState, slot
 from mud_ryu.flowrule import FlowRule
 from mud_ryu.model import MudFile
@@ -38,6 +40,8 @@ class FlowBook:
         self.switches: dict[int, SwitchState] = {}
         self.devices: dict[str, Device] = {r.mac: Device.from_record(r) for r in store.devices()}
         self.profiles: dict[str, Profile] = {}  # by URL: the file in force for that URL
+        # DNS names of the profiles in force, bound to addresses from the answers the configured resolvers give.
+        self.dns = DnsBindings(DnsBindSettings(resolvers=frozenset(settings.dns_servers)))
         # Quarantined devices share one profile: the RFC 8520 local DNS/NTP defaults (DHCP/ARP/ND: bootstrap band).
         self._quarantine = Profile("", "", QUARANTINE_PROFILE_ID, 0, quarantine_profile(self._context()))
 
@@ -50,6 +54,7 @@ class FlowBook:
             controllers.setdefault(NTP_CONTROLLER_URN, self.settings.ntp_servers)
         urls = self.store.profile_ids()
         return NetworkContext(
+            dns=self.dns.current(),
             controllers=controllers,
             my_controller={
                 url: self.settings.my_controller_by_url.get(url, self.settings.my_controller) for url in urls
@@ -75,7 +80,8 @@ class FlowBook:
             compiled = compile_profile(parsed.mud, self._context(), profile_id)
         except CompileError as error:
             return f"compile:{error.reason}"
-        return Profile(url, sha256, profile_id, mfg_id, compiled, parsed.mud.mud_url)
+        names = _dns_names(parsed.mud)
+        return Profile(url, sha256, profile_id, mfg_id, compiled, parsed.mud.mud_url, names, parsed.mud)
 
     def _allocate_referenced_ids(self, mud: MudFile) -> None:
         """Give every manufacturer and model an ACE names an id now, even with no such device yet: the ACE then
@@ -91,10 +97,29 @@ class FlowBook:
                 if match.model:
                     self.store.profile_id(match.model)
 
+    def _recompile_for_dns(self, names: frozenset[str]) -> list[Effect]:
+        """Address sets changed for ``names``: recompile the profiles using them (ids and file unchanged) and send
+        each switch only the flows that differ -- adds, barrier, deletes (make-before-break)."""
+        effects: list[Effect] = []
+        context = self._context()
+        for url, profile in list(self.profiles.items()):
+            if profile.mud is None or not profile.dns_names & names:
+                continue
+            try:
+                compiled = compile_profile(profile.mud, context, profile.profile_id)
+            except CompileError as error:
+                log.error("recompiling %s for new DNS bindings failed (%s): keeping its flows", url, error.reason)
+                continue
+            self.profiles[url] = dataclasses.replace(profile, compiled=compiled)
+            for dpid in list(self.switches):
+                effects += self._sync(dpid, [("profile", profile.profile_id)])
+        return effects
+
     def _register(self, profile: Profile, body: bytes) -> None:
         """Put a prepared file in force for its URL (its bytes kept so a restart compiles the same flows)."""
         self.store.save_body(profile.sha256, body)
         self.profiles[profile.url] = profile
+        self.dns.watch(profile.url, profile.dns_names)
 
     def _install_profile(self, url: str, sha256: str, body: bytes) -> Profile | str:
         prepared = self._prepare_profile(url, sha256, body)
@@ -110,7 +135,12 @@ class FlowBook:
         profile_id, mfg_id = (profile.profile_id, profile.mfg_id) if profile else (QUARANTINE_PROFILE_ID, 0)
         spec = DeviceSpec(device.mac, device.port, device.port, device.device_id)
         rules = device_rules(spec, profile_id, mfg_id)
-        return frozenset((*rules, device_forward_rule(device.mac, device.port, device.device_id)))
+        extra = dns_punt_rules(rules, self._metered(device.dpid)) if profile is not None and profile.dns_names else ()
+        return frozenset((*rules, *extra, device_forward_rule(device.mac, device.port, device.device_id)))
+
+    def _metered(self, dpid: int) -> bool:
+        sw = self.switches.get(dpid)
+        return sw is not None and sw.metered
 
     def _profile_in_use(self, dpid: int, profile_id: int) -> Profile | None:
         if profile_id == QUARANTINE_PROFILE_ID:
@@ -211,3 +241,13 @@ class FlowBook:
         if not adds and not dels and not confirms:
             return []
         return [FlowUpdate(dpid, tuple(adds), tuple(dels), confirms)]
+
+
+def _dns_names(mud: MudFile) -> frozenset[str]:
+    names: set[str] = set()
+    for acl in (*mud.from_device, *mud.to_device):
+        for ace in acl.aces:
+            for ip in (ace.matches.ipv4, ace.matches.ipv6):
+                if ip is not None:
+                    names.update(n for n in (ip.src_dnsname, ip.dst_dnsname) if n)
+    return frozenset(names)

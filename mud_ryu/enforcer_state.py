@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from mud_ryu.compile_types import CompiledProfile
 from mud_ryu.devicestore import DeviceRecord
 from mud_ryu.flowrule import FlowRule
+from mud_ryu.model import MudFile
 
 Owner = tuple[str, object]
 SWITCH_OWNER: Owner = ("switch", 0)
@@ -72,6 +73,8 @@ class Profile:
     mfg_id: int
     compiled: CompiledProfile
     file_mud_url: str = ""  # the file's own mud-url (differs from ``url`` only in a draft "big change")
+    dns_names: frozenset[str] = frozenset()  # names its ACEs use: their addresses come from DNS answers
+    mud: MudFile | None = None  # the validated file, kept to recompile when a DNS binding changes
 
 
 @dataclass

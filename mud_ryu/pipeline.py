@@ -81,7 +81,7 @@ TABLES: tuple[Table, ...] = (
         frozenset({"in_port", "eth_src", "eth_type", "vlan_vid", "ip_proto", "udp_src", "udp_dst"}),
         "classify_dst",
     ),
-    Table("classify_dst", 1, frozenset({"eth_dst", "eth_type", "vlan_vid"}), "from_device"),
+    Table("classify_dst", 1, frozenset({"eth_dst", "eth_type", "vlan_vid", "ip_proto", "udp_src"}), "from_device"),
     Table("from_device", 2, _L3L4 | {"metadata"}, "to_device"),
     Table("to_device", 3, _L3L4 | {"metadata"}, "forward"),
     Table("forward", 4, frozenset({"in_port", "eth_dst", "eth_src", "eth_type", "metadata", "vlan_vid"}), None),
