@@ -25,6 +25,7 @@ from mud_ryu.discovery import format_mac, scan_frame
 from mud_ryu.dnsframe import scan_dns
 from mud_ryu.edgeflows import DNS_METER, DNS_SUB, LEARN_METER, PUNT_SUB, port_meter
 from mud_ryu.enforcer import Alert, Effect, Enforcer, FlowUpdate, ResolveRequest
+from mud_ryu.enforcer_state import PacketOut
 from mud_ryu.flowkey import stats_key
 from mud_ryu.pipeline import APP_ID, APP_MASK, APP_SHIFT, CookieKind, parse_cookie
 from mud_ryu.rate_limit import TokenBuckets
@@ -178,6 +179,8 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
         for effect in effects:
             if isinstance(effect, FlowUpdate):
                 self._apply(effect)
+            elif isinstance(effect, PacketOut):
+                self._packet_out(effect)
             elif isinstance(effect, ResolveRequest):
                 self.worker.request(effect.url, time.time(), effect.force)
             elif isinstance(effect, Alert):
@@ -189,6 +192,15 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
                     "ALERT %s mac=%s dpid=%s port=%s url=%s: %s", effect.code, effect.mac, format_dpid(effect.dpid),
                     effect.port, _printable(effect.url), _printable(effect.message),
                 )  # fmt: skip
+
+    def _packet_out(self, out: PacketOut) -> None:
+        """Release a held frame behind a barrier: the switch applies every flow sent before it first."""
+        dp = self.datapaths.get(out.dpid)
+        if dp is None:
+            return
+        self._barrier(out.dpid, ())
+        actions = [parser.OFPActionOutput(out.port)]
+        dp.send_msg(parser.OFPPacketOut(dp, ofproto.OFP_NO_BUFFER, ofproto.OFPP_CONTROLLER, actions, out.data))
 
     def _apply(self, update: FlowUpdate) -> None:
         """Adds, barrier, deletes, barrier: make-before-break (see :mod:`mud_ryu.enforcer`)."""
@@ -365,7 +377,7 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
             return
         parts = parse_cookie(msg.cookie)
         if parts.kind == int(CookieKind.DEVICE) and parts.sub == DNS_SUB:
-            self._execute(self.enforcer.dns_seen(scan_dns(data), time.time()))
+            self._execute(self.enforcer.dns_seen(scan_dns(data), time.time(), data))
         elif parts.kind == int(CookieKind.FORWARD) and parts.sub == PUNT_SUB:
             self._execute(self.enforcer.discovered(dpid, in_port, scan_frame(data), time.time()))
         else:

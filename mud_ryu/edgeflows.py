@@ -124,14 +124,18 @@ def device_forward_rule(mac: str, port: int, device_id: int) -> FlowRule:
 
 
 def dns_punt_rules(classify: tuple[FlowRule, ...], metered: bool) -> tuple[FlowRule, ...]:
-    """Copies of a device's DNS queries and of the DNS answers sent to it, for the controller's DNS bindings
-    (issue: names in MUD files follow the answers the device gets). Built from the device's own classification
-    flows one priority above them, so they classify exactly the same way and also go on down the pipeline."""
+    """DNS of a device whose profile uses DNS names, for the controller's bindings. Its queries are copied to the
+    controller and go on. The answers sent to it are *held*: they go to the controller only, which installs the
+    flows for the answered addresses, puts a barrier behind them and then releases the answer to the device
+    (packet-out). So the device never learns an address before the switch allows it (R15 make-before-break, also
+    for the first answer and for rotations), and spoofed or unsolicited answers never reach it. Built from the
+    device's own classification flows, one priority above them, so queries classify exactly the same way."""
     out: list[FlowRule] = []
     for rule in classify:
         if rule.write_metadata is None or rule.goto is None:
             continue  # the anti-spoofing drop
-        port_field = "udp_dst" if rule.table == "classify_src" else "udp_src"
+        query = rule.table == "classify_src"
+        port_field = "udp_dst" if query else "udp_src"
         for eth_type in (ETH_IPV4, ETH_IPV6):
             out.append(
                 FlowRule(
@@ -140,8 +144,8 @@ def dns_punt_rules(classify: tuple[FlowRule, ...], metered: bool) -> tuple[FlowR
                     match=make_match(**dict(rule.match), eth_type=eth_type, ip_proto=IPPROTO_UDP, **{port_field: 53}),
                     cookie=rule.cookie | DNS_SUB,
                     actions=(Output("CONTROLLER", NO_BUFFER),),
-                    goto=rule.goto,
-                    write_metadata=rule.write_metadata,
+                    goto=rule.goto if query else None,
+                    write_metadata=rule.write_metadata if query else None,
                     meter=DNS_METER if metered else None,
                 )
             )

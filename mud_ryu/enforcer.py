@@ -31,7 +31,17 @@ from mud_ryu.discovery import Announcement, Malformed, NoUrl
 from mud_ryu.dnsbind import Ignored
 from mud_ryu.dnsframe import DnsAnswer, DnsQuery
 from mud_ryu.enforcer_flows import FlowBook
-from mud_ryu.enforcer_state import Alert, Device, Effect, FlowUpdate, Owner, Profile, ResolveRequest, SwitchState
+from mud_ryu.enforcer_state import (
+    Alert,
+    Device,
+    Effect,
+    FlowUpdate,
+    Owner,
+    PacketOut,
+    Profile,
+    ResolveRequest,
+    SwitchState,
+)
 from mud_ryu.flowkey import FlowKey, rule_key
 from mud_ryu.pipeline import Band, table_id
 from mud_ryu.resolve_wire import WireResult
@@ -44,6 +54,8 @@ from mud_ryu.urlgate import MudUrl, UrlRejected, check_mud_url
 log = logging.getLogger(__name__)
 DHCPRELEASE = 7
 RECHECK_S = 60.0  # a file confirmed this recently is not re-resolved for each device announcing it
+# Held DNS answers that are not released: not from a configured resolver, or answering no query the device sent.
+DROPPED_ANSWERS = frozenset({"not-resolver", "unsolicited", "wrong-txid", "wrong-client"})
 
 __all__ = ["Alert", "Device", "Effect", "Enforcer", "FlowUpdate", "ResolveRequest"]
 
@@ -397,18 +409,26 @@ class Enforcer(FlowBook):
         return [*self._sync(device.dpid, [("device", device.mac)], confirms=(device.mac,)), alert]
 
     # ---- DNS
-    def dns_seen(self, scanned: object, now: float) -> list[Effect]:
-        """A punted DNS query or answer (:func:`mud_ryu.dnsframe.scan_dns`): answers from the configured resolvers
-        to queries that were seen may add addresses to the names active profiles use."""
+    def dns_seen(self, scanned: object, now: float, frame: bytes = b"") -> list[Effect]:
+        """A punted DNS query or a held DNS answer (:func:`mud_ryu.dnsframe.scan_dns`). Answers from the configured
+        resolvers to queries that were seen may add addresses to the names active profiles use; the answer is then
+        released to its device after the flows that allow those addresses (``frame``: the held bytes)."""
         if isinstance(scanned, DnsQuery):
             self.dns.query_seen(scanned, now)
             return []
         if not isinstance(scanned, DnsAnswer):
             return []
+        device = self.devices.get(scanned.client_mac)
         update = self.dns.answer_seen(scanned, now)
-        if isinstance(update, Ignored) or update.empty:
-            return []
-        return self._recompile_for_dns(frozenset(update.names()))
+        if isinstance(update, Ignored):
+            if update.reason in DROPPED_ANSWERS:
+                return []  # spoofed or unsolicited: the device never sees it
+            effects: list[Effect] = []
+        else:
+            effects = [] if update.empty else self._recompile_for_dns(frozenset(update.names()))
+        if device is not None and device.state != "absent" and frame:
+            effects.append(PacketOut(device.dpid, device.port, frame))
+        return effects
 
     def dns_expire(self, now: float) -> list[Effect]:
         """Addresses past their TTL leave their names' sets (after the new ones, if any, went in)."""

@@ -38,7 +38,16 @@ class Alert:
     message: str
 
 
-Effect = FlowUpdate | ResolveRequest | Alert
+@dataclass(frozen=True, slots=True)
+class PacketOut:
+    """Send ``data`` out of ``port`` -- after the flow updates returned before it (the app puts a barrier first)."""
+
+    dpid: int
+    port: int
+    data: bytes
+
+
+Effect = FlowUpdate | ResolveRequest | Alert | PacketOut
 
 
 @dataclass

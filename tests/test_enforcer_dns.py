@@ -9,6 +9,7 @@ from pathlib import Path
 
 from mud_ryu.dnsframe import scan_dns
 from mud_ryu.enforcer import FlowUpdate
+from mud_ryu.enforcer_state import PacketOut
 from mud_ryu.pipeline import CookieKind, parse_cookie
 from tests import dns_frames as dns
 from tests.enforcer_lab import BULB, IPS, NOW, PEER_MAC, PEER_PORT, Lab
@@ -104,10 +105,20 @@ def test_rotation_is_make_before_break_and_old_addresses_expire(tmp_path: Path) 
     lab.store.close()
 
 
-def test_dns_of_managed_devices_is_copied_to_the_controller(tmp_path: Path) -> None:
+def test_queries_are_copied_and_answers_held_until_their_flows_are_in(tmp_path: Path) -> None:
     lab = _lab(tmp_path)
     query = Packet.udp(1, BULB, PEER_MAC, IPS[BULB], RESOLVER, 40000, 53)
     answer = Packet.udp(PEER_PORT, PEER_MAC, BULB, RESOLVER, IPS[BULB], 53, 40000)
     assert lab.sim.process(query).to_controller and lab.sim.is_output(query, PEER_PORT)
-    assert lab.sim.process(answer).to_controller and lab.sim.is_output(answer, 1)
+    held = lab.sim.process(answer)
+    assert held.to_controller and held.outputs == frozenset()  # only the controller sees it first
+    lab.apply(lab.enforcer.dns_seen(_query(), NOW))
+    frame = b"held answer bytes"
+    effects = lab.enforcer.dns_seen(_answer("198.51.100.7", 300), NOW, frame)
+    kinds = [type(e).__name__ for e in effects]
+    assert kinds[-1] == "PacketOut" and "FlowUpdate" in kinds  # released after the flows that allow the address
+    release = effects[-1]
+    assert isinstance(release, PacketOut) and (release.port, release.data) == (1, frame)
+    spoofed = lab.enforcer.dns_seen(_answer("198.51.100.66", 300, resolver="192.0.2.99"), NOW, frame)
+    assert spoofed == []  # dropped: never released to the device
     lab.store.close()
