@@ -41,7 +41,14 @@ class FlowBook:
         self.devices: dict[str, Device] = {r.mac: Device.from_record(r) for r in store.devices()}
         self.profiles: dict[str, Profile] = {}  # by URL: the file in force for that URL
         # DNS names of the profiles in force, bound to addresses from the answers the configured resolvers give.
-        self.dns = DnsBindings(DnsBindSettings(resolvers=frozenset(settings.dns_servers)))
+        self.dns = DnsBindings(
+            DnsBindSettings(
+                resolvers=frozenset(settings.dns_servers),
+                ttl_floor_s=settings.dns_ttl_floor,
+                ttl_ceiling_s=settings.dns_ttl_ceiling,
+                max_addresses_per_name=settings.dns_max_addresses,
+            )
+        )
         # Quarantined devices share one profile: the RFC 8520 local DNS/NTP defaults (DHCP/ARP/ND: bootstrap band).
         self._quarantine = Profile("", "", QUARANTINE_PROFILE_ID, 0, quarantine_profile(self._context()))
 

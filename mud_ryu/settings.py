@@ -82,6 +82,9 @@ OPTS = [
     ),
     cfg.FloatOpt("min_url_change_interval", default=600.0, min=0.0, help="seconds between accepted URL changes"),
     cfg.ListOpt("uplink_ports", default=[], help="dpid:port pairs that face other switches/routers (not devices)"),
+    cfg.FloatOpt("dns_ttl_floor", default=60.0, min=1.0, help="shortest life of a DNS-learned address (seconds)"),
+    cfg.FloatOpt("dns_ttl_ceiling", default=86400.0, min=1.0, help="longest life of a DNS-learned address (seconds)"),
+    cfg.IntOpt("dns_max_addresses", default=16, min=1, max=1024, help="addresses kept per DNS name"),
     cfg.ListOpt("dns_servers", default=[], help="addresses the RFC 8520 DNS default and controller URN expand to"),
     cfg.ListOpt("ntp_servers", default=[], help="addresses the RFC 8520 NTP default and controller URN expand to"),
     cfg.ListOpt("controllers", default=[], help="other controller classes: URN=ip[/ip...]"),
@@ -120,6 +123,9 @@ class MudSettings:
     violation_action: str = "quarantine"
     min_url_change_interval: float = 600.0
     uplink_ports: frozenset[tuple[int, int]] = frozenset()
+    dns_ttl_floor: float = 60.0
+    dns_ttl_ceiling: float = 86400.0
+    dns_max_addresses: int = 16
     dns_servers: tuple[str, ...] = ()
     ntp_servers: tuple[str, ...] = ()
     controllers: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -225,6 +231,9 @@ def load(conf: cfg.ConfigOpts) -> MudSettings:
         violation_action=group.violation_action,
         min_url_change_interval=group.min_url_change_interval,
         uplink_ports=_ports(group.uplink_ports),
+        dns_ttl_floor=group.dns_ttl_floor,
+        dns_ttl_ceiling=group.dns_ttl_ceiling,
+        dns_max_addresses=group.dns_max_addresses,
         dns_servers=tuple(group.dns_servers),
         ntp_servers=tuple(group.ntp_servers),
         controllers=_pairs(group.controllers, "controllers"),
