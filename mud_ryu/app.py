@@ -55,6 +55,7 @@ _ev = _fw.ofp_event
 LOG = logging.getLogger("mud_ryu.app")
 REFRESH_INTERVAL_S = 300.0  # the worker's cache decides whether a URL is actually fetched again
 ALERT_HISTORY = 1000
+DNS_RELEASE_SETTLE_S = 0.05
 
 
 # The operator API listens on loopback unless the operator passes --wsapi-host (Ryu's own default is 0.0.0.0).
@@ -114,6 +115,7 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
         self._setup: dict[int, dict[str, Any]] = {}
         self._flow_stats: dict[int, list[Any]] = {}
         self._barriers: dict[tuple[int, int], tuple[tuple[str, str], ...]] = {}
+        self._held: dict[tuple[int, int], PacketOut] = {}  # frames released when their barrier is answered
         self._punt_limit = TokenBuckets(rate=50.0, burst=100.0, max_keys=65536)
         self._dropped_punts = 0
         self._alert_limit = TokenBuckets(rate=0.2, burst=5.0, max_keys=65536)
@@ -194,13 +196,21 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
                 )  # fmt: skip
 
     def _packet_out(self, out: PacketOut) -> None:
-        """Release a held frame behind a barrier: the switch applies every flow sent before it first."""
+        """Release a held frame once the switch has *answered* a barrier behind the flows sent before it (not merely
+        ordered after it): only then is the new policy in place for the traffic the frame will cause."""
         dp = self.datapaths.get(out.dpid)
         if dp is None:
             return
-        self._barrier(out.dpid, ())
-        actions = [parser.OFPActionOutput(out.port)]
-        dp.send_msg(parser.OFPPacketOut(dp, ofproto.OFP_NO_BUFFER, ofproto.OFPP_CONTROLLER, actions, out.data))
+        msg = parser.OFPBarrierRequest(dp)
+        dp.set_xid(msg)
+        self._held[(out.dpid, msg.xid)] = out
+        dp.send_msg(msg)
+
+    def _release(self, out: PacketOut) -> None:
+        dp = self.datapaths.get(out.dpid)
+        if dp is not None:
+            actions = [parser.OFPActionOutput(out.port)]
+            dp.send_msg(parser.OFPPacketOut(dp, ofproto.OFP_NO_BUFFER, ofproto.OFPP_CONTROLLER, actions, out.data))
 
     def _apply(self, update: FlowUpdate) -> None:
         """Adds, barrier, deletes, barrier: make-before-break (see :mod:`mud_ryu.enforcer`)."""
@@ -343,6 +353,11 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
 
     @_on(_ev.EventOFPBarrierReply, _MAIN)
     def _barrier_reply(self, ev: Any) -> None:
+        held = self._held.pop((ev.msg.datapath.id, ev.msg.xid), None)
+        if held is not None:
+            # Open vSwitch answers the barrier once its tables changed, but revalidates its datapath caches a
+            # moment later: a packet sent at once could still meet a cached drop. Release after a short settle.
+            _fw.hub.spawn_after(DNS_RELEASE_SETTLE_S, self._release, held)
         confirms = self._barriers.pop((ev.msg.datapath.id, ev.msg.xid), None)
         if confirms:
             self.enforcer.confirmed(mac for mac, _ in confirms)
