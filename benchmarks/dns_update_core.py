@@ -1,0 +1,272 @@
+"""The in-process half of ``benchmarks/dns_update.py``: what one DNS-driven address-set update costs the enforcer.
+
+An :class:`~mud_ryu.enforcer.Enforcer` with real stores in a temporary directory (``tests.enforcer_lab.Lab``) holds
+one device enforced under a generated profile of ``names`` distinct DNS names. Each answer round: the device's query
+for one name, then the configured resolver's answer binding a new address to it -- the answer's ``dns_seen`` (bind,
+recompile, per-owner diff) is timed and its flow update counted. Then expiry rounds: ``dns_expire`` at the instant
+exactly one of those addresses runs out. Frames are scanned outside the timed region (dns_parse.py times scans).
+
+Each update is also applied to the table simulator, outside the timer, and checked on a sample: a TCP SYN from the
+device to the new address now leaves through the peer port; after its expiry it no longer does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import cProfile
+import gc
+import json
+import pstats
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # the frame builders and the enforcer harness live with the tests
+sys.modules.pop("tests", None)
+from mud_ryu import mudfile  # noqa: E402
+from mud_ryu.dnsframe import scan_dns  # noqa: E402
+from mud_ryu.enforcer import FlowUpdate  # noqa: E402
+from mud_ryu.mudfile_error import MudFileError  # noqa: E402
+from tests import dns_frames as dns  # noqa: E402
+from tests.enforcer_lab import BULB, IPS, NOW, PEER_MAC, PEER_PORT, Lab  # noqa: E402
+from tests.packets import Packet  # noqa: E402
+
+RESOLVER = "10.0.0.53"
+SERVICE_PORT = 443
+TTL_S = 60  # the binding table's TTL floor: every answer binds for exactly this long
+STEP_S = 0.001  # enforcer clock advance per round: every address gets its own expiry instant
+# Functions whose share of an update's time the profile pass reports (qualified by file so names do not collide).
+HOTSPOTS = {
+    "Enforcer.dns_seen": ("enforcer.py", "dns_seen"),
+    "DnsBindings.answer_seen": ("dnsbind.py", "answer_seen"),
+    "FlowBook._context": ("enforcer_flows.py", "_context"),
+    "DnsBindings.current": ("dnsbind.py", "current"),
+    "compile_profile": ("compiler.py", "compile_profile"),
+    "FlowBook._sync": ("enforcer_flows.py", "_sync"),
+    "FlowBook._owner_flows": ("enforcer_flows.py", "_owner_flows"),
+    "FlowBook._set_owner": ("enforcer_flows.py", "_set_owner"),
+    "dataclass __hash__ (self time)": ("<string>", "__hash__"),
+}
+
+
+def dns_name(i: int) -> str:
+    return f"svc{i}.bench.example"
+
+
+def profile_url(names: int) -> str:
+    return f"https://mud.bench/dns{names}.json"
+
+
+def dns_mud_file(names: int, url: str | None = None, signature: str | None = None) -> bytes:
+    """A MUD file whose device talks TCP 443 to ``names`` distinct DNS names: one from-device ACE per name
+    (``dst-dnsname``, device-initiated) and its to-device return ACE (``src-dnsname``), the shape real profiles
+    have. ``signature``: a ``mud-signature`` URL (the switch lab serves signed files)."""
+    url = url or profile_url(names)
+
+    def ace(i: int, out: bool) -> dict[str, Any]:
+        ip_key = "ietf-acldns:dst-dnsname" if out else "ietf-acldns:src-dnsname"
+        port_key = "destination-port" if out else "source-port"
+        tcp = {port_key: {"operator": "eq", "port": SERVICE_PORT}, "ietf-mud:direction-initiated": "from-device"}
+        return {"name": f"{'out' if out else 'back'}{i}", "actions": {"forwarding": "accept"},
+                "matches": {"ipv4": {"protocol": 6, ip_key: dns_name(i)}, "tcp": tcp}}  # fmt: skip
+
+    mud: dict[str, Any] = {
+        "mud-version": 1, "mud-url": url, "last-update": "2026-01-01T00:00:00+00:00", "cache-validity": 48,
+        "is-supported": True, "systeminfo": f"dns update bench, {names} names",
+        "from-device-policy": {"access-lists": {"access-list": [{"name": "fr"}]}},
+        "to-device-policy": {"access-lists": {"access-list": [{"name": "to"}]}},
+    }  # fmt: skip
+    if signature is not None:
+        mud["mud-signature"] = signature
+    acls = [
+        {"name": "fr", "type": "ipv4-acl-type", "aces": {"ace": [ace(i, True) for i in range(names)]}},
+        {"name": "to", "type": "ipv4-acl-type", "aces": {"ace": [ace(i, False) for i in range(names)]}},
+    ]
+    return json.dumps({"ietf-mud:mud": mud, "ietf-access-control-list:acls": {"acl": acls}}).encode()
+
+
+def refused_reason(names: int) -> str | None:
+    """Why the validator refuses a profile of ``names`` names (None: it accepts it)."""
+    try:
+        mudfile.parse(dns_mud_file(names))
+    except MudFileError as error:
+        return error.finding.reason
+    return None
+
+
+def bench_address(k: int) -> str:
+    """The k-th distinct answer address (198.18.0.0/15, the benchmarking range: bindable, never local)."""
+    return f"198.{18 + (k >> 16 & 1)}.{k >> 8 & 0xFF}.{k & 0xFF}"
+
+
+def plan_rounds(names: int, rounds: int, cap: int, seed: int) -> list[int]:
+    """Which name each answer round binds: random, but never a name already holding ``cap`` addresses (the
+    binding table would refuse the newcomer and the round would measure nothing)."""
+    slots = [i for i in range(names) for _ in range(cap)]
+    rng = random.Random(seed)
+    return rng.sample(slots, min(rounds, len(slots)))
+
+
+@dataclass(frozen=True)
+class Round:
+    """One timed update: ``seconds`` of the enforcer call, the flows its update adds and deletes."""
+
+    seconds: float
+    adds: int
+    deletes: int
+    bound: int  # addresses bound (all names) before the update
+    full_gc_s: float = 0.0  # time spent in full (generation 2) garbage collections during the call
+
+
+class FullGcClock:
+    """Time in full (generation 2) garbage collections, from ``gc.callbacks``: the interpreter's stop-the-world
+    pauses that land inside a timed call (the recompile allocates thousands of objects per update)."""
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self._started: float | None = None
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if info.get("generation") != 2:
+            return
+        if phase == "start":
+            self._started = time.perf_counter()
+        elif self._started is not None:
+            self.total += time.perf_counter() - self._started
+            self._started = None
+
+    def __enter__(self) -> FullGcClock:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self)
+
+
+class Harness:
+    """An enforcer with one device enforced under the ``names``-name profile, and the frames to drive it."""
+
+    def __init__(self, state: Path, names: int) -> None:
+        self.names = names
+        self.lab = Lab(state, dns_servers=(RESOLVER,))
+        self.lab.connect()
+        self.url = profile_url(names)
+        self.lab.announce(BULB, 1, self.url)
+        self.lab.resolve(self.url, dns_mud_file(names))
+        device = self.lab.enforcer.devices[BULB]
+        if device.state != "enforced":
+            raise RuntimeError(f"bench device not enforced: {device.state} {device.reason}")
+        self.profile_flows = len(self.lab.enforcer.profiles[self.url].compiled.rules)
+        self.txid = 0
+
+    def close(self) -> None:
+        self.lab.store.close()
+        self.lab.trust_store.close()
+
+    def frames(self, name: str, address: str) -> tuple[object, object]:
+        """The scanned query and answer of one exchange (a fresh transaction id each)."""
+        self.txid = (self.txid + 1) & 0xFFFF
+        query = dns.query_frame(dns.query(name, txid=self.txid), client_ip=IPS[BULB], resolver_ip=RESOLVER, mac=BULB)
+        body = dns.response(name, [dns.a(name, address, TTL_S)], txid=self.txid)
+        answer = dns.answer_frame(body, client_ip=IPS[BULB], resolver_ip=RESOLVER, mac=BULB)
+        return scan_dns(query), scan_dns(answer)
+
+    def reaches(self, address: str) -> bool:
+        pkt = Packet.tcp(1, BULB, PEER_MAC, IPS[BULB], address, 40000, SERVICE_PORT)
+        return self.lab.sim.is_output(pkt, PEER_PORT)
+
+    def bound(self) -> int:
+        return sum(len(t) for t in self.lab.enforcer.dns.expiries().values())
+
+
+def _counted(effects: Sequence[object]) -> tuple[int, int]:
+    updates = [e for e in effects if isinstance(e, FlowUpdate)]
+    return sum(len(u.adds) for u in updates), sum(len(u.deletes) for u in updates)
+
+
+def run_size(names: int, rounds: int, *, seed: int = 1, check_every: int = 10) -> dict[str, Any]:
+    """Answer rounds then expiry rounds on a fresh enforcer; raw per-round observations and the checks."""
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="dns-update-bench-"))
+        h = Harness(Path(tmp) / "state", names)
+        stack.callback(h.close)
+        cap = h.lab.enforcer.dns.settings.max_addresses_per_name
+        picks = plan_rounds(names, rounds, cap, seed)
+        answers: list[Round] = []
+        expiries: list[Round] = []
+        allowed = denied = 0
+        failures: list[str] = []
+        stamps: list[float] = []
+        clock = stack.enter_context(FullGcClock())
+        for k, i in enumerate(picks):
+            now = NOW + k * STEP_S
+            address = bench_address(k)
+            query, answer = h.frames(dns_name(i), address)
+            h.lab.enforcer.dns_seen(query, now)
+            before, gc0 = h.bound(), clock.total
+            t0 = time.perf_counter()
+            effects = h.lab.enforcer.dns_seen(answer, now)
+            seconds = time.perf_counter() - t0
+            answers.append(Round(seconds, *_counted(effects), before, clock.total - gc0))
+            stamps.append(now)
+            h.lab.apply(effects)
+            if k % check_every == 0:
+                if h.reaches(address):
+                    allowed += 1
+                else:
+                    failures.append(f"answer {k}: {address} not allowed")
+        peak_flows = len(h.lab.enforcer.profiles[h.url].compiled.rules)
+        for k, stamp in enumerate(stamps):
+            before, gc0 = h.bound(), clock.total
+            t0 = time.perf_counter()
+            effects = h.lab.enforcer.dns_expire(stamp + TTL_S)
+            seconds = time.perf_counter() - t0
+            expiries.append(Round(seconds, *_counted(effects), before, clock.total - gc0))
+            h.lab.apply(effects)
+            if k % check_every == 0:
+                if h.reaches(bench_address(k)):
+                    failures.append(f"expiry {k}: {bench_address(k)} still allowed")
+                else:
+                    denied += 1
+        checks = {"checked": len(range(0, len(picks), check_every)), "allowed_after_answer": allowed,
+                  "denied_after_expiry": denied, "bound_at_end": h.bound(), "failures": failures}  # fmt: skip
+        return {"names": names, "profile_flows": h.profile_flows, "profile_flows_peak": peak_flows,
+                "answers": answers, "expiries": expiries, "checks": checks}  # fmt: skip
+
+
+def profile_shares(names: int, rounds: int, *, seed: int = 2) -> dict[str, Any]:
+    """Where an answer round's time goes: cProfile over ``rounds`` answer rounds (a separate pass: the profiler's
+    overhead stays out of the timed numbers); cumulative time of HOTSPOTS as a share of all ``dns_seen`` time."""
+    with tempfile.TemporaryDirectory(prefix="dns-update-prof-") as tmp:
+        h = Harness(Path(tmp) / "state", names)
+        try:
+            picks = plan_rounds(names, rounds, h.lab.enforcer.dns.settings.max_addresses_per_name, seed)
+            exchanges = [h.frames(dns_name(i), bench_address(k)) for k, i in enumerate(picks)]
+            prof = cProfile.Profile()
+            for k, (query, answer) in enumerate(exchanges):
+                h.lab.enforcer.dns_seen(query, NOW + k * STEP_S)
+                prof.enable()
+                h.lab.enforcer.dns_seen(answer, NOW + k * STEP_S)
+                prof.disable()
+        finally:
+            h.close()
+    stats: dict[tuple[str, int, str], tuple[Any, ...]] = pstats.Stats(prof).stats  # type: ignore[attr-defined]
+    cumulative: dict[str, float] = {}
+    calls: dict[str, int] = {}
+    for label, (filename, func) in HOTSPOTS.items():
+        hits = [v for (f, _, fn), v in stats.items() if fn == func and f.endswith(filename)]
+        cumulative[label] = sum(v[3] for v in hits) if func != "__hash__" else sum(v[2] for v in hits)
+        calls[label] = sum(v[1] for v in hits)
+    total = cumulative["Enforcer.dns_seen"] or 1e-12
+    return {
+        "names": names, "rounds": len(picks), "profiled_total_s": round(total, 6),
+        "share": {k: round(v / total, 3) for k, v in cumulative.items()},
+        "calls_per_round": {k: round(v / max(1, len(picks)), 1) for k, v in calls.items()},
+    }  # fmt: skip
