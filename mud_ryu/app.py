@@ -326,7 +326,7 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
             return
         del self._flow_stats[dpid]
         held = [(stats_key(e), e) for e in entries if (e.cookie & APP_MASK) == APP_ID << APP_SHIFT]
-        self._execute(self.enforcer.reconcile(dpid, held))
+        self._execute(self.enforcer.reconcile(dpid, held, time.time()))
 
     @_on(_ev.EventOFPStateChange, [_MAIN, _DEAD])
     def _state_change(self, ev: Any) -> None:

@@ -54,6 +54,7 @@ from mud_ryu.urlgate import MudUrl, UrlRejected, check_mud_url
 log = logging.getLogger(__name__)
 DHCPRELEASE = 7
 RECHECK_S = 60.0  # a file confirmed this recently is not re-resolved for each device announcing it
+RESOLVE_TIMEOUT_S = 30.0  # > the worker's fetch deadline (10 s) for the file plus its signature
 # Held DNS answers that are not released: not from a configured resolver, or answering no query the device sent.
 DROPPED_ANSWERS = frozenset({"not-resolver", "unsolicited", "wrong-txid", "wrong-client"})
 
@@ -64,7 +65,9 @@ class Enforcer(FlowBook):
     def __init__(self, settings: MudSettings, store: DeviceStore, trust: TrustGate, now: float) -> None:
         super().__init__(settings, store)
         self.trust = trust
-        self.resolving: set[str] = set()
+        # URL -> when its resolution was requested. An answer that never comes (a worker lost mid-request) must not
+        # leave devices quarantined for good: after RESOLVE_TIMEOUT_S the next announcement asks again.
+        self.resolving: dict[str, float] = {}
         self.checked_at: dict[str, float] = {}  # URL -> when the worker last confirmed the file in force
         for device in self.devices.values():
             if device.url and device.sha256 and device.url not in self.profiles:
@@ -82,7 +85,7 @@ class Enforcer(FlowBook):
             sw.hosts = old.hosts
         self.switches[dpid] = sw
 
-    def reconcile(self, dpid: int, held: Iterable[tuple[FlowKey, object]]) -> list[Effect]:
+    def reconcile(self, dpid: int, held: Iterable[tuple[FlowKey, object]], now: float = 0.0) -> list[Effect]:
         """``held``: the app's flows the switch reported, as (key, app reference). Keep what is wanted, add what is
         missing, delete only what nothing wants: a controller restart deletes no valid flow (THREATS.md R11).
         Compared as normalised keys (:mod:`mud_ryu.flowkey`), because the switch re-encodes what it was sent."""
@@ -110,7 +113,7 @@ class Enforcer(FlowBook):
         log.info("reconcile dpid=%016x: %d held, %d wanted, %d to add, %d stale",
                  dpid, len(held_keys), len(want), len(adds), len(stale))  # fmt: skip
         requests = [ResolveRequest(url) for url in self._urls_on(dpid) if url not in self.resolving]
-        self.resolving.update(r.url for r in requests)
+        self.resolving.update((r.url, now) for r in requests)
         return [FlowUpdate(dpid, adds, (), stale=stale), *requests]
 
     def _urls_on(self, dpid: int) -> list[str]:
@@ -294,12 +297,16 @@ class Enforcer(FlowBook):
             # This device's trust already accepted exactly this file: enforce now, no round trip to the worker.
             effects += self._enforce(device, profile, now)
         recently = known and now - self.checked_at.get(url, float("-inf")) < RECHECK_S
-        if url not in self.resolving and not recently:
+        if not self._in_flight(url, now) and not recently:
             # A known, recently checked file needs no new resolution for every device that announces it (the
             # periodic refresh keeps it current); anything else goes to the worker.
-            self.resolving.add(url)
+            self.resolving[url] = now
             effects.append(ResolveRequest(url))
         return effects
+
+    def _in_flight(self, url: str, now: float) -> bool:
+        asked = self.resolving.get(url)
+        return asked is not None and now - asked < RESOLVE_TIMEOUT_S
 
     def _enforce(self, device: Device, profile: Profile, now: float) -> list[Effect]:
         device.url, device.sha256, device.state, device.reason, device.updated_at = (
@@ -316,7 +323,7 @@ class Enforcer(FlowBook):
     def resolved(self, result: WireResult, now: float) -> list[Effect]:
         """The worker answered for ``result.url``: each device waiting on it goes through the update policy
         (its own pin and history), then is enforced, kept on its last policy, or quarantined."""
-        self.resolving.discard(result.url)
+        self.resolving.pop(result.url, None)
         waiting = [d for d in self.devices.values() if d.state != "absent" and _wants(d, result.url)]
         try:
             gated = check_mud_url(result.url)

@@ -50,7 +50,7 @@ def approve(enforcer: Enforcer, mac: str, url: str | None, now: float) -> Action
     device = enforcer.devices[mac]
     device.reason, device.updated_at = f"pending:{gated.url}", now  # the resolution of this URL applies to it
     enforcer.store.save_device(device.record())
-    enforcer.resolving.add(gated.url)
+    enforcer.resolving[gated.url] = now
     return ActionOutcome(True, "approved", f"{gated.url} approved for {mac}; fetching",
                          (ResolveRequest(gated.url, force=True),))  # fmt: skip
 

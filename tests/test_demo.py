@@ -40,7 +40,7 @@ def test_demo_passes_and_reports_every_device_and_probe(result: dict[str, Any]) 
 
 @pytest.mark.parametrize(
     "breakage",
-    ["probe", "trace", "spoof", "restart-flows", "restart-deleted", "ping", "reconcile", "policy", "token"],
+    ["probe", "trace", "spoof", "restart-flows", "restart-deleted", "ping", "reconcile", "policy", "token", "dns"],
 )
 def test_every_deviation_fails_the_demo(result: dict[str, Any], breakage: str) -> None:
     bad = copy.deepcopy(result)
@@ -58,6 +58,8 @@ def test_every_deviation_fails_the_demo(result: dict[str, Any], breakage: str) -
         bad["checks"]["ping_through_restart"] = ["60 packets transmitted, 57 received, 5% packet loss"]
     elif breakage == "policy":
         bad["policy"]["steps"][2]["observed"] = {"443": "allowed", "8883": "allowed"}
+    elif breakage == "dns":
+        bad["dns"]["failures"] = [{"address": "10.0.0.11", "ok": False}]
     elif breakage == "token":
         bad["policy"]["unauthorised_status"] = 200
     elif breakage == "reconcile":

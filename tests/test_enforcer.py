@@ -234,3 +234,16 @@ def test_backoff_answers_do_not_alert_again(lab: Lab) -> None:
     lab.resolve(URL, None, Outcome.BACKOFF, "backoff:fetch:connect-failed")
     assert len(alerts(lab.effects)) == before
     assert lab.store.devices()[0].reason == "backoff:fetch:connect-failed"
+
+
+def test_a_lost_resolution_is_asked_again_after_the_timeout(lab: Lab) -> None:
+    from mud_ryu.discovery import Announcement
+    from mud_ryu.enforcer import RESOLVE_TIMEOUT_S
+
+    first = lab.announce(BULB, 1, URL)
+    assert ResolveRequest(URL) in first
+    ann = Announcement("dhcpv4", BULB, None, URL, msg_type=3, chaddr=BULB)
+    soon = lab.enforcer.discovered(DPID, 1, ann, NOW + 1)
+    assert ResolveRequest(URL) not in soon  # still in flight
+    later = lab.enforcer.discovered(DPID, 1, ann, NOW + RESOLVE_TIMEOUT_S + 1)
+    assert ResolveRequest(URL) in later  # the worker never answered: ask again

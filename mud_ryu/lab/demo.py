@@ -37,8 +37,10 @@ CHECKS: tuple[tuple[str, str, object], ...] = (
 def run_demo(timeout: float = 400.0) -> dict[str, Any]:
     result = sandbox.run_callable("mud_ryu.lab.scenarios:home", {"restart": True}, timeout=timeout)
     policy = sandbox.run_callable("mud_ryu.lab.policy_scenario:update_policy", None, timeout=timeout)
-    assert isinstance(result, dict) and isinstance(policy, dict)
+    dns = sandbox.run_callable("mud_ryu.lab.dns_scenario:dns_rotation", None, timeout=timeout)
+    assert isinstance(result, dict) and isinstance(policy, dict) and isinstance(dns, dict)
     result["policy"] = policy
+    result["dns"] = dns
     return result
 
 
@@ -64,6 +66,14 @@ def failures(result: Mapping[str, Any]) -> list[str]:
         if step["observed"] != step["expected"] or step["state"] != step["expected_state"] or not step["alert_seen"]:
             bad.append(f"update policy step {step['step']!r}: expected {step['expected']} {step['expected_state']}, "
                        f"saw {step['observed']} {step['state']}")  # fmt: skip
+    dns = result.get("dns")
+    if dns is not None:
+        if dns["failures"] or dns["rounds"] != 120 or len(dns["addresses_seen"]) != 2:
+            bad.append(f"DNS rotation: {len(dns['failures'])} of {dns['rounds']} lookups unusable")
+        if dns["before_any_answer"] != ["blocked", "blocked"] or dns["other_host_during"] != "blocked":
+            bad.append("DNS: an address was reachable that no answer had named")
+        if dns["old_blocked_after_s"] is None:
+            bad.append("DNS: an address the resolver stopped giving never expired")
     if policy["unauthorised_status"] != 401:
         bad.append(f"REST: a state change without the token got {policy['unauthorised_status']}, not 401")
     return bad
@@ -111,6 +121,15 @@ def report(result: Mapping[str, Any]) -> str:
                          f"{reason}")  # fmt: skip
         lines.append(f"  {'OK' if policy['unauthorised_status'] == 401 else 'FAIL':<4} REST revoke with a wrong token: "
                      f"{policy['unauthorised_status']} {policy['unauthorised']}")  # fmt: skip
+    dns = result.get("dns")
+    if dns is not None:
+        lines += ["", "DNS NAMES (cloudy.json allows tcp/443 to api.vendor.example; its A record rotates every 3 s)",
+                  f"  before any answer: {dns['before_any_answer'][0]} to 10.0.0.11, {dns['before_any_answer'][1]}"
+                  " to the internet host's own address",
+                  f"  {dns['rounds']} lookups + connects at 100 ms over {', '.join(dns['addresses_seen'])}: "
+                  f"{len(dns['failures'])} unusable answers; other host {dns['other_host_during']}",
+                  f"  {dns['old_address']} no longer answered: blocked {dns['old_blocked_after_s']} s after its last "
+                  "answer (TTL 3 s + expiry tick)"]  # fmt: skip
     ok = sum(p["observed"] == p["expected"] for p in result["probes"])
     lines += ["", f"{ok}/{len(result['probes'])} probes as expected; all devices enforced "
                   f"{checks.get('enforced_all_s', '?')} s after their clients started"]  # fmt: skip
