@@ -28,7 +28,7 @@ from mud_ryu.pipeline import parse_cookie
 OFP_PORT = 6653
 MUD_DEVICES = ("bulb", "bulb2", "cam", "sensor6", "hub")
 ANNOUNCERS = (*MUD_DEVICES, "broken", "laptop")
-CONFIRM_TIMEOUT = 30.0
+CONFIRM_TIMEOUT = 60.0  # covers one lost resolution being asked again (enforcer.RESOLVE_TIMEOUT_S)
 
 
 def _log(ctl: labctl.ControllerProcess) -> str:
