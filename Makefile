@@ -28,6 +28,7 @@ bench: setup
 	$(PY) benchmarks/compile.py
 	$(PY) benchmarks/discovery.py
 	$(PY) benchmarks/enforce_latency.py
+	$(PY) benchmarks/dns_update.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
