@@ -1,8 +1,8 @@
 """The controller's side of the resolver worker: start it, send requests, deliver results, restart it if it dies.
 
-Framework-neutral: the app passes its event library's ``Popen`` (green pipes under eventlet) and ``spawn``, so the
-reader runs as a green thread of the controller and delivers results on the controller's own loop; tests pass the
-stdlib's ``subprocess.Popen`` and threads. Requests in flight when the worker dies are sent again to its successor;
+Framework-neutral: the app passes its event library's ``Popen`` and ``spawn`` (sockets are green under eventlet), so
+the reader runs as a green thread of the controller and delivers results on the controller's own loop; tests pass
+the stdlib's ``subprocess.Popen`` and threads. Requests in flight when the worker dies are sent again to its successor;
 restarts are spaced (``restart_delay_s``) so a worker that dies at once cannot spin.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,7 @@ from mud_ryu.resolve_wire import WireError, WireResult, decode_result, encode_re
 
 log = logging.getLogger(__name__)
 
+MAX_BUFFER = 8 << 20  # a result line holds at most a 1 MiB body in base64; anything longer is a broken worker
 Spawn = Callable[..., Any]
 Sleep = Callable[[float], None]
 
@@ -48,6 +50,7 @@ class WorkerClient:
         self._next_id = 1
         self._in_flight: dict[int, bytes] = {}
         self._proc: Any = None
+        self._sock: socket.socket | None = None
         self._stopping = False
         self.restarts = 0
         path = Path(settings_path)
@@ -57,15 +60,22 @@ class WorkerClient:
         tmp.replace(path)
 
     def start(self) -> None:
-        self._proc = self._popen(
-            [self._python, "-m", "mud_ryu.resolve_worker", self._settings_path],
-            stdin=-1, stdout=-1, close_fds=True,
-            bufsize=-1,  # eventlet's green Popen defaults to unbuffered: one read(1) per byte of every result
-        )  # fmt: skip
+        # A socket pair, not pipes: the worker sees it as its stdin and stdout, and the controller side is a plain
+        # socket -- under eventlet a green socket, the one primitive it handles everywhere. (Its green Popen wraps
+        # pipe file objects it does not own; the first request was lost now and then.)
+        mine, theirs = socket.socketpair()
+        try:
+            self._proc = self._popen(
+                [self._python, "-m", "mud_ryu.resolve_worker", self._settings_path],
+                stdin=theirs.fileno(), stdout=theirs.fileno(), close_fds=True,
+            )  # fmt: skip
+        finally:
+            theirs.close()
+        self._sock = mine
         log.info("resolver worker started, pid %s", self._proc.pid)
         for line in list(self._in_flight.values()):
             self._write(line)
-        self._spawn(self._read_loop, self._proc)
+        self._spawn(self._read_loop, self._proc, mine)
 
     def request(self, url: str, now: float, force: bool = False) -> None:
         ident = self._next_id
@@ -78,27 +88,33 @@ class WorkerClient:
         return len(self._in_flight)
 
     def _write(self, line: bytes) -> None:
-        proc = self._proc
-        if proc is None or proc.stdin is None:
+        sock = self._sock
+        if sock is None:
             return
         try:
-            proc.stdin.write(line)
-            proc.stdin.flush()
-        except (BrokenPipeError, OSError, ValueError) as exc:
+            sock.sendall(line)
+        except OSError as exc:
             log.warning("resolver worker not accepting requests (%s); it will be restarted", exc)
 
-    def _read_loop(self, proc: Any) -> None:
-        for line in proc.stdout:
+    def _read_loop(self, proc: Any, sock: socket.socket) -> None:
+        buffer = b""
+        while True:
             try:
-                result = decode_result(line)
-            except WireError as exc:
-                log.error("resolver worker sent a bad line (%s); ignored", exc)
-                continue
-            self._in_flight.pop(result.id, None)
-            try:
-                self._on_result(result)
-            except Exception:  # the loop must outlive a bug in one result's handling
-                log.exception("handling the resolution of %s failed", result.url[:255])
+                chunk = sock.recv(1 << 16)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                break
+            buffer += chunk
+            if len(buffer) > MAX_BUFFER:
+                log.error("resolver worker sent an over-long line; restarting it")
+                proc.kill()
+                break
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                self._deliver(line)
+        with contextlib.suppress(OSError):
+            sock.close()
         code = proc.wait()
         if self._stopping or proc is not self._proc:
             return
@@ -108,13 +124,29 @@ class WorkerClient:
         if not self._stopping:
             self.start()
 
+    def _deliver(self, line: bytes) -> None:
+        if not line.strip():
+            return
+        try:
+            result = decode_result(line)
+        except WireError as exc:
+            log.error("resolver worker sent a bad line (%s); ignored", exc)
+            return
+        self._in_flight.pop(result.id, None)
+        try:
+            self._on_result(result)
+        except Exception:  # the loop must outlive a bug in one result's handling
+            log.exception("handling the resolution of %s failed", result.url[:255])
+
     def stop(self, timeout_s: float = 5.0) -> None:
         self._stopping = True
         proc, self._proc = self._proc, None
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # the worker reads EOF and exits
         if proc is None:
             return
-        with contextlib.suppress(OSError):
-            proc.stdin.close()
         try:
             proc.wait(timeout=timeout_s)
         except Exception:  # TimeoutExpired under either subprocess flavour
