@@ -132,6 +132,7 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
         self.worker.start()
         self._refresher = _fw.hub.spawn(self._refresh_loop)
         self._dns_expirer = _fw.hub.spawn(self._dns_loop)
+        self._retrier = _fw.hub.spawn(self._retry_loop)
         wsgi = kwargs.get("wsgi")
         if wsgi is not None:
             backend = EnforcerBackend(self.enforcer, self.alerts, self._execute, time.time)
@@ -238,6 +239,11 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
                 self._execute(self.enforcer.dns_expire(now))
                 continue
             _fw.hub.sleep(min(5.0, due - now) if due is not None else 5.0)
+
+    def _retry_loop(self) -> None:
+        while True:
+            _fw.hub.sleep(10.0)
+            self._execute(self.enforcer.retry_lost(time.time()))
 
     def _refresh_loop(self) -> None:
         while True:

@@ -442,6 +442,14 @@ class Enforcer(FlowBook):
         update = self.dns.expire(now)
         return [] if update.empty else self._recompile_for_dns(frozenset(update.names()))
 
+    def retry_lost(self, now: float) -> list[Effect]:
+        """Resolutions asked for more than RESOLVE_TIMEOUT_S ago and never answered are asked again (devices that
+        do not re-announce soon, e.g. a DHCP client holding a long lease, would otherwise wait for good)."""
+        lost = [url for url, asked in self.resolving.items() if now - asked >= RESOLVE_TIMEOUT_S]
+        for url in lost:
+            self.resolving[url] = now
+        return [ResolveRequest(url) for url in sorted(lost)]
+
     def sync_device(self, mac: str) -> list[Effect]:
         """Bring one device's flows on its switch in line with its record (after an operator action)."""
         device = self.devices.get(mac)

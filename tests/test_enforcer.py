@@ -247,3 +247,12 @@ def test_a_lost_resolution_is_asked_again_after_the_timeout(lab: Lab) -> None:
     assert ResolveRequest(URL) not in soon  # still in flight
     later = lab.enforcer.discovered(DPID, 1, ann, NOW + RESOLVE_TIMEOUT_S + 1)
     assert ResolveRequest(URL) in later  # the worker never answered: ask again
+
+
+def test_lost_resolutions_are_retried_without_a_new_announcement(lab: Lab) -> None:
+    from mud_ryu.enforcer import RESOLVE_TIMEOUT_S
+
+    lab.announce(BULB, 1, URL)
+    assert lab.enforcer.retry_lost(NOW + 1) == []
+    assert lab.enforcer.retry_lost(NOW + RESOLVE_TIMEOUT_S) == [ResolveRequest(URL)]
+    assert lab.enforcer.retry_lost(NOW + RESOLVE_TIMEOUT_S + 1) == []  # asked again just now
