@@ -25,11 +25,11 @@ from mud_ryu.discovery import format_mac, scan_frame
 from mud_ryu.dnsframe import scan_dns
 from mud_ryu.edgeflows import DNS_METER, DNS_SUB, LEARN_METER, PUNT_SUB, port_meter
 from mud_ryu.enforcer import Alert, Effect, Enforcer, FlowUpdate, ResolveRequest
-from mud_ryu.enforcer_state import PacketOut
+from mud_ryu.enforcer_state import PacketOut, ResolveNames
 from mud_ryu.flowkey import stats_key
 from mud_ryu.pipeline import APP_ID, APP_MASK, APP_SHIFT, CookieKind, parse_cookie
 from mud_ryu.rate_limit import TokenBuckets
-from mud_ryu.resolve_wire import WireResult
+from mud_ryu.resolve_wire import WireNames, WireResult
 from mud_ryu.rest_backend import EnforcerBackend
 from mud_ryu.rest_wsgi import make_app
 from mud_ryu.trustgate import TrustGate
@@ -125,6 +125,7 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
             self.settings.worker_settings(),
             str(Path(self.settings.state_dir) / "worker.json"),
             self._on_resolution,
+            on_names=self._on_names,
             popen=green_subprocess.Popen,
             spawn=_fw.hub.spawn,
             sleep=_fw.hub.sleep,
@@ -184,6 +185,8 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
                 self._apply(effect)
             elif isinstance(effect, PacketOut):
                 self._packet_out(effect)
+            elif isinstance(effect, ResolveNames):
+                self.worker.request_names(effect.names)
             elif isinstance(effect, ResolveRequest):
                 self.worker.request(effect.url, time.time(), effect.force)
             elif isinstance(effect, Alert):
@@ -244,6 +247,10 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
         while True:
             _fw.hub.sleep(10.0)
             self._execute(self.enforcer.retry_lost(time.time()))
+
+    def _on_names(self, result: WireNames) -> None:
+        LOG.info("resolved %d profile DNS names through the configured resolvers", len(result.answers))
+        self._execute(self.enforcer.dns_resolved(result.answers, time.time()))
 
     def _refresh_loop(self) -> None:
         while True:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from mud_ryu.devicestore import DeviceStore
 from mud_ryu.discovery import Announcement, Malformed, NoUrl
@@ -39,6 +39,7 @@ from mud_ryu.enforcer_state import (
     Owner,
     PacketOut,
     Profile,
+    ResolveNames,
     ResolveRequest,
     SwitchState,
 )
@@ -377,8 +378,11 @@ class Enforcer(FlowBook):
             elif decision is None or decision.verdict is not Verdict.IGNORE:
                 refused.append((device, decision))
         if applies:
+            newly = result.url not in self.profiles or self.profiles[result.url].sha256 != prepared.sha256
             self._register(prepared, result.body)
             self.checked_at[result.url] = now
+            if newly and prepared.dns_names:  # bind its names now, before a device's first connection needs them
+                effects.append(ResolveNames(tuple(sorted(prepared.dns_names))))
             for device in applies:
                 if (device.state, device.url, device.sha256, device.reason) != (
                     "enforced",
@@ -436,6 +440,19 @@ class Enforcer(FlowBook):
         if device is not None and device.state != "absent" and frame:
             effects.append(PacketOut(device.dpid, device.port, frame))
         return effects
+
+    def dns_resolved(self, answers: Mapping[str, tuple[tuple[str, ...], float]], now: float) -> list[Effect]:
+        """The worker resolved a profile's names through the configured resolvers: bind them (the same rules as
+        answers seen on the wire: TTL clamp, caps, expiry)."""
+        names: set[str] = set()
+        for name, (addresses, ttl) in answers.items():
+            try:
+                update = self.dns.seed(name, addresses, ttl, now)
+            except ValueError:
+                continue
+            if not isinstance(update, Ignored):
+                names.update(update.names())
+        return self._recompile_for_dns(frozenset(names)) if names else []
 
     def dns_expire(self, now: float) -> list[Effect]:
         """Addresses past their TTL leave their names' sets (after the new ones, if any, went in)."""

@@ -47,7 +47,14 @@ class PacketOut:
     data: bytes
 
 
-Effect = FlowUpdate | ResolveRequest | Alert | PacketOut
+@dataclass(frozen=True, slots=True)
+class ResolveNames:
+    """Resolve these DNS names through the configured resolvers, so a device's first connection finds them bound."""
+
+    names: tuple[str, ...]
+
+
+Effect = FlowUpdate | ResolveRequest | Alert | PacketOut | ResolveNames
 
 
 @dataclass

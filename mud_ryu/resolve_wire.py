@@ -39,6 +39,22 @@ class WireRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class WireNamesRequest:
+    """Resolve these DNS names through the configured resolvers (a profile was loaded)."""
+
+    id: int
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class WireNames:
+    """The addresses (and TTL) of the names that resolved; names that did not are absent."""
+
+    id: int
+    answers: dict[str, tuple[tuple[str, ...], float]]
+
+
+@dataclass(frozen=True, slots=True)
 class WireResult:
     """A resolution as the controller sees it: ``body`` to re-parse, instead of the worker's parsed objects."""
 
@@ -95,6 +111,48 @@ def _str(obj: dict[str, Any], key: str) -> str:
 
 def encode_request(ident: int, request: MudRequest, now: float) -> bytes:
     return json.dumps({"id": ident, "url": request.url, "force": request.force, "now": now}).encode() + b"\n"
+
+
+MAX_NAMES = 256
+
+
+def encode_names_request(ident: int, names: tuple[str, ...]) -> bytes:
+    return json.dumps({"id": ident, "names": list(names)}).encode() + b"\n"
+
+
+def encode_names_result(ident: int, answers: dict[str, tuple[tuple[str, ...], float]]) -> bytes:
+    body = {name: {"addresses": list(addrs), "ttl": ttl} for name, (addrs, ttl) in answers.items()}
+    return json.dumps({"id": ident, "answers": body}).encode() + b"\n"
+
+
+def decode_any_request(line: bytes | str) -> WireRequest | WireNamesRequest:
+    obj = _load(line)
+    if "names" not in obj:
+        return decode_request(line)
+    names = obj["names"]
+    if not isinstance(names, list) or len(names) > MAX_NAMES or not all(isinstance(n, str) and n for n in names):
+        raise WireError(f"names must be a list of at most {MAX_NAMES} non-empty strings")
+    return WireNamesRequest(_int(obj, "id"), tuple(names))
+
+
+def decode_any_result(line: bytes | str) -> WireResult | WireNames:
+    obj = _load(line)
+    if "answers" not in obj:
+        return decode_result(line)
+    answers = obj["answers"]
+    if not isinstance(answers, dict) or len(answers) > MAX_NAMES:
+        raise WireError("answers must be an object")
+    out: dict[str, tuple[tuple[str, ...], float]] = {}
+    for name, entry in answers.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("addresses"), list):
+            raise WireError("an answer needs addresses")
+        addrs = entry["addresses"]
+        if not all(isinstance(a, str) for a in addrs):
+            raise WireError("addresses must be strings")
+        ttl = _time(entry, "ttl")
+        assert ttl is not None
+        out[name] = (tuple(addrs), ttl)
+    return WireNames(_int(obj, "id"), out)
 
 
 def decode_request(line: bytes | str) -> WireRequest:

@@ -23,8 +23,9 @@ from mud_ryu.fetch_types import FetchLimits, FetchOptions
 from mud_ryu.fetcher import Fetcher, system_resolver
 from mud_ryu.manager import ManagerSettings, MudManager, SignaturePolicy, load_anchors
 from mud_ryu.mudcache import MudCache
+from mud_ryu.name_resolver import resolve_names
 from mud_ryu.netguard import parse_networks
-from mud_ryu.resolve_wire import WireError, decode_request, encode_result
+from mud_ryu.resolve_wire import WireError, WireNamesRequest, decode_any_request, encode_names_result, encode_result
 
 log = logging.getLogger("mud_ryu.resolve_worker")
 
@@ -51,6 +52,7 @@ class WorkerSettings:
     resolve: Mapping[str, Sequence[str]] = field(default_factory=dict)  # lab: static host -> addresses
     # False when the update policy accepts "big changes" (a file naming a new canonical URL): it then decides.
     require_matching_mud_url: bool = True
+    dns_servers: tuple[str, ...] = ()  # the configured resolvers: profile names are resolved through them
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> WorkerSettings:
@@ -59,7 +61,7 @@ class WorkerSettings:
         if unknown:
             raise ValueError(f"unknown worker settings: {sorted(unknown)}")
         values = dict(obj)
-        for key in ("trust_anchors", "allowed_networks", "allowed_hosts"):
+        for key in ("trust_anchors", "allowed_networks", "allowed_hosts", "dns_servers"):
             if key in values:
                 values[key] = tuple(values[key])
         settings = cls(**values)
@@ -104,13 +106,15 @@ def build_manager(settings: WorkerSettings) -> tuple[MudManager, Fetcher, MudCac
     return MudManager(fetcher, cache, manager_settings), fetcher, cache
 
 
-def serve(manager: MudManager, requests: IO[bytes], results: IO[bytes], threads: int) -> int:
+def serve(
+    manager: MudManager, requests: IO[bytes], results: IO[bytes], threads: int, dns_servers: tuple[str, ...] = ()
+) -> int:
     """Answer requests until stdin closes; return the exit status (0 on EOF, 2 on a protocol error)."""
     write_lock = threading.Lock()
 
     def answer(ident: int, job: Callable[[], Any]) -> None:
-        resolution = job()
-        line = encode_result(ident, resolution)
+        outcome = job()
+        line = encode_names_result(ident, outcome) if isinstance(outcome, dict) else encode_result(ident, outcome)
         with write_lock:
             results.write(line)
             results.flush()
@@ -121,12 +125,15 @@ def serve(manager: MudManager, requests: IO[bytes], results: IO[bytes], threads:
             if not line.strip():
                 continue
             try:
-                wire = decode_request(line)
+                wire = decode_any_request(line)
             except WireError as exc:
                 print(f"mud_ryu.resolve_worker: protocol error: {exc}", file=sys.stderr, flush=True)
                 status = 2
                 break
-            pool.submit(answer, wire.id, functools.partial(manager.resolve, wire.request, wire.now))
+            if isinstance(wire, WireNamesRequest):
+                pool.submit(answer, wire.id, functools.partial(resolve_names, wire.names, dns_servers))
+            else:
+                pool.submit(answer, wire.id, functools.partial(manager.resolve, wire.request, wire.now))
     return status
 
 
@@ -142,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     manager, fetcher, cache = build_manager(settings)
     try:
-        return serve(manager, sys.stdin.buffer, sys.stdout.buffer, settings.threads)
+        return serve(manager, sys.stdin.buffer, sys.stdout.buffer, settings.threads, settings.dns_servers)
     finally:
         fetcher.close()
         cache.close()

@@ -160,6 +160,7 @@ class MudSettings:
             # A big change is a file whose own mud-url names a new canonical URL: the update policy decides on
             # it, so the manager must hand it over instead of refusing it as a mismatch.
             "require_matching_mud_url": not self.allow_big_change,
+            "dns_servers": list(self.dns_servers),
         }
 
     def policy_settings(self) -> PolicySettings:

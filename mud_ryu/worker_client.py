@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from mud_ryu.manager import MudRequest
-from mud_ryu.resolve_wire import WireError, WireResult, decode_result, encode_request
+from mud_ryu.resolve_wire import (
+    WireError,
+    WireNames,
+    WireResult,
+    decode_any_result,
+    encode_names_request,
+    encode_request,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +41,7 @@ class WorkerClient:
         settings_path: str,
         on_result: Callable[[WireResult], None],
         *,
+        on_names: Callable[[WireNames], None] | None = None,
         popen: Callable[..., Any],
         spawn: Spawn,
         sleep: Sleep,
@@ -42,6 +50,7 @@ class WorkerClient:
     ) -> None:
         self._settings_path = settings_path
         self._on_result = on_result
+        self._on_names = on_names
         self._popen = popen
         self._spawn = spawn
         self._sleep = sleep
@@ -81,6 +90,14 @@ class WorkerClient:
         ident = self._next_id
         self._next_id += 1
         line = encode_request(ident, MudRequest(url, force), now)
+        self._in_flight[ident] = line
+        self._write(line)
+
+    def request_names(self, names: tuple[str, ...]) -> None:
+        """Resolve a profile's DNS names through the configured resolvers (answered through ``on_names``)."""
+        ident = self._next_id
+        self._next_id += 1
+        line = encode_names_request(ident, names)
         self._in_flight[ident] = line
         self._write(line)
 
@@ -128,15 +145,19 @@ class WorkerClient:
         if not line.strip():
             return
         try:
-            result = decode_result(line)
+            result = decode_any_result(line)
         except WireError as exc:
             log.error("resolver worker sent a bad line (%s); ignored", exc)
             return
         self._in_flight.pop(result.id, None)
         try:
+            if isinstance(result, WireNames):
+                if self._on_names is not None:
+                    self._on_names(result)
+                return
             self._on_result(result)
         except Exception:  # the loop must outlive a bug in one result's handling
-            log.exception("handling the resolution of %s failed", result.url[:255])
+            log.exception("handling resolution %d failed", result.id)
 
     def stop(self, timeout_s: float = 5.0) -> None:
         self._stopping = True

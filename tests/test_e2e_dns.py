@@ -19,8 +19,10 @@ def run() -> dict[str, Any]:
     return result
 
 
-def test_nothing_is_reachable_before_the_resolver_answers(run: dict[str, Any]) -> None:
-    assert run["before_any_answer"] == ["blocked", "blocked"]
+def test_proactive_resolution_opens_the_named_service_only(run: dict[str, Any]) -> None:
+    *rotating, own = run["before_device_lookup"]
+    assert "allowed" in rotating  # resolved by the controller at profile load: the first connection works
+    assert own == "blocked"
 
 
 def test_every_answer_is_usable_through_the_rotations(run: dict[str, Any]) -> None:

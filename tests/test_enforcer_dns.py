@@ -9,7 +9,7 @@ from pathlib import Path
 
 from mud_ryu.dnsframe import scan_dns
 from mud_ryu.enforcer import FlowUpdate
-from mud_ryu.enforcer_state import PacketOut
+from mud_ryu.enforcer_state import PacketOut, ResolveNames
 from mud_ryu.pipeline import CookieKind, parse_cookie
 from tests import dns_frames as dns
 from tests.enforcer_lab import BULB, IPS, NOW, PEER_MAC, PEER_PORT, Lab
@@ -121,4 +121,18 @@ def test_queries_are_copied_and_answers_held_until_their_flows_are_in(tmp_path: 
     assert isinstance(release, PacketOut) and (release.port, release.data) == (1, frame)
     spoofed = lab.enforcer.dns_seen(_answer("198.51.100.66", 300, resolver="192.0.2.99"), NOW, frame)
     assert spoofed == []  # dropped: never released to the device
+    lab.store.close()
+
+
+def test_names_are_resolved_proactively_when_a_profile_loads(tmp_path: Path) -> None:
+    lab = Lab(tmp_path / "state", dns_servers=(RESOLVER,))
+    lab.connect()
+    lab.announce(BULB, 1, URL)
+    mark = len(lab.effects)
+    lab.resolve(URL, _cloudy())
+    assert ResolveNames((NAME,)) in lab.effects[mark:]
+    # The worker's answer through the configured resolver binds the name before the device asks anything.
+    lab.apply(lab.enforcer.dns_resolved({NAME: (("198.51.100.7",), 300.0), "unused.example": (("192.0.2.1",), 60.0)},
+                                        NOW))  # fmt: skip
+    assert _to(lab, "198.51.100.7") and not _to(lab, "192.0.2.1")
     lab.store.close()

@@ -192,3 +192,27 @@ def test_settings_refuse_unknown_fields_and_policies() -> None:
         WorkerSettings.from_json({"cache_path": "x", "signature_policy": "sometimes"})
     settings = WorkerSettings.from_json({"cache_path": "x", "allowed_hosts": ["mud.test"]})
     assert WorkerSettings.from_json(settings.to_json()) == settings
+
+
+def test_names_round_trip_and_malformed_names() -> None:
+    from mud_ryu.resolve_wire import (
+        WireNames,
+        WireNamesRequest,
+        decode_any_request,
+        decode_any_result,
+        encode_names_request,
+        encode_names_result,
+    )
+
+    assert decode_any_request(encode_names_request(9, ("a.example", "b.example"))) == WireNamesRequest(
+        9, ("a.example", "b.example")
+    )
+    answers: dict[str, tuple[tuple[str, ...], float]] = {"a.example": (("192.0.2.1", "2001:db8::1"), 60.0)}
+    assert decode_any_result(encode_names_result(9, answers)) == WireNames(9, answers)
+    failed = MudResolution("https://x.test/a", Outcome.FIRST_CONTACT_FAILED, None, None, None, None, "fetch:busy")
+    assert isinstance(decode_any_result(encode_result(4, failed)), WireResult)
+    for bad in (b'{"id": 1, "names": "a.example"}', b'{"id": 1, "names": [""]}', b'{"id": 1, "names": [1]}'):
+        with pytest.raises(WireError):
+            decode_any_request(bad)
+    with pytest.raises(WireError):
+        decode_any_result(b'{"id": 1, "answers": {"a": {"addresses": [1], "ttl": 1}}}')

@@ -70,8 +70,10 @@ def failures(result: Mapping[str, Any]) -> list[str]:
     if dns is not None:
         if dns["failures"] or dns["rounds"] != 120 or len(dns["addresses_seen"]) != 2:
             bad.append(f"DNS rotation: {len(dns['failures'])} of {dns['rounds']} lookups unusable")
-        if dns["before_any_answer"] != ["blocked", "blocked"] or dns["other_host_during"] != "blocked":
+        if dns["before_device_lookup"][-1] != "blocked" or dns["other_host_during"] != "blocked":
             bad.append("DNS: an address was reachable that no answer had named")
+        if "allowed" not in dns["before_device_lookup"][:-1]:
+            bad.append("DNS: the name was not resolved proactively when the profile loaded")
         if dns["old_blocked_after_s"] is None:
             bad.append("DNS: an address the resolver stopped giving never expired")
     if policy["unauthorised_status"] != 401:
@@ -124,8 +126,9 @@ def report(result: Mapping[str, Any]) -> str:
     dns = result.get("dns")
     if dns is not None:
         lines += ["", "DNS NAMES (cloudy.json allows tcp/443 to api.vendor.example; its A record rotates every 3 s)",
-                  f"  before any answer: {dns['before_any_answer'][0]} to 10.0.0.11, {dns['before_any_answer'][1]}"
-                  " to the internet host's own address",
+                  "  before the device's own lookup (resolved by the controller at profile load): "
+                  f"10.0.0.11 {dns['before_device_lookup'][0]}, 10.0.0.12 {dns['before_device_lookup'][1]}, "
+                  f"the internet host's own address {dns['before_device_lookup'][2]}",
                   f"  {dns['rounds']} lookups + connects at 100 ms over {', '.join(dns['addresses_seen'])}: "
                   f"{len(dns['failures'])} unusable answers; other host {dns['other_host_during']}",
                   f"  {dns['old_address']} no longer answered: blocked {dns['old_blocked_after_s']} s after its last "

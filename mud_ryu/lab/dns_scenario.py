@@ -20,7 +20,7 @@ from typing import Any
 
 from mud_ryu.lab import labctl, labhosts, labmud, labpki
 from mud_ryu.lab.homelab import HomeLab, poll
-from mud_ryu.lab.scenarios import OFP_PORT, _confirmed, _ready_for_devices, _wait
+from mud_ryu.lab.scenarios import OFP_PORT, _confirmed, _log, _ready_for_devices, _wait
 
 NAME = "api.vendor.example"
 ROTATING = ("10.0.0.11", "10.0.0.12")  # extra addresses of the internet host
@@ -87,8 +87,13 @@ def dns_rotation(payload: Any) -> dict[str, Any]:
                 lab.announce("bulb", URL)
                 _wait(lambda: _confirmed(ctl, bulb.mac, "enforced"), "bulb (cloudy.json) enforced", ctl=ctl)
                 lab.wait_lease("bulb")
-                out["before_any_answer"] = lab.probe_many(
-                    [("bulb", ROTATING[0], "tcp", 443), ("bulb", labmud.INTERNET, "tcp", 443)]
+                _wait(lambda: "profile DNS names through the configured resolvers" in _log(ctl),
+                      "proactive resolution of the profile's names", ctl=ctl)  # fmt: skip
+                # The controller resolved the name itself when the profile loaded (proactive resolution), so the
+                # address the lab resolver gave it is open before the device looks anything up; the internet host's
+                # own address never is.
+                out["before_device_lookup"] = lab.probe_many(
+                    [("bulb", a, "tcp", 443) for a in ROTATING] + [("bulb", labmud.INTERNET, "tcp", 443)]
                 )
                 probe = lab.host("bulb").popen(
                     [sys.executable, "-m", "mud_ryu.lab.dnsprobe", "--resolver", resolver, "--name", NAME,

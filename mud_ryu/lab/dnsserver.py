@@ -57,12 +57,19 @@ def answer(query: bytes, name: str, address: str | None, ttl: int) -> bytes | No
 
 
 def serve(
-    name: str, addresses: list[str], rotate_s: float, ttl: int, log: Path, lifetime_s: float, ready: Path
+    name: str,
+    addresses: list[str],
+    rotate_s: float,
+    ttl: int,
+    log: Path,
+    lifetime_s: float,
+    ready: Path,
+    bind: tuple[str, int] = ("0.0.0.0", 53),
 ) -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("0.0.0.0", 53))
+    sock.bind(bind)
     sock.settimeout(0.5)
-    ready.write_text("listening\n")
+    ready.write_text(f"{sock.getsockname()[1]}\n")  # the port (useful with --port 0)
     start = time.monotonic()
     with log.open("a", encoding="utf-8") as out:
         while time.monotonic() - start < lifetime_s:
@@ -89,8 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--log", type=Path, required=True)
     ap.add_argument("--lifetime-s", type=float, default=300.0)
     ap.add_argument("--ready", type=Path, required=True)
+    ap.add_argument("--bind", default="0.0.0.0")
+    ap.add_argument("--port", type=int, default=53)
     args = ap.parse_args(argv)
-    serve(args.name, args.address, args.rotate_s, args.ttl, args.log, args.lifetime_s, args.ready)
+    serve(args.name, args.address, args.rotate_s, args.ttl, args.log, args.lifetime_s, args.ready,
+          (args.bind, args.port))  # fmt: skip
     return 0
 
 
