@@ -116,7 +116,11 @@ def home_job(payload: Any) -> dict[str, Any]:
         lab.port_down("bulb")
         out["while_down"] = lab.probe("bulb", lab.ip("internet"), "tcp", 443)
         lab.port_up("bulb")
+        # The link is back, but the neighbour entry may still say FAILED from the outage: poll, bounded.
+        deadline = time.monotonic() + 15
         out["after_up"] = lab.probe("bulb", lab.ip("internet"), "tcp", 443)
+        while out["after_up"] != "allowed" and time.monotonic() < deadline:
+            out["after_up"] = lab.probe("bulb", lab.ip("internet"), "tcp", 443)
 
         lab.release("bulb")
         out["bulb_after_release"] = lab.lease("bulb")

@@ -18,6 +18,7 @@ observed verdict with real sockets:
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import select
@@ -234,6 +235,12 @@ def _tcp(p: Mapping[str, Any]) -> tuple[str, str]:
                 return "refused", "RST received (no listener)"
             except TimeoutError:
                 detail = f"no answer in {TCP_ATTEMPTS} x {CONNECT_TIMEOUT}s"
+                continue
+            except OSError as exc:
+                if exc.errno != errno.EHOSTUNREACH:
+                    raise
+                # ARP got no answer (a link just came back, or the switch dropped it): nothing came back.
+                detail = "no ARP answer (EHOSTUNREACH)"
                 continue
             if got == GREETING:
                 return "allowed", "handshake + greeting"
