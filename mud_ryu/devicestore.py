@@ -17,7 +17,7 @@ from pathlib import Path
 
 from mud_ryu.context import FIRST_MFG_ID, FIRST_PROFILE_ID
 from mud_ryu.pipeline import MAX_MFG_ID, MAX_PROFILE_ID, OWNER_BITS
-from mud_ryu.sqlite_wal import enable_wal
+from mud_ryu.sqlite_store import enable_wal
 
 SCHEMA_VERSION = 1
 MAX_DEVICE_ID = (1 << OWNER_BITS) - 1

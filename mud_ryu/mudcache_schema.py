@@ -22,11 +22,10 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 from mud_ryu.errors import ReasonError
-from mud_ryu.sqlite_wal import enable_wal
+from mud_ryu.sqlite_store import prepare_versioned, write_transaction
 
 CACHE_REASONS: frozenset[str] = frozenset({"corrupt-entry", "corrupt-database", "schema-too-new", "unavailable"})
 SCHEMA_VERSION = 1
@@ -83,17 +82,7 @@ def as_cache_error(exc: sqlite3.Error, path: Path) -> CacheError:
     return CacheError(reason, f"{path}: {type(exc).__name__}: {exc}")
 
 
-@contextlib.contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """One write transaction; IMMEDIATE takes the write lock up front so a read-then-write cannot be raced by
-    another process sharing the file."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+transaction = write_transaction  # the cache's writers use it under this name
 
 
 def _make_private_dirs(directory: Path) -> None:
@@ -133,27 +122,10 @@ def connect(path: Path) -> sqlite3.Connection:
 def _prepare(conn: sqlite3.Connection, path: Path) -> None:
     """Durability settings, an integrity check and the schema version, or the matching CacheError."""
     try:
-        mode = enable_wal(conn)
-        if str(mode).lower() != "wal":
-            raise CacheError("unavailable", f"{path}: SQLite refused WAL mode (got {mode!r})")
-        conn.execute("PRAGMA synchronous = FULL")
-        problems = [r[0] for r in conn.execute("PRAGMA quick_check")]
-        if problems != ["ok"]:
-            raise CacheError("corrupt-database", f"{path}: integrity check: {'; '.join(map(str, problems[:5]))}")
-        # Read the version under the write lock: two processes creating the same new file must not both
-        # run the migrations.
-        with transaction(conn):
-            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-            app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
-            tables = int(conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0])
-            if version > SCHEMA_VERSION:
-                raise CacheError("schema-too-new", f"{path}: schema version {version}; code knows {SCHEMA_VERSION}")
-            if app_id != (APPLICATION_ID if version else 0) or (version == 0 and tables):
-                raise CacheError("corrupt-database", f"{path}: an SQLite database, but not a mud_ryu cache")
-            for step in range(version, SCHEMA_VERSION):
-                for statement in _MIGRATIONS[step]:
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {step + 1}")
+        prepare_versioned(
+            conn, path, what="cache", schema_version=SCHEMA_VERSION, application_id=APPLICATION_ID,
+            migrations=_MIGRATIONS, full_check=False, error=CacheError,
+        )  # fmt: skip
     except sqlite3.Error as exc:
         raise as_cache_error(exc, path) from exc
 

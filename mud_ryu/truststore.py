@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from mud_ryu.sqlite_wal import enable_wal
+from mud_ryu.sqlite_store import prepare_versioned, write_transaction
 from mud_ryu.truststore_codec import (
     DEVICE_COLUMNS,
     STORE_REASONS,
@@ -242,39 +242,15 @@ def _load(conn: sqlite3.Connection, row: tuple[object, ...]) -> TrustRecord:
     return record_from_row(tuple(row), history_from_rows(rows, history_len, str(key)))
 
 
-@contextlib.contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """IMMEDIATE takes the write lock up front: a read-check-write cannot be raced by another process."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+_transaction = write_transaction
 
 
 def _prepare(conn: sqlite3.Connection, path: Path) -> None:
     """Durability settings, a full integrity check and the schema version, or the matching TrustStoreError."""
     try:
-        mode = enable_wal(conn)
-        if str(mode).lower() != "wal":
-            raise TrustStoreError("unavailable", f"{path}: SQLite refused WAL mode (got {mode!r})")
-        conn.execute("PRAGMA synchronous = FULL")
-        problems = [str(r[0]) for r in conn.execute("PRAGMA integrity_check")]
-        if problems != ["ok"]:
-            raise TrustStoreError("corrupt-database", f"{path}: integrity check: {'; '.join(problems[:5])}")
-        with _transaction(conn):
-            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-            app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
-            tables = int(conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0])
-            if version > SCHEMA_VERSION:
-                raise TrustStoreError("schema-too-new", f"{path}: schema {version}; this code knows {SCHEMA_VERSION}")
-            if app_id != (APPLICATION_ID if version else 0) or (version == 0 and tables):
-                raise TrustStoreError("corrupt-database", f"{path}: an SQLite database, but not a mud_ryu trust store")
-            for step in range(version, SCHEMA_VERSION):
-                for statement in _MIGRATIONS[step]:
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {step + 1}")
+        prepare_versioned(
+            conn, path, what="trust store", schema_version=SCHEMA_VERSION, application_id=APPLICATION_ID,
+            migrations=_MIGRATIONS, full_check=True, error=TrustStoreError,
+        )  # fmt: skip
     except sqlite3.Error as exc:
         raise _error(exc, path) from exc
