@@ -436,9 +436,6 @@ class Enforcer(DnsEvents):
             if device is not None:
                 self.store.save_device(device.record())
 
-    def all_switch_updates(self) -> Iterator[int]:
-        yield from self.switches
-
 
 def _identity(device: Device) -> DeviceId:
     return DeviceId(device.dpid, device.port, device.mac)

@@ -12,7 +12,7 @@ import dataclasses
 
 from mud_ryu.signature import Signer
 from mud_ryu.truststore import TrustStore
-from mud_ryu.update_policy import Outcome, UpdatePolicy, new_record
+from mud_ryu.update_policy import Outcome, UpdatePolicy
 from mud_ryu.update_types import Decision, DeviceId, TrustRecord, TrustState
 from mud_ryu.urlgate import MudUrl
 
@@ -64,7 +64,3 @@ class TrustGate:
 
     def forget(self, identity: DeviceId) -> bool:
         return self.store.forget(identity)
-
-    @staticmethod
-    def fresh(identity: DeviceId) -> TrustRecord:
-        return new_record(identity)
