@@ -263,3 +263,54 @@ def _spoof_release_restart(
     events = mon_out.decode(errors="replace").splitlines()
     checks["monitor_deleted"] = [ln for ln in events if "event=DELETED" in ln]
     return checks
+
+
+def two_switch(payload: Any) -> dict[str, Any]:
+    """Two switches joined by an uplink: devices on both are enforced at their own switch and reach the internet
+    across the other; bulb2 then moves from s2 to s1 (port gone on s2, re-announced on s1)."""
+    del payload
+    workdir = Path("/tmp/mud-lab2")
+    workdir.mkdir(parents=True, exist_ok=True)
+    state_dir = workdir / "state"
+    pki = labpki.create(workdir / "pki", labhosts.MUD_HOST, datetime.now(UTC))
+    settings = labctl.lab_settings(
+        trust_anchor=pki.signing_ca, tls_ca=pki.tls_ca, state_dir=state_dir, topo="two_switch"
+    )
+    out: dict[str, Any] = {"probes": [], "checks": {}}
+    ctl = labctl.start_controller(workdir / "ctl", settings, ofp_port=OFP_PORT)
+    try:
+        with HomeLab.start(workdir, controller_port=OFP_PORT, pki=pki, topo="two_switch") as lab:
+            _ready_for_devices(lab, ctl, ("s1", "s2"))
+            for name in ("bulb", "bulb2", "cam", "laptop"):
+                lab.announce(name)
+            for name in ("bulb", "bulb2", "cam"):
+                mac = labhosts.host(name).mac
+                _wait(lambda mac=mac: _confirmed(ctl, mac, "enforced"), f"{name} enforced", ctl=ctl)  # type: ignore[misc]
+
+            def probes(tag: str) -> None:
+                wanted = [(p.src, p.dst_ip, p.proto, p.port, p.expected) for name in ("bulb", "bulb2", "cam")
+                          for p in labmud.probes_for(name) if p.proto != "ping"]  # fmt: skip
+                seen = lab.probe_many([(s, d, pr, po) for s, d, pr, po, _ in wanted])
+                for (s, d, pr, po, exp), obs in zip(wanted, seen, strict=True):
+                    out["probes"].append({"phase": tag, "src": s, "dst": d, "proto": pr, "port": po,
+                                          "expected": exp, "observed": obs})  # fmt: skip
+
+            probes("before-move")
+            bulb2 = labhosts.host("bulb2")
+            out["checks"]["bulb2_on_s2_before"] = len([ln for ln in lab.dump_flows("s2") if bulb2.mac in ln])
+            lab.move("bulb2", "s1", reannounce=True)
+            _wait(lambda: _confirmed(ctl, bulb2.mac, "absent"), "bulb2 gone from s2", ctl=ctl)
+            on_s1 = rf"confirmed mac={bulb2.mac} dpid=0000000000000001 .*state=enforced"
+            _wait(lambda: re.search(on_s1, _log(ctl)) is not None, "bulb2 enforced on s1", ctl=ctl)
+            probes("after-move")
+            # On s2 bulb2 may only be a learned host behind the uplink now (no classification flows).
+            out["checks"]["bulb2_device_flows_on_s2_after"] = [
+                ln for ln in lab.dump_flows("s2") if bulb2.mac in ln and "write_metadata" in ln
+            ]
+            out["checks"]["bulb2_device_flows_on_s1_after"] = len(
+                [ln for ln in lab.dump_flows("s1") if bulb2.mac in ln and "write_metadata" in ln]
+            )
+    finally:
+        ctl.stop()
+    out["controller_log_tail"] = _log(ctl)[-3000:]
+    return out
