@@ -321,8 +321,8 @@ def test_probe_table_allows_only_what_each_profile_names() -> None:
 
 
 def test_host_table_is_consistent() -> None:
-    macs = [h.mac for h in labhosts.HOSTS]
-    ips = [h.ip for h in labhosts.HOSTS]
+    macs = [h.mac for h in labhosts.ALL_HOSTS]
+    ips = [h.ip for h in labhosts.ALL_HOSTS]
     assert len(set(macs)) == len(macs) and len(set(ips)) == len(ips)
     for topo in labhosts.TOPOLOGIES:
         places = list(labhosts.placement(topo).values())

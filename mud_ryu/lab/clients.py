@@ -157,7 +157,7 @@ def dnsmasq_argv(ifname: str, workdir: Path) -> list[str]:
         f"--dhcp-range={DHCP_RANGE[0]},{DHCP_RANGE[1]},255.255.255.0,{LEASE_TIME}",
         f"--dhcp-range={DHCP6_RANGE[0]},{DHCP6_RANGE[1]},64,{LEASE_TIME}",
     ]  # fmt: skip
-    for h in labhosts.HOSTS:
+    for h in labhosts.ALL_HOSTS:
         if h.dhcp:
             argv.append(f"--dhcp-host={h.mac},{h.ip}")
         elif h.client is Client.DHCLIENT6 and h.ip6:

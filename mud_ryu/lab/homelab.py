@@ -149,7 +149,7 @@ class HomeLab:
             yield lab
 
     def _configure(self, normal: bool) -> None:
-        for h in labhosts.HOSTS:
+        for h in labhosts.hosts(self.topo):
             node = self.net.get(h.name)
             intf = f"{h.name}-eth0"
             node.cmd(f"ethtool -K {intf} tx off")  # netdev + veth: bad TCP/UDP checksums otherwise

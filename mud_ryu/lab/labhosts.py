@@ -72,22 +72,36 @@ HOSTS: tuple[LabHost, ...] = (
     LabHost("mgmt", "02:00:00:00:00:fe", "10.0.0.254", Client.NONE, None, 11, root_ns=True),
 )
 
-BY_NAME: Mapping[str, LabHost] = MappingProxyType({h.name: h for h in HOSTS})
+# Three more DHCP clients that only the "abstractions" topology plugs in (the RFC 8520 abstractions need more
+# devices at once than the home network has). They announce whatever MUD URL a scenario gives them.
+EXTRA_HOSTS: tuple[LabHost, ...] = (
+    LabHost("toothbrush", "02:00:00:00:00:1c", "10.0.0.28", Client.UDHCPC, None, 12),
+    LabHost("speaker", "02:00:00:00:00:1d", "10.0.0.29", Client.UDHCPC, None, 13),
+    LabHost("doorlock", "02:00:00:00:00:1e", "10.0.0.30", Client.UDHCPC, None, 14),
+)
+ALL_HOSTS: tuple[LabHost, ...] = (*HOSTS, *EXTRA_HOSTS)
+
+BY_NAME: Mapping[str, LabHost] = MappingProxyType({h.name: h for h in ALL_HOSTS})
 
 # Two-switch topology: s1 holds the servers and a few devices, s2 the rest; s1 port 20 <-> s2 port 20.
 TRUNK_PORT = 20
 ON_S2: frozenset[str] = frozenset({"bulb2", "sensor6", "hub", "laptop", "broken"})
-TOPOLOGIES = ("home", "two_switch")
+TOPOLOGIES = ("home", "two_switch", "abstractions")
+
+
+def hosts(topo: str) -> tuple[LabHost, ...]:
+    """The hosts plugged in in ``topo``: the home hosts, plus :data:`EXTRA_HOSTS` in "abstractions"."""
+    if topo not in TOPOLOGIES:
+        raise ValueError(f"unknown topology {topo!r}; known: {', '.join(TOPOLOGIES)}")
+    return ALL_HOSTS if topo == "abstractions" else HOSTS
 
 
 def placement(topo: str) -> dict[str, tuple[str, int]]:
     """host name -> (switch, OpenFlow port) in ``topo``. Ports keep the home numbering on both switches,
     so a device that moves keeps a recognisable port number."""
-    if topo == "home":
-        return {h.name: ("s1", h.home_port) for h in HOSTS}
     if topo == "two_switch":
         return {h.name: ("s2" if h.name in ON_S2 else "s1", h.home_port) for h in HOSTS}
-    raise ValueError(f"unknown topology {topo!r}; known: {', '.join(TOPOLOGIES)}")
+    return {h.name: ("s1", h.home_port) for h in hosts(topo)}
 
 
 def switches(topo: str) -> tuple[str, ...]:

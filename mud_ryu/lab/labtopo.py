@@ -31,7 +31,7 @@ class _LabTopo(Topo):  # type: ignore[misc]  # Mininet has no type information
         placement = labhosts.placement(self.layout)
         for sw in labhosts.switches(self.layout):
             self.addSwitch(sw, dpid=f"{labhosts.dpid(sw):016x}")
-        for h in labhosts.HOSTS:
+        for h in labhosts.hosts(self.layout):
             sw, port = placement[h.name]
             self.addHost(h.name, **_host_opts(h))
             self.addLink(h.name, sw, port1=0, port2=port)
@@ -51,4 +51,10 @@ class TwoSwitchTopo(_LabTopo):
     layout = "two_switch"
 
 
-TOPOS: dict[str, type[_LabTopo]] = {"home": HomeTopo, "two_switch": TwoSwitchTopo}
+class AbstractionsTopo(_LabTopo):
+    """The home network plus :data:`labhosts.EXTRA_HOSTS` on ports 12-14 (the RFC 8520 abstractions scenario)."""
+
+    layout = "abstractions"
+
+
+TOPOS: dict[str, type[_LabTopo]] = {"home": HomeTopo, "two_switch": TwoSwitchTopo, "abstractions": AbstractionsTopo}
