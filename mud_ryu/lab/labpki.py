@@ -1,7 +1,8 @@
 """The lab's two small PKIs, generated fresh at every lab start (never checked in, never reused).
 
-* TLS: a CA and a server certificate for ``mud.lab`` (subjectAltName DNS:mud.lab), which the MUD
-  server presents and the controller trusts through its TLS CA bundle setting.
+* TLS: a CA and a server certificate for ``mud.lab`` (subjectAltName DNS:mud.lab, plus any aliases: the
+  abstractions scenario serves several manufacturers' authorities from one server), which the MUD server
+  presents and the controller trusts through its TLS CA bundle setting.
 * MUD signing: a CA and one signer certificate (KeyUsage digitalSignature, no subjectAltName, like
   real MUD signers), whose detached CMS signatures the enforcer verifies against the CA.
 
@@ -10,6 +11,7 @@ Validity is a window around ``now`` (passed in: the caller owns the clock). Keys
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -92,8 +94,9 @@ def _issue(ca: Issued, cn: str, now: datetime, extra: list[x509.ExtensionType]) 
     return Issued(builder.sign(ca.key, hashes.SHA256()), key)
 
 
-def tls_server(ca: Issued, hostname: str, now: datetime) -> Issued:
-    san = x509.SubjectAlternativeName([x509.DNSName(hostname)])
+def tls_server(ca: Issued, hostname: str, now: datetime, aliases: Sequence[str] = ()) -> Issued:
+    """A server certificate for ``hostname`` and ``aliases`` (one server, several MUD authorities)."""
+    san = x509.SubjectAlternativeName([x509.DNSName(name) for name in (hostname, *aliases)])
     return _issue(ca, hostname, now, [san, x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH])])
 
 
@@ -123,11 +126,12 @@ class LabPki:
     signer: Issued  # kept in memory to sign the lab's MUD files
 
 
-def create(directory: Path, hostname: str, now: datetime) -> LabPki:
-    """Generate both PKIs into ``directory`` (created; private keys written 0600)."""
+def create(directory: Path, hostname: str, now: datetime, aliases: Sequence[str] = ()) -> LabPki:
+    """Generate both PKIs into ``directory`` (created; private keys written 0600). ``aliases``: more names the
+    server certificate carries (the MUD server answering for several manufacturers' authorities)."""
     directory.mkdir(parents=True, exist_ok=True)
     tls_ca = make_ca("mud_ryu lab TLS CA", now)
-    server = tls_server(tls_ca, hostname, now)
+    server = tls_server(tls_ca, hostname, now, aliases)
     sign_ca = make_ca("mud_ryu lab MUD signing CA", now)
     signer = mud_signer(sign_ca, "mud_ryu lab MUD signer", now)
     paths = LabPki(directory / "tls-ca.pem", directory / "server.pem", directory / "server.key",

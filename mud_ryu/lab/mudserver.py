@@ -1,13 +1,15 @@
 """The lab's MUD file server: HTTPS, static files from one directory, nothing else.
 
 Run inside the ``mudsrv`` Mininet host (``python -m mud_ryu.lab.mudserver --root DIR --cert PEM --key PEM
---ready FILE``). ``<name>.json`` is served as ``application/mud+json``, ``<name>.p7s`` as
-``application/pkcs7-signature``; any other path (including ones with dots, slashes or encodings
-beyond a plain file name) is 404. Requests are handled in threads, at most ``MAX_CLIENTS`` at once
-(the rest are closed unanswered) and each socket has a timeout, so a stuck client cannot wedge the
-lab. The ready file is written after the socket listens (readiness by file, no sleeps); SIGTERM
-stops the server. Taking the server down and back up is the lab runner's job (stop and restart
-this process).
+--ready FILE``). ``<name>.json`` (or a bare ``<name>``, as in ``https://sensor.nist.local/nistmud1``) is served
+as ``application/mud+json``, ``<name>.p7s`` as ``application/pkcs7-signature``; any other path (including ones
+with dots, slashes or encodings beyond a plain file name) is 404. Name-based virtual hosting: when the request's
+``Host`` is a plain DNS name and ``ROOT/<host>/`` exists, files come from there (one server answers for several
+manufacturers' authorities, as the abstractions scenario needs); otherwise from ``ROOT``.
+Requests are handled in threads, at most ``MAX_CLIENTS`` at once (the rest are closed unanswered) and each
+socket has a timeout, so a stuck client cannot wedge the lab. The ready file is written after the socket listens
+(readiness by file, no sleeps); SIGTERM stops the server. Taking the server down and back up is the lab runner's
+job (stop and restart this process).
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from types import FrameType
 from typing import Any
 
 CONTENT_TYPES = {".json": "application/mud+json", ".p7s": "application/pkcs7-signature"}
-_NAME = re.compile(r"^/([A-Za-z0-9_-]{1,64})(\.json|\.p7s)$")
+_NAME = re.compile(r"^/([A-Za-z0-9_-]{1,64})(\.json|\.p7s)?$")
+_HOST = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
 MAX_CLIENTS = 16
 SOCKET_TIMEOUT = 5.0
 MAX_FILE = 1 << 20
@@ -40,7 +43,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         match = _NAME.match(self.path)
-        path = self.server.root / f"{match.group(1)}{match.group(2)}" if match else None
+        suffix = (match.group(2) or "") if match else ""
+        path = self._root() / f"{match.group(1)}{suffix}" if match else None
         try:
             body = path.read_bytes()[: MAX_FILE + 1] if path is not None else None
         except OSError:
@@ -48,7 +52,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if body is None or len(body) > MAX_FILE or match is None:
             self._send(404, "text/plain", b"not found\n")
             return
-        self._send(200, CONTENT_TYPES[match.group(2)], body)
+        self._send(200, CONTENT_TYPES[suffix or ".json"], body)
+
+    def _root(self) -> Path:
+        """``ROOT/<host>`` for a plain host name with a directory of its own, else ``ROOT``. The regex admits no
+        dot-only, slash or empty label, so the result always stays under ``ROOT``."""
+        host = (self.headers.get("Host") or "").strip().lower()
+        host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+        if len(host) <= 253 and _HOST.match(host) and (self.server.root / host).is_dir():
+            return self.server.root / host
+        return self.server.root
 
     def _send(self, status: int, content_type: str, body: bytes) -> None:
         self.send_response(status)
