@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from mud_ryu.lab import labhosts
 
@@ -57,6 +57,23 @@ def lab_settings(
         "local_networks": [labhosts.SUBNET],
         "uplink_ports": uplinks,
     }
+
+
+def rest(
+    port: int, path: str, token: str, method: str = "GET", body: Mapping[str, object] | None = None
+) -> dict[str, Any]:
+    """One call to the controller's REST API on 127.0.0.1 (``path`` below ``/mud/v1``); the JSON answer with its
+    HTTP status added as ``_status``. State-changing methods carry the bearer token."""
+    import requests
+
+    headers = {"Authorization": f"Bearer {token}"} if method != "GET" else {}
+    response = requests.request(method, f"http://127.0.0.1:{port}/mud/v1{path}", json=body, headers=headers,
+                                timeout=10, allow_redirects=False)  # fmt: skip
+    data = response.json()
+    if not isinstance(data, dict):
+        raise ControllerError("exited", f"REST {method} {path}: not a JSON object")
+    data["_status"] = response.status_code
+    return data
 
 
 def render_conf(settings: Mapping[str, str | bool | list[str]]) -> str:

@@ -15,8 +15,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from mud_ryu.lab import labctl, labhosts, labmud, labpki
 from mud_ryu.lab.homelab import HomeLab
 from mud_ryu.lab.scenarios import OFP_PORT, _confirmed, _log, _ready_for_devices, _wait
@@ -30,13 +28,7 @@ INTERNET = labmud.INTERNET
 
 
 def _api(path: str, token: str, method: str = "GET", body: dict[str, str] | None = None) -> dict[str, Any]:
-    headers = {"Authorization": f"Bearer {token}"} if method != "GET" else {}
-    response = requests.request(method, f"http://127.0.0.1:{API_PORT}/mud/v1{path}", json=body, headers=headers,
-                                timeout=10, allow_redirects=False)  # fmt: skip
-    data = response.json()
-    assert isinstance(data, dict)
-    data["_status"] = response.status_code
-    return data
+    return labctl.rest(API_PORT, path, token, method, body)
 
 
 def _extra_files(mud_dir: Path, pki: labpki.LabPki, other_signer: labpki.Issued, now: datetime) -> None:
