@@ -5,10 +5,15 @@ carry profile, manufacturer and device ids. Reconciliation can only leave those 
 the restarted controller computes *the same* flows: the same ids for the same URLs and MACs, and the same verified
 MUD files to compile. So ids are allocated once and stored, and the verified bytes of every file in force are
 kept by hash. SQLite with WAL and ``synchronous=FULL`` (R2), one connection guarded by a lock.
+
+The operator's ``my-controller`` entries live here too: they decide what compiled profiles allow, so a restart
+must compile with the same entries. Each is checked again on read (:mod:`mud_ryu.my_controller`); a row that no
+longer passes is corruption and fails closed (StoreError), never a widening.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
@@ -16,25 +21,38 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mud_ryu.context import FIRST_MFG_ID, FIRST_PROFILE_ID
+from mud_ryu.my_controller import MyControllerRefused, check_entry
 from mud_ryu.pipeline import MAX_MFG_ID, MAX_PROFILE_ID, OWNER_BITS
-from mud_ryu.sqlite_store import enable_wal
+from mud_ryu.sqlite_store import prepare_versioned
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Stores written before schema versioning went through sqlite_store carry no application id; they are kept
+# untagged (0) so every existing store still opens -- tagging them would refuse them as foreign files.
+APPLICATION_ID = 0
 MAX_DEVICE_ID = (1 << OWNER_BITS) - 1
 
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS profile (url TEXT PRIMARY KEY, profile_id INTEGER NOT NULL UNIQUE) STRICT",
-    "CREATE TABLE IF NOT EXISTS manufacturer (authority TEXT PRIMARY KEY, mfg_id INTEGER NOT NULL UNIQUE) STRICT",
-    """CREATE TABLE IF NOT EXISTS device (
-        mac TEXT PRIMARY KEY, device_id INTEGER NOT NULL UNIQUE, dpid INTEGER NOT NULL, port INTEGER NOT NULL,
-        url TEXT, via TEXT NOT NULL, state TEXT NOT NULL, sha256 TEXT, reason TEXT NOT NULL,
-        updated_at REAL NOT NULL) STRICT""",
-    "CREATE TABLE IF NOT EXISTS body (sha256 TEXT PRIMARY KEY, body BLOB NOT NULL) STRICT",
-)
+# Migration n takes a store at user_version n to n + 1 (0: a new file). Version 1 is the original schema.
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    0: (
+        "CREATE TABLE profile (url TEXT PRIMARY KEY, profile_id INTEGER NOT NULL UNIQUE) STRICT",
+        "CREATE TABLE manufacturer (authority TEXT PRIMARY KEY, mfg_id INTEGER NOT NULL UNIQUE) STRICT",
+        """CREATE TABLE device (
+            mac TEXT PRIMARY KEY, device_id INTEGER NOT NULL UNIQUE, dpid INTEGER NOT NULL, port INTEGER NOT NULL,
+            url TEXT, via TEXT NOT NULL, state TEXT NOT NULL, sha256 TEXT, reason TEXT NOT NULL,
+            updated_at REAL NOT NULL) STRICT""",
+        "CREATE TABLE body (sha256 TEXT PRIMARY KEY, body BLOB NOT NULL) STRICT",
+    ),
+    # The operator's my-controller entries: canonical MUD URL -> JSON list of canonical addresses/prefixes.
+    1: ("CREATE TABLE my_controller (url TEXT PRIMARY KEY, addresses TEXT NOT NULL) STRICT",),
+}
 
 
 class StoreError(RuntimeError):
     """The state store cannot be used; the enforcer must not start (fail closed, THREATS.md R3)."""
+
+
+def _store_error(reason: str, message: str) -> StoreError:
+    return StoreError(f"{reason}: {message}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,14 +82,14 @@ class DeviceStore:
             if not p.exists():  # 0600 from the first byte; SQLite gives -wal/-shm the database file's mode
                 os.close(os.open(p, os.O_CREAT | os.O_RDWR, 0o600))
             conn = sqlite3.connect(p, isolation_level=None, check_same_thread=False, timeout=10.0)
-            enable_wal(conn)
-            conn.execute("PRAGMA synchronous=FULL")
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise StoreError(f"{p}: schema version {version} is newer than this release ({SCHEMA_VERSION})")
-            for ddl in _SCHEMA:
-                conn.execute(ddl)
-            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            try:
+                prepare_versioned(
+                    conn, p, what="device store", schema_version=SCHEMA_VERSION, application_id=APPLICATION_ID,
+                    migrations=_MIGRATIONS, full_check=False, error=_store_error,
+                )  # fmt: skip
+            except BaseException:
+                conn.close()
+                raise
         except sqlite3.Error as exc:
             raise StoreError(f"{p}: {exc}") from exc
         return cls(conn)
@@ -146,3 +164,44 @@ class DeviceStore:
         with self._lock:
             row = self._conn.execute("SELECT body FROM body WHERE sha256=?", (sha256,)).fetchone()
         return None if row is None else bytes(row[0])
+
+    # ---- the operator's my-controller entries
+
+    def my_controllers(self) -> dict[str, tuple[str, ...]]:
+        """Every operator entry (canonical URL -> addresses); a row that fails the entry checks is corruption."""
+        try:
+            with self._lock:
+                rows = self._conn.execute("SELECT url, addresses FROM my_controller").fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"my_controller: {exc}") from exc
+        out: dict[str, tuple[str, ...]] = {}
+        for url, raw in rows:
+            try:
+                canonical, addresses = check_entry(url, json.loads(raw))
+            except (ValueError, RecursionError) as exc:  # MyControllerRefused and JSONDecodeError are ValueErrors
+                raise StoreError(f"corrupt-record: my_controller entry for {str(url)[:200]!r}: {exc}") from None
+            if canonical != url:
+                raise StoreError(f"corrupt-record: my_controller entry {str(url)[:200]!r} is not canonical")
+            out[canonical] = addresses
+        return out
+
+    def set_my_controller(self, url: str, addresses: tuple[str, ...]) -> None:
+        """Store an entry; ``url`` and ``addresses`` must already be canonical (:func:`check_entry`)."""
+        if check_entry(url, addresses) != (url, addresses):
+            raise MyControllerRefused("bad-field", "the entry is not in canonical form")
+        try:
+            with self._lock:
+                self._conn.execute(
+                    "INSERT OR REPLACE INTO my_controller (url, addresses) VALUES (?, ?)", (url, json.dumps(addresses))
+                )
+        except sqlite3.Error as exc:
+            raise StoreError(f"my_controller: {exc}") from exc
+
+    def clear_my_controller(self, url: str) -> bool:
+        """Remove the entry for ``url``; False when there was none."""
+        try:
+            with self._lock:
+                gone = self._conn.execute("DELETE FROM my_controller WHERE url=?", (url,)).rowcount
+        except sqlite3.Error as exc:
+            raise StoreError(f"my_controller: {exc}") from exc
+        return bool(gone)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-from mud_ryu import mudfile
+from mud_ryu import mudfile, my_controller
 from mud_ryu.bootstrap import pipeline_rules
 from mud_ryu.compile_types import CompileError
 from mud_ryu.compiler import compile_profile, quarantine_profile
@@ -49,11 +49,15 @@ class FlowBook:
                 max_addresses_per_name=settings.dns_max_addresses,
             )
         )
+        # The operator's my-controller entries (durable in the store; read once, then kept in step with it).
+        self._my_controller: dict[str, tuple[str, ...]] = store.my_controllers()
         # Quarantined devices share one profile: the RFC 8520 local DNS/NTP defaults (DHCP/ARP/ND: bootstrap band).
         self._quarantine = Profile("", "", QUARANTINE_PROFILE_ID, 0, quarantine_profile(self._context()))
 
     # ---- context and profiles
-    def _context(self) -> NetworkContext:
+    def _context(self, mud_urls: Iterable[str] = ()) -> NetworkContext:
+        """The network's values for compiling ``mud_urls`` (the files' own mud-urls: my-controller is looked up by
+        them, as each file writes it; a URL not given expands to nothing)."""
         controllers = dict(self.settings.controllers)
         if self.settings.dns_servers:
             controllers.setdefault(DNS_CONTROLLER_URN, self.settings.dns_servers)
@@ -63,9 +67,9 @@ class FlowBook:
         return NetworkContext(
             dns=self.dns.current(),
             controllers=controllers,
-            my_controller={
-                url: self.settings.my_controller_by_url.get(url, self.settings.my_controller) for url in urls
-            },
+            my_controller=my_controller.view(
+                mud_urls, self.settings.my_controller, self.settings.my_controller_by_url, self._my_controller
+            ),
             local_networks=self.settings.local_networks,
             profile_ids=urls,
             manufacturer_ids=self.store.manufacturer_ids(),
@@ -84,7 +88,7 @@ class FlowBook:
         mfg_id = self.store.manufacturer_id(url_authority(url))
         self._allocate_referenced_ids(parsed.mud)
         try:
-            compiled = compile_profile(parsed.mud, self._context(), profile_id)
+            compiled = compile_profile(parsed.mud, self._context((parsed.mud.mud_url,)), profile_id)
         except CompileError as error:
             return f"compile:{error.reason}"
         names = _dns_names(parsed.mud)
@@ -104,23 +108,54 @@ class FlowBook:
                 if match.model:
                     self.store.profile_id(match.model)
 
-    def _recompile_for_dns(self, names: frozenset[str]) -> list[Effect]:
-        """Address sets changed for ``names``: recompile the profiles using them (ids and file unchanged) and send
-        each switch only the flows that differ -- adds, barrier, deletes (make-before-break)."""
+    def _recompile(self, selected: Callable[[Profile], bool], why: str) -> list[Effect]:
+        """Recompile the profiles in force that ``selected`` picks (ids and file unchanged; the context changed)
+        and send each switch only the flows that differ -- adds, barrier, deletes (make-before-break). A profile
+        that no longer compiles keeps its flows: never a widening, and the log says why."""
         effects: list[Effect] = []
-        context = self._context()
-        for url, profile in list(self.profiles.items()):
-            if profile.mud is None or not profile.dns_names & names:
-                continue
+        chosen = [(url, p, p.mud) for url, p in self.profiles.items() if p.mud is not None and selected(p)]
+        context = self._context(mud.mud_url for _, _, mud in chosen)
+        for url, profile, mud in chosen:
             try:
-                compiled = compile_profile(profile.mud, context, profile.profile_id)
+                compiled = compile_profile(mud, context, profile.profile_id)
             except CompileError as error:
-                log.error("recompiling %s for new DNS bindings failed (%s): keeping its flows", url, error.reason)
+                log.error("recompiling %s for %s failed (%s): keeping its flows", url, why, error.reason)
                 continue
             self.profiles[url] = dataclasses.replace(profile, compiled=compiled)
             for dpid in list(self.switches):
                 effects += self._sync(dpid, [("profile", profile.profile_id)])
         return effects
+
+    def _recompile_for_dns(self, names: frozenset[str]) -> list[Effect]:
+        """Address sets changed for ``names``: recompile the profiles using them."""
+        return self._recompile(lambda profile: bool(profile.dns_names & names), "new DNS bindings")
+
+    # ---- the operator's my-controller entries
+    def my_controller_entries(self) -> list[my_controller.MyControllerEntry]:
+        """Every per-URL my-controller entry, sorted by URL (an operator entry wins over the settings')."""
+        return my_controller.entries(self.settings.my_controller_by_url, self._my_controller)
+
+    def set_my_controller(self, url: str, addresses: Iterable[str] | None) -> list[Effect]:
+        """Set (``addresses``) or clear (None: back to the settings) the operator's my-controller entry for a MUD
+        URL, durably, then recompile the profiles in force for that URL whose file uses my-controller. Raises
+        :class:`~mud_ryu.my_controller.MyControllerRefused` (``bad-url:*``, ``bad-field``, ``bad-address``,
+        ``too-broad``, ``unknown-entry``) before anything changes, or StoreError."""
+        if addresses is None:
+            canonical = my_controller.canonical_url(url)
+            if not self.store.clear_my_controller(canonical):
+                raise my_controller.MyControllerRefused("unknown-entry", f"no operator entry for {canonical}")
+            self._my_controller.pop(canonical, None)
+        else:
+            canonical, entry = my_controller.check_entry(url, list(addresses))
+            self.store.set_my_controller(canonical, entry)
+            self._my_controller[canonical] = entry
+
+        def selected(profile: Profile) -> bool:
+            assert profile.mud is not None  # _recompile skips profiles without their file
+            own = {profile.url, my_controller.canonical_url_or_none(profile.file_mud_url or profile.mud.mud_url)}
+            return canonical in own and my_controller.uses_my_controller(profile.mud)
+
+        return self._recompile(selected, f"my-controller of {canonical}")
 
     def _register(self, profile: Profile, body: bytes) -> None:
         """Put a prepared file in force for its URL (its bytes kept so a restart compiles the same flows)."""

@@ -1,14 +1,18 @@
-"""What an operator may do to a device (REST API, ``mud-ryu approve|revoke|forget``): approve a pending or refused
-URL, revoke trust, forget the device. Each returns whether it happened, a stable reason, and the enforcer's effects
-for the app to carry out. Pure like the enforcer: ``now`` is an argument.
+"""What an operator may do (REST API, ``mud-ryu approve|revoke|forget|my-controller``): approve a pending or refused
+URL, revoke trust, forget the device, set or clear a MUD URL's my-controller addresses. Each returns whether it
+happened, a stable reason, and the enforcer's effects for the app to carry out. Pure like the enforcer: ``now`` is an
+argument.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from mud_ryu.devicestore import StoreError
 from mud_ryu.enforcer import Enforcer
 from mud_ryu.enforcer_state import Effect, ResolveRequest
+from mud_ryu.my_controller import MyControllerRefused, canonical_url
 from mud_ryu.truststore import TrustStoreError
 from mud_ryu.update_types import DeviceId, Verdict
 from mud_ryu.urlgate import UrlRejected, check_mud_url
@@ -87,3 +91,26 @@ def forget(enforcer: Enforcer, mac: str, now: float) -> ActionOutcome:
     except TrustStoreError as error:
         return ActionOutcome(False, "trust-store-failed", error.message, tuple(effects))
     return ActionOutcome(True, "forgotten", f"{mac} forgotten", tuple(effects))
+
+
+def set_my_controller(enforcer: Enforcer, url: str, addresses: Sequence[str] | None) -> ActionOutcome:
+    """Set (``addresses``) or clear (None) the operator's my-controller entry for ``url``: it replaces the settings
+    for that URL until cleared. The profiles in force for the URL that use my-controller are recompiled; only their
+    changed flows are sent. Refusals: ``bad-url:<gate reason>``, ``bad-field``, ``bad-address``, ``too-broad``,
+    ``unknown-entry`` (clear without an entry), ``store-failed``."""
+    try:
+        canonical = canonical_url(url)
+        effects = tuple(enforcer.set_my_controller(canonical, addresses))
+    except MyControllerRefused as refused:
+        return ActionOutcome(False, refused.reason, refused.message)
+    except StoreError as error:
+        return ActionOutcome(False, "store-failed", str(error))
+    entry = next((e for e in enforcer.my_controller_entries() if e.url == canonical), None)
+    if addresses is not None:
+        shown = ", ".join(entry.addresses) if entry is not None else "?"
+        return ActionOutcome(True, "set", f"my-controller of {canonical}: {shown}", effects)
+    default = enforcer.settings.my_controller
+    now = entry.addresses if entry is not None else default
+    where = "its settings entry" if entry is not None else "the settings' default"
+    shown = ", ".join(now) if now else "nothing (its my-controller ACEs allow no traffic)"
+    return ActionOutcome(True, "cleared", f"my-controller of {canonical} is {where} again: {shown}", effects)
