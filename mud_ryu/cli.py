@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "approve",
     "revoke",
     "forget",
+    "my_controller",
 )
 
 

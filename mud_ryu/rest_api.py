@@ -37,6 +37,8 @@ from mud_ryu.rest_types import (
     DeviceDetail,
     DeviceView,
     HistoryEntry,
+    MyControllerEntryView,
+    MyControllerTable,
     PendingView,
     Response,
     dpid_hex,
@@ -51,6 +53,8 @@ __all__ = [
     "DeviceDetail",
     "DeviceView",
     "HistoryEntry",
+    "MyControllerEntryView",
+    "MyControllerTable",
     "PendingView",
     "Response",
     "dpid_hex",
@@ -64,6 +68,8 @@ MAX_BODY_BYTES = 4096
 MAX_PATH_CHARS = 1024
 MAX_STRING_CHARS = 2048  # any string in a response body
 MAX_URL_CHARS = 2048  # an approve URL; the enforcer's URL gate applies the real (255 octet) limit
+MAX_MY_CONTROLLER_ADDRESSES = 16  # the enforcer checks the entry itself; this only bounds what reaches it
+MAX_ADDRESS_CHARS = 64
 DEFAULT_ALERT_LIMIT = 100
 MAX_ALERT_LIMIT = 1000
 READ_METHODS = frozenset({"GET"})
@@ -89,6 +95,9 @@ ERROR_CODES = frozenset(
         "unknown-field",
         "bad-field",
         "unknown-device",
+        "unknown-entry",
+        "bad-address",
+        "too-broad",
         "internal",
     }
 )
@@ -167,6 +176,9 @@ def _route(raw_path: str) -> tuple[Mapping[str, _Handler], str | None, frozenset
             return {"POST": _revoke}, mac, frozenset()
         case ["alerts"]:
             return {"GET": _list_alerts}, None, frozenset({"limit"})
+        case ["my-controller"]:
+            handlers = {"GET": _list_my_controller, "PUT": _set_my_controller, "DELETE": _clear_my_controller}
+            return handlers, None, frozenset({"url"})
     raise ApiError(404, "not-found", "no such resource")
 
 
@@ -277,13 +289,51 @@ def _forget(request: _Request, backend: Backend) -> Response:
     return _action("forget", request.mac, backend.forget(request.mac))
 
 
-def _action(name: str, mac: str, result: ActionResult) -> Response:
-    log.info("REST %s %s: %s %s", name, mac, "ok" if result.ok else "refused", _printable(result.reason, 80))
+def _list_my_controller(request: _Request, backend: Backend) -> Response:
+    if request.query:
+        raise ApiError(400, "bad-query", "GET my-controller takes no query parameters")
+    return _json(200, dataclasses.asdict(backend.my_controllers()))
+
+
+def _set_my_controller(request: _Request, backend: Backend) -> Response:
+    if request.query:
+        raise ApiError(400, "bad-query", "PUT my-controller takes its URL in the body, not the query")
+    document = _body(request, frozenset({"url", "addresses"}))
+    url, addresses = document.get("url"), document.get("addresses")
+    if not isinstance(url, str) or not url or len(url) > MAX_URL_CHARS:
+        raise ApiError(400, "bad-field", f"url must be a non-empty string of at most {MAX_URL_CHARS} characters")
+    if (
+        not isinstance(addresses, list)
+        or not 1 <= len(addresses) <= MAX_MY_CONTROLLER_ADDRESSES
+        or not all(isinstance(a, str) for a in addresses)
+    ):
+        raise ApiError(
+            400, "bad-field", f"addresses must be a list of 1 to {MAX_MY_CONTROLLER_ADDRESSES} address strings"
+        )
+    if any(len(a) > MAX_ADDRESS_CHARS for a in addresses):
+        raise ApiError(400, "bad-address", f"an address or prefix is at most {MAX_ADDRESS_CHARS} characters")
+    return _action("my-controller set", _printable(url, 200), backend.set_my_controller(url, list(addresses)))
+
+
+def _clear_my_controller(request: _Request, backend: Backend) -> Response:
+    _body(request, frozenset())
+    url = request.query.get("url")
+    if not url or len(url) > MAX_URL_CHARS:
+        raise ApiError(400, "bad-query", "give the MUD URL whose entry to clear: ?url=<percent-encoded URL>")
+    return _action("my-controller clear", _printable(url, 200), backend.clear_my_controller(url))
+
+
+# Refusals that mean the operator's input was wrong (400); the rest are the target's state (409).
+_BAD_INPUT = frozenset({"bad-url", "bad-field", "bad-address", "too-broad"})
+
+
+def _action(name: str, target: str, result: ActionResult) -> Response:
+    log.info("REST %s %s: %s %s", name, target, "ok" if result.ok else "refused", _printable(result.reason, 80))
     if result.ok:
         return _json(200, dataclasses.asdict(result))
-    if result.reason == "unknown-device":
+    if result.reason in ("unknown-device", "unknown-entry"):
         status = 404
-    elif result.reason == "bad-url" or result.reason.startswith("bad-url:"):
+    elif result.reason in _BAD_INPUT or result.reason.startswith("bad-url:"):
         status = 400
     else:
         status = 409

@@ -1,4 +1,5 @@
-"""The operator API's view of the running enforcer: devices, alerts and the approve / revoke / forget actions.
+"""The operator API's view of the running enforcer: devices, alerts, my-controller entries and the approve / revoke /
+forget / my-controller actions.
 
 Called by the app on its one event loop (the REST request handler runs there too), so reading the enforcer's
 state needs no locks. Actions return the enforcer's effects to ``execute``: the same path as any other event.
@@ -19,6 +20,8 @@ from mud_ryu.rest_types import (
     DeviceDetail,
     DeviceView,
     HistoryEntry,
+    MyControllerEntryView,
+    MyControllerTable,
     PendingView,
     dpid_hex,
 )
@@ -106,3 +109,16 @@ class EnforcerBackend:
 
     def forget(self, mac: str) -> ActionResult:
         return self._act(operator_actions.forget(self._enforcer, mac, self._clock()))
+
+    def my_controllers(self) -> MyControllerTable:
+        entries = self._enforcer.my_controller_entries()
+        return MyControllerTable(
+            tuple(self._enforcer.settings.my_controller),
+            tuple(MyControllerEntryView(e.url, e.addresses, e.source) for e in entries),
+        )
+
+    def set_my_controller(self, url: str, addresses: list[str]) -> ActionResult:
+        return self._act(operator_actions.set_my_controller(self._enforcer, url, addresses))
+
+    def clear_my_controller(self, url: str) -> ActionResult:
+        return self._act(operator_actions.set_my_controller(self._enforcer, url, None))

@@ -61,6 +61,9 @@ class ApiClient:
     def post(self, path: str, document: Mapping[str, object] | None = None) -> dict[str, Any]:
         return self._call("POST", path, document)
 
+    def put(self, path: str, document: Mapping[str, object]) -> dict[str, Any]:
+        return self._call("PUT", path, document)
+
     def delete(self, path: str) -> dict[str, Any]:
         return self._call("DELETE", path, None)
 
@@ -130,6 +133,30 @@ def mac_path(mac: str, suffix: str = "") -> str:
     except ValueError:
         raise ClientError(f"not a MAC address: {printable(mac)!r}") from None
     return f"devices/{quote(normal, safe='')}" + (f"/{suffix}" if suffix else "")
+
+
+def my_controller_path(url: str | None = None) -> str:
+    """``my-controller`` or ``my-controller?url=<percent-encoded URL>`` (every character but unreserved ones
+    encoded, so a ``&`` or ``#`` in a URL cannot end the parameter)."""
+    if url is None:
+        return "my-controller"
+    if not url.strip():
+        raise ClientError("--url must be a MUD URL")
+    return f"my-controller?url={quote(url, safe='')}"
+
+
+def list_my_controller(client: ApiClient) -> dict[str, Any]:
+    return client.get(my_controller_path())
+
+
+def set_my_controller(client: ApiClient, url: str, addresses: Sequence[str]) -> dict[str, Any]:
+    if not url.strip():
+        raise ClientError("--url must be a MUD URL")
+    return client.put(my_controller_path(), {"url": url, "addresses": list(addresses)})
+
+
+def clear_my_controller(client: ApiClient, url: str) -> dict[str, Any]:
+    return client.delete(my_controller_path(url))
 
 
 def read_token_file(path: str) -> str:
@@ -223,3 +250,12 @@ def alerts_text(document: Mapping[str, Any]) -> str:
 
 def action_text(document: Mapping[str, Any]) -> str:
     return f"OK {printable(document.get('reason'))}: {printable(document.get('message'))}"
+
+
+def my_controller_text(document: Mapping[str, Any]) -> str:
+    default = (
+        ", ".join(printable(a, 64) for a in document["default"]) or "- (none: ACEs without an entry allow nothing)"
+    )
+    rows = [(e.get("url"), e.get("source"), ", ".join(printable(a, 64) for a in e["addresses"]))
+            for e in document["entries"]]  # fmt: skip
+    return f"default: {default}\n" + table(("URL", "SOURCE", "ADDRESSES"), rows)

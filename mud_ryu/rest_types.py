@@ -81,15 +81,34 @@ class AlertView:
 
 @dataclass(frozen=True, slots=True)
 class ActionResult:
-    """What an approve / revoke / forget did: ``ok`` with the policy's reason code, or a refusal with its reason.
+    """What an approve / revoke / forget / my-controller change did: ``ok`` with its reason code, or a refusal.
 
-    A refusal maps to HTTP 404 for ``unknown-device``, 400 for ``bad-url`` and ``bad-url:<gate reason>`` (the
-    operator's input was wrong) and 409 for everything else (the device's state does not allow it).
+    A refusal maps to HTTP 404 for ``unknown-device`` and ``unknown-entry``, 400 for ``bad-url``,
+    ``bad-url:<gate reason>``, ``bad-field``, ``bad-address`` and ``too-broad`` (the operator's input was wrong) and
+    409 for everything else (the device's state does not allow it).
     """
 
     ok: bool
     reason: str
     message: str
+
+
+@dataclass(frozen=True, slots=True)
+class MyControllerEntryView:
+    """One MUD URL's my-controller addresses; ``source`` operator (set over the API) or settings (the config)."""
+
+    url: str
+    addresses: tuple[str, ...]
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class MyControllerTable:
+    """``GET /mud/v1/my-controller``: the settings' default list (for every URL without an entry) and the per-URL
+    entries sorted by URL, an operator entry in place of the settings' one for the same URL."""
+
+    default: tuple[str, ...]
+    entries: tuple[MyControllerEntryView, ...]
 
 
 class Backend(Protocol):
@@ -113,6 +132,18 @@ class Backend(Protocol):
 
     def forget(self, mac: str) -> ActionResult:
         """Drop the device, its trust record and its flows: it starts again from first use."""
+        ...
+
+    def my_controllers(self) -> MyControllerTable: ...
+
+    def set_my_controller(self, url: str, addresses: list[str]) -> ActionResult:
+        """Set the operator's my-controller entry for ``url`` (reason ``set``), or refuse: ``bad-url:<gate reason>``,
+        ``bad-field``, ``bad-address``, ``too-broad``."""
+        ...
+
+    def clear_my_controller(self, url: str) -> ActionResult:
+        """Drop the operator's entry for ``url`` (reason ``cleared``: the settings apply again), or refuse:
+        ``unknown-entry`` (none set), ``bad-url:<gate reason>``."""
         ...
 
 

@@ -1,8 +1,9 @@
 """An in-memory :class:`mud_ryu.rest_api.Backend` for the REST handler and CLI tests.
 
 A test double of the enforcer's side of the API (the real one is integrated in the app and tested end to end):
-it keeps its devices and alerts in dicts, changes them on approve/revoke/forget as the enforcer would in spirit,
-and records every call so a test can prove that a refused request never reached it.
+it keeps its devices, alerts and my-controller entries in dicts, changes them on approve/revoke/forget and
+my-controller set/clear as the enforcer would in spirit (entries are checked by the enforcer's own pure
+:mod:`mud_ryu.my_controller`), and records every call so a test can prove that a refused request never reached it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from mud_ryu.my_controller import MyControllerRefused, canonical_url, check_entry, entries
 from mud_ryu.rest_types import (
     ActionResult,
     AlertView,
@@ -17,6 +19,8 @@ from mud_ryu.rest_types import (
     DeviceDetail,
     DeviceView,
     HistoryEntry,
+    MyControllerEntryView,
+    MyControllerTable,
     PendingView,
     dpid_hex,
 )
@@ -26,6 +30,8 @@ URL2 = "https://mud.example.com/household/toaster/revision2.json"
 MAC_A = "00:00:5e:00:53:0a"
 MAC_B = "00:00:5e:00:53:0b"
 SHA1 = "a" * 64
+MYCTL_DEFAULT = ("192.0.2.99",)
+MYCTL_SETTINGS = {"https://mud.example.com/printer.json": ("198.51.100.7",)}
 
 
 def sample_devices() -> dict[str, DeviceDetail]:
@@ -76,6 +82,9 @@ class FakeBackend:
     alert_log: list[AlertView] = field(default_factory=sample_alerts)  # newest first
     calls: list[tuple[str, ...]] = field(default_factory=list)
     fail_with: Exception | None = None  # raised by every call: the handler's internal-error path
+    my_controller_default: tuple[str, ...] = MYCTL_DEFAULT
+    my_controller_settings: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(MYCTL_SETTINGS))
+    my_controller_operator: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def _enter(self, *call: str) -> None:
         self.calls.append(call)
@@ -84,7 +93,8 @@ class FakeBackend:
 
     @property
     def mutations(self) -> list[tuple[str, ...]]:
-        return [c for c in self.calls if c[0] in ("approve", "revoke", "forget")]
+        changes = ("approve", "revoke", "forget", "set_my_controller", "clear_my_controller")
+        return [c for c in self.calls if c[0] in changes]
 
     def devices(self) -> list[DeviceView]:
         self._enter("devices")
@@ -138,3 +148,29 @@ class FakeBackend:
         if self.detail.pop(mac, None) is None:
             return ActionResult(False, "unknown-device", f"no device {mac}")
         return ActionResult(True, "forgotten", f"{mac} forgotten")
+
+    def my_controllers(self) -> MyControllerTable:
+        self._enter("my_controllers")
+        merged = entries(self.my_controller_settings, self.my_controller_operator)
+        return MyControllerTable(
+            self.my_controller_default, tuple(MyControllerEntryView(e.url, e.addresses, e.source) for e in merged)
+        )
+
+    def set_my_controller(self, url: str, addresses: list[str]) -> ActionResult:
+        self._enter("set_my_controller", url, *addresses)
+        try:
+            canonical, checked = check_entry(url, addresses)
+        except MyControllerRefused as refused:
+            return ActionResult(False, refused.reason, refused.message)
+        self.my_controller_operator[canonical] = checked
+        return ActionResult(True, "set", f"my-controller of {canonical}: {', '.join(checked)}")
+
+    def clear_my_controller(self, url: str) -> ActionResult:
+        self._enter("clear_my_controller", url)
+        try:
+            canonical = canonical_url(url)
+        except MyControllerRefused as refused:
+            return ActionResult(False, refused.reason, refused.message)
+        if self.my_controller_operator.pop(canonical, None) is None:
+            return ActionResult(False, "unknown-entry", f"no operator entry for {canonical}")
+        return ActionResult(True, "cleared", f"my-controller of {canonical} is from the settings again")
