@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from mud_ryu.errors import ReasonError
 from mud_ryu.flowrule import FlowRule
-from mud_ryu.model import Direction, Finding
+from mud_ryu.model import Ace, Direction, Finding
 
 
 class CompileError(ReasonError):
@@ -41,14 +42,47 @@ class AddressSetRef:
 
 
 @dataclass(frozen=True, slots=True)
+class RuleGroup:
+    """The flows of one ACE, or of one direction's RFC 8520 defaults (``ace`` None), as the profile holds them.
+
+    Groups never share a ``(table, priority)`` slot (each ACE owns its own slot, the defaults sit below every
+    ACE, each direction has its own table), so deduplicating within a group is deduplicating the profile, and a
+    group can be re-expanded alone when an address set it names changes."""
+
+    direction: Direction
+    acl_type: str | None
+    ace: Ace | None  # None: the defaults
+    count: AceFlowCount | None  # None: the defaults
+    set_keys: frozenset[str]  # every address set its flows depend on, with or without members
+    sub_keys: tuple[tuple[str, ...], ...]  # the key combinations it took cookie subs for, in first-use order
+    rules: tuple[FlowRule, ...]  # deduplicated and verified
+    warnings: tuple[Finding, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileGroups:
+    """What :func:`mud_ryu.compiler.recompile_sets` needs besides the new context: the groups in profile order
+    and the inputs other than address sets they were compiled against (a change there means a full compile)."""
+
+    mud_url: str
+    profile_ids: Mapping[str, int]
+    manufacturer_ids: Mapping[str, int]
+    groups: tuple[RuleGroup, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class CompiledProfile:
-    """The shared ACL rules of one MUD profile (both ACL tables), matched on profile metadata."""
+    """The shared ACL rules of one MUD profile (both ACL tables), matched on profile metadata.
+
+    ``groups`` (not compared: it is derived from the same inputs as the other fields) lets an address-set change
+    recompile only the ACEs naming the set; None for profiles not built by ``compile_profile``."""
 
     profile_id: int
     rules: tuple[FlowRule, ...]
     warnings: tuple[Finding, ...]
     ace_flows: tuple[AceFlowCount, ...]
     address_sets: tuple[AddressSetRef, ...]
+    groups: ProfileGroups | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

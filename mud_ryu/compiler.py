@@ -20,10 +20,20 @@ with direction-initiated drops all its packets (narrower would need connection s
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterator
+from itertools import chain, zip_longest
 
 from mud_ryu.ace_match import AceExpansion, AceScope, expand_ace, network_value, syn_guards
 from mud_ryu.bootstrap import pipeline_rules
-from mud_ryu.compile_types import AceFlowCount, AddressSetRef, CompiledProfile, CompileError, SwitchFlows
+from mud_ryu.compile_types import (
+    AceFlowCount,
+    AddressSetRef,
+    CompiledProfile,
+    CompileError,
+    ProfileGroups,
+    RuleGroup,
+    SwitchFlows,
+)
 from mud_ryu.context import (
     DNS_CONTROLLER_URN,
     FIRST_PROFILE_ID,
@@ -34,7 +44,7 @@ from mud_ryu.context import (
 )
 from mud_ryu.devflows import device_rules, static_forward_rules
 from mud_ryu.flowrule import FlowRule, make_match
-from mud_ryu.model import Direction, Finding, MudFile
+from mud_ryu.model import Ace, Acl, Direction, Finding, MudFile
 from mud_ryu.pipeline import (
     ACE_STEP,
     MAX_ACES_PER_DIRECTION,
@@ -52,6 +62,8 @@ __all__ = [
     "AddressSetRef",
     "CompileError",
     "CompiledProfile",
+    "ProfileGroups",
+    "RuleGroup",
     "SwitchFlows",
     "build_switch",
     "compile_profile",
@@ -59,6 +71,7 @@ __all__ = [
     "device_rules",
     "pipeline_rules",
     "profile_cookie_selectors",
+    "recompile_sets",
     "static_forward_rules",
 ]
 
@@ -127,44 +140,110 @@ def _ace_rules(
     return out
 
 
+def _verified(rules: list[FlowRule]) -> tuple[FlowRule, ...]:
+    """First of each (table, priority, match), verified. Per group this is the whole profile's deduplication:
+    groups never share a (table, priority) slot (see :class:`RuleGroup`)."""
+    unique: dict[tuple[str, int, object], FlowRule] = {}
+    for rule in rules:
+        unique.setdefault((rule.table, rule.priority, rule.match), rule)
+    for rule in unique.values():
+        verify_rule(rule)
+    return tuple(unique.values())
+
+
+def _slots(mud: MudFile) -> Iterator[tuple[Direction, int, Acl | None, Ace | None]]:
+    """Each direction's ACEs in policy order with their index, then that direction's defaults (``None``)."""
+    for direction in (Direction.FROM_DEVICE, Direction.TO_DEVICE):
+        index = 0
+        for acl in mud.policy(direction):
+            for ace in acl.aces:
+                yield direction, index, acl, ace
+                index += 1
+        yield direction, index, None, None
+
+
+def _group(
+    mud: MudFile, ctx: NetworkContext, profile_id: int, slot: tuple[Direction, int, Acl | None, Ace | None],
+    registry: _SetRegistry,
+) -> RuleGroup:  # fmt: skip
+    """Expand one slot (an ACE or a direction's defaults) against ``ctx``, taking cookie subs from ``registry``."""
+    direction, index, acl, ace = slot
+    warnings: list[Finding] = []
+    if acl is None or ace is None:
+        scope = AceScope(direction, profile_id, mud.mud_url, ctx, "")
+        rules = _defaults(direction, scope, registry, warnings)
+        keys = frozenset(f"controller:{urn}" for urn, _ in DEFAULT_SERVICES)  # depends on them even when empty
+        used = tuple((f"controller:{urn}",) for urn, _ in DEFAULT_SERVICES if ctx.controllers.get(urn))
+        return RuleGroup(direction, None, None, None, keys, used, _verified(rules), tuple(warnings))
+    path = f"{direction.value}/{acl.name}/{ace.name}"
+    if index >= MAX_ACES_PER_DIRECTION:
+        raise CompileError("too-many-aces", path, f"over {MAX_ACES_PER_DIRECTION} ACEs per direction")
+    table, next_table = ACL_TABLE[direction]
+    exp = expand_ace(ace, acl.type, AceScope(direction, profile_id, mud.mud_url, ctx, path))
+    top = int(Band.ACE_TOP) - index * ACE_STEP
+    rules = _ace_rules(exp, table, next_table if ace.forwarding.allows else None, top, profile_id, registry)
+    count = AceFlowCount(direction, acl.name, ace.name, len(rules))
+    subs = (exp.set_keys,) if exp.set_keys else ()
+    return RuleGroup(direction, acl.type, ace, count, frozenset(exp.set_keys), subs, _verified(rules), exp.warnings)
+
+
+def _assemble(mud: MudFile, ctx: NetworkContext, profile_id: int, groups: list[RuleGroup],
+              registry: _SetRegistry) -> CompiledProfile:  # fmt: skip
+    basis = ProfileGroups(mud.mud_url, ctx.profile_ids, ctx.manufacturer_ids, tuple(groups))
+    return CompiledProfile(
+        profile_id,
+        tuple(chain.from_iterable(g.rules for g in groups)),
+        tuple(chain.from_iterable(g.warnings for g in groups)),
+        tuple(g.count for g in groups if g.count is not None),
+        registry.refs(),
+        basis,
+    )
+
+
 def compile_profile(mud: MudFile, ctx: NetworkContext, profile_id: int) -> CompiledProfile:
     """The shared ACL rules of one profile. Raises :class:`CompileError` for what cannot be
     enforced exactly; returns warnings for ACEs that compile to nothing for now."""
     if not FIRST_PROFILE_ID <= profile_id <= MAX_PROFILE_ID:
         raise CompileError("bad-context", "", f"profile id {profile_id} outside {FIRST_PROFILE_ID}..{MAX_PROFILE_ID}")
     registry = _SetRegistry()
-    rules: list[FlowRule] = []
-    warnings: list[Finding] = []
-    counts: list[AceFlowCount] = []
-    for direction in (Direction.FROM_DEVICE, Direction.TO_DEVICE):
-        table, next_table = ACL_TABLE[direction]
-        index = 0
-        for acl in mud.policy(direction):
-            for ace in acl.aces:
-                path = f"{direction.value}/{acl.name}/{ace.name}"
-                if index >= MAX_ACES_PER_DIRECTION:
-                    raise CompileError("too-many-aces", path, f"over {MAX_ACES_PER_DIRECTION} ACEs per direction")
-                scope = AceScope(direction, profile_id, mud.mud_url, ctx, path)
-                exp = expand_ace(ace, acl.type, scope)
-                warnings.extend(exp.warnings)
-                ace_rules = _ace_rules(
-                    exp,
-                    table,
-                    next_table if ace.forwarding.allows else None,
-                    int(Band.ACE_TOP) - index * ACE_STEP,
-                    profile_id,
-                    registry,
-                )
-                rules.extend(ace_rules)
-                counts.append(AceFlowCount(direction, acl.name, ace.name, len(ace_rules)))
-                index += 1
-        rules.extend(_defaults(direction, AceScope(direction, profile_id, mud.mud_url, ctx, ""), registry, warnings))
-    unique: dict[tuple[str, int, object], FlowRule] = {}
-    for rule in rules:
-        unique.setdefault((rule.table, rule.priority, rule.match), rule)
-    for rule in unique.values():
-        verify_rule(rule)
-    return CompiledProfile(profile_id, tuple(unique.values()), tuple(warnings), tuple(counts), registry.refs())
+    groups = [_group(mud, ctx, profile_id, slot, registry) for slot in _slots(mud)]
+    return _assemble(mud, ctx, profile_id, groups, registry)
+
+
+def recompile_sets(
+    previous: CompiledProfile, mud: MudFile, ctx: NetworkContext, changed: frozenset[str]
+) -> CompiledProfile:
+    """``compile_profile(mud, ctx, previous.profile_id)`` when, since ``previous`` was compiled from ``mud``, only
+    the address sets whose keys are in ``changed`` (``dns:<name>``, ``controller:<uri>``, ``my-controller``,
+    ``local-networks``) may have changed in ``ctx``: re-expands only the groups naming one of them, reuses the
+    others as they are. Cookie subs are re-derived in profile order (they follow key combinations, not
+    addresses); a reused group whose sub would move is re-expanded too. Falls back to a full compile when
+    ``previous`` has no groups, or ``mud`` or the id maps of ``ctx`` are not those it was compiled with."""
+    basis = previous.groups
+    if (
+        basis is None
+        or basis.mud_url != mud.mud_url
+        or basis.profile_ids != ctx.profile_ids
+        or basis.manufacturer_ids != ctx.manufacturer_ids
+    ):
+        return compile_profile(mud, ctx, previous.profile_id)
+    old_subs = {ref.keys: ref.sub for ref in previous.address_sets}
+    registry = _SetRegistry()
+    groups: list[RuleGroup] = []
+    for old, slot in zip_longest(basis.groups, _slots(mud)):
+        if old is None or slot is None or not _same_source(old, slot):
+            return compile_profile(mud, ctx, previous.profile_id)  # not the file ``previous`` was compiled from
+        reuse = old.set_keys.isdisjoint(changed) and all(registry.sub(k) == old_subs.get(k) for k in old.sub_keys)
+        groups.append(old if reuse else _group(mud, ctx, previous.profile_id, slot, registry))
+    return _assemble(mud, ctx, previous.profile_id, groups, registry)
+
+
+def _same_source(group: RuleGroup, slot: tuple[Direction, int, Acl | None, Ace | None]) -> bool:
+    direction, _, acl, ace = slot
+    if group.direction is not direction or (group.ace is None) != (ace is None):
+        return False
+    return ace is None or (acl is not None and acl.type == group.acl_type and (group.ace is ace or group.ace == ace)
+                           and group.count is not None and group.count.acl == acl.name)  # fmt: skip
 
 
 def quarantine_profile(ctx: NetworkContext) -> CompiledProfile:
