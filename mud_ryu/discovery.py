@@ -12,35 +12,70 @@ it returns exactly one of
 * :class:`NotDiscovery` -- anything else (other EtherTypes, protocols, ports, server replies), with a
   kind from :data:`NOT_DISCOVERY_KINDS` for counters.
 
-Layering: this module demultiplexes Ethernet (at most one 802.1Q/802.1ad tag), IPv4 (header checks,
-no fragments), IPv6 (a bounded walk of extension headers) and UDP; the protocol scanners
-(:mod:`dhcpv4_scan`, :mod:`dhcpv6_scan`, :mod:`lldp_scan`) read their payload by offset; the MUD
-string check is shared here. Pure: no framework, no I/O, no clock; work is linear in the frame with
-every loop capped.
-
-UDP checksums are deliberately NOT verified: with checksum offload (veth, virtio) frames reach the
-switch with partial checksums (RUNTIME.md), so checking would refuse real devices while buying no
-safety (the sender controls the checksum anyway). The IPv4 header checksum is always computed in
-software and is checked.
+Layering: :mod:`mud_ryu.framedemux` reads Ethernet (at most one 802.1Q/802.1ad tag), IPv4 (header
+checks, no fragments), IPv6 (a bounded walk of extension headers) and UDP, shared with the DNS scanner;
+this module picks the DHCP ports and LLDP, the protocol scanners (:mod:`dhcpv4_scan`,
+:mod:`dhcpv6_scan`, :mod:`lldp_scan`) read their payload by offset, and the MUD string check is shared
+here. Pure: no framework, no I/O, no clock; work is linear in the frame with every loop capped. UDP
+checksums are not verified (checksum offload, see :mod:`mud_ryu.framedemux`); IPv4 header checksums are.
 """
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from typing import Literal
 
 from mud_ryu import dhcpv4_scan, dhcpv6_scan, lldp_scan
+from mud_ryu.framedemux import (
+    ETH_HEADER,
+    ETH_IPV4,
+    ETH_IPV6,
+    ETH_LLDP,
+    FRAME_REASONS,
+    IPPROTO_UDP,
+    IPV6_AH,
+    IPV6_EXT_HEADERS,
+    IPV6_FRAGMENT,
+    MAX_IPV6_EXT_HEADERS,
+    VLAN_TPIDS,
+    LinkFault,
+    NotUdp,
+    format_mac,
+    read_ipv4,
+    read_ipv6,
+    read_link,
+)
+
+# The link/IP constants and FRAME_REASONS predate framedemux and are still imported from here.
+__all__ = [
+    "ETH_HEADER",
+    "ETH_IPV4",
+    "ETH_IPV6",
+    "ETH_LLDP",
+    "FRAME_REASONS",
+    "IPPROTO_UDP",
+    "IPV6_AH",
+    "IPV6_EXT_HEADERS",
+    "IPV6_FRAGMENT",
+    "MAX_IPV6_EXT_HEADERS",
+    "MAX_MUD_STRING",
+    "NOT_DISCOVERY_KINDS",
+    "REASONS",
+    "URL_REASONS",
+    "VLAN_TPIDS",
+    "Announcement",
+    "Malformed",
+    "NoUrl",
+    "NotDiscovery",
+    "Protocol",
+    "ScanResult",
+    "format_mac",
+    "mud_string_url",
+    "scan_frame",
+]
 
 Protocol = Literal["dhcpv4", "dhcpv6", "lldp"]
 
-ETH_HEADER = 14
-ETH_IPV4, ETH_IPV6, ETH_LLDP = 0x0800, 0x86DD, 0x88CC
-VLAN_TPIDS = frozenset({0x8100, 0x88A8, 0x9100})  # 802.1Q, 802.1ad, pre-standard QinQ
-IPPROTO_UDP = 17
-IPV6_EXT_HEADERS = frozenset({0, 43, 60, 44, 51})  # hop-by-hop, routing, destination, fragment, AH
-IPV6_FRAGMENT, IPV6_AH = 44, 51
-MAX_IPV6_EXT_HEADERS = 8
 MAX_MUD_STRING = 255  # RFC 8520 section 10 (the whole MUDstring, reserved part included)
 
 DHCPV4_CLIENT, DHCPV4_SERVER = 68, 67
@@ -48,23 +83,6 @@ DHCPV6_CLIENT, DHCPV6_SERVER = 546, 547
 
 _PRINTABLE = bytes(range(0x20, 0x7F))
 
-FRAME_REASONS: frozenset[str] = frozenset(
-    {
-        "not-bytes",
-        "eth-truncated",
-        "eth-bad-source",
-        "eth-too-many-tags",
-        "ipv4-header",
-        "ipv4-checksum",
-        "ipv4-truncated",
-        "ipv6-header",
-        "ipv6-truncated",
-        "ipv6-ext-limit",
-        "ip-fragment",
-        "udp-truncated",
-        "udp-length",
-    }
-)
 URL_REASONS: frozenset[str] = frozenset({"url-empty", "url-too-long", "url-non-ascii", "url-control-char"})
 
 # Every reason a Malformed can carry (the log, REST API and metrics key on these strings).
@@ -138,11 +156,6 @@ class NotDiscovery:
 ScanResult = Announcement | NoUrl | Malformed | NotDiscovery
 
 
-def format_mac(raw: bytes) -> str:
-    """Lower-case colon hex of a MAC address."""
-    return raw.hex(":")
-
-
 def mud_string_url(raw: bytes) -> str | tuple[str]:
     """The URL of a raw MUD string, or a 1-tuple holding the reason it is refused."""
     if len(raw) > MAX_MUD_STRING:
@@ -157,72 +170,46 @@ def mud_string_url(raw: bytes) -> str | tuple[str]:
 
 def scan_frame(frame: bytes | bytearray | memoryview) -> ScanResult:
     """Classify one raw Ethernet frame. Never raises; see the module docstring for the four outcomes."""
-    if not isinstance(frame, bytes):
-        if not isinstance(frame, bytearray | memoryview):
-            return Malformed(None, "not-bytes", None)
-        frame = bytes(frame)  # Ryu hands packet-in data over as a bytearray
-    d = frame
-    n = len(d)
-    if n < ETH_HEADER:
-        return Malformed(None, "eth-truncated", None)
-    src_raw = d[6:12]
-    src = format_mac(src_raw)
-    ethertype = (d[12] << 8) | d[13]
-    off = ETH_HEADER
-    vlan: int | None = None
-    if ethertype in VLAN_TPIDS:
-        if n < ETH_HEADER + 4:
-            return Malformed(None, "eth-truncated", src)
-        vlan = ((d[14] << 8) | d[15]) & 0x0FFF
-        ethertype = (d[16] << 8) | d[17]
-        off += 4
-        if ethertype in VLAN_TPIDS:
-            return Malformed(None, "eth-too-many-tags", src, vlan)
+    link = read_link(frame)
+    if isinstance(link, LinkFault):
+        return Malformed(None, link.reason, link.src, link.vlan)
+    d, src, vlan, ethertype, off, bad_source = link
+    result: ScanResult
     if ethertype == ETH_LLDP:
-        result = _lldp(d, off, n, src, vlan)
-    elif ethertype == ETH_IPV4:
-        result = _ipv4(d, off, n, src_raw, src, vlan)
-    elif ethertype == ETH_IPV6:
-        result = _ipv6(d, off, n, src, vlan)
+        result = _lldp(d, off, src, vlan)
     else:
-        return NotDiscovery("ethertype")
-    if (d[6] & 1 or src_raw == b"\x00" * 6) and not isinstance(result, NotDiscovery):
+        if ethertype == ETH_IPV4:
+            udp = read_ipv4(d, off)
+        elif ethertype == ETH_IPV6:
+            udp = read_ipv6(d, off)
+        else:
+            return NotDiscovery("ethertype")
+        if isinstance(udp, NotUdp):
+            return NotDiscovery(udp.kind)
+        if isinstance(udp, str):
+            result = Malformed(None, udp, src, vlan)
+        else:
+            sport, dport, start, end, version, _, fault = udp
+            if version == 4:
+                result = _dhcpv4(d, sport, dport, start, end, fault, src, vlan)
+            else:
+                result = _dhcpv6(d, sport, dport, start, end, fault, src, vlan)
+    if not isinstance(result, NotDiscovery) and bad_source:
         # discovery traffic from a group or all-zero source names no device: refused whatever it holds
         return Malformed(result.protocol, "eth-bad-source", src, vlan)
     return result
 
 
-def _ipv4(d: bytes, off: int, n: int, src_raw: bytes, src: str, vlan: int | None) -> ScanResult:
-    if n - off < 20:
-        return Malformed(None, "ipv4-truncated", src, vlan)
-    ihl = (d[off] & 0x0F) * 4
-    if d[off] >> 4 != 4 or ihl < 20:
-        return Malformed(None, "ipv4-header", src, vlan)
-    total = (d[off + 2] << 8) | d[off + 3]
-    if total < ihl:
-        return Malformed(None, "ipv4-header", src, vlan)
-    if off + total > n:
-        return Malformed(None, "ipv4-truncated", src, vlan)
-    if _checksum(d, off, off + ihl) != 0xFFFF:
-        return Malformed(None, "ipv4-checksum", src, vlan)
-    if d[off + 9] != IPPROTO_UDP:
-        return NotDiscovery("ip-protocol")
-    frag = (d[off + 6] << 8) | d[off + 7]
-    if frag & 0x1FFF:  # a later fragment: no UDP header to tell what it is
-        return NotDiscovery("ip-fragment-tail")
-    l4, end = off + ihl, off + total
-    if end - l4 < 8:
-        return Malformed(None, "udp-truncated", src, vlan)
-    sport, dport = (d[l4] << 8) | d[l4 + 1], (d[l4 + 2] << 8) | d[l4 + 3]
-    if (sport, dport) != (DHCPV4_CLIENT, DHCPV4_SERVER):
+def _dhcpv4(
+    d: bytes, sport: int, dport: int, start: int, end: int, fault: str | None, src: str, vlan: int | None
+) -> ScanResult:
+    if sport != DHCPV4_CLIENT or dport != DHCPV4_SERVER:
         if sport == DHCPV4_SERVER and dport in (DHCPV4_CLIENT, DHCPV4_SERVER):
             return NotDiscovery("dhcpv4-server" if dport == DHCPV4_CLIENT else "dhcpv4-relay")
         return NotDiscovery("udp-port")
-    if frag & 0x2000:  # first fragment of a DHCP message: refused, never reassembled
-        return Malformed("dhcpv4", "ip-fragment", src, vlan)
-    if (d[l4 + 4] << 8) | d[l4 + 5] != end - l4:
-        return Malformed("dhcpv4", "udp-length", src, vlan)
-    found = dhcpv4_scan.scan(d, l4 + 8, end, src_raw)
+    if fault is not None:  # a first fragment of a DHCP message is refused, never reassembled; or udp-length
+        return Malformed("dhcpv4", fault, src, vlan)
+    found = dhcpv4_scan.scan(d, start, end, d[6:12])
     if isinstance(found, str):
         return Malformed("dhcpv4", found, src, vlan)
     chaddr = format_mac(found.chaddr)
@@ -234,55 +221,14 @@ def _ipv4(d: bytes, off: int, n: int, src_raw: bytes, src: str, vlan: int | None
     return Announcement("dhcpv4", src, vlan, url, msg_type=found.msg_type, chaddr=chaddr)
 
 
-def _checksum(d: bytes, start: int, end: int) -> int:
-    """The folded one's-complement sum of the 16-bit words of ``d[start:end]`` (even length)."""
-    s: int = sum(struct.unpack_from(f"!{(end - start) // 2}H", d, start))
-    while s > 0xFFFF:
-        s = (s & 0xFFFF) + (s >> 16)
-    return s
-
-
-def _ipv6(d: bytes, off: int, n: int, src: str, vlan: int | None) -> ScanResult:
-    if n - off < 40:
-        return Malformed(None, "ipv6-truncated", src, vlan)
-    plen = (d[off + 4] << 8) | d[off + 5]
-    if d[off] >> 4 != 6 or plen == 0:  # payload length 0 would be a jumbogram: not on an access link
-        return Malformed(None, "ipv6-header", src, vlan)
-    end = off + 40 + plen
-    if end > n:
-        return Malformed(None, "ipv6-truncated", src, vlan)
-    nxt, p = d[off + 6], off + 40
-    fragmented = False
-    for _ in range(MAX_IPV6_EXT_HEADERS + 1):
-        if nxt not in IPV6_EXT_HEADERS:
-            break
-        if p + 8 > end:
-            return Malformed(None, "ipv6-truncated", src, vlan)
-        if nxt == IPV6_FRAGMENT:
-            if ((d[p + 2] << 8) | d[p + 3]) & 0xFFF8:
-                return NotDiscovery("ip-fragment-tail")
-            fragmented, size = True, 8
-        elif nxt == IPV6_AH:
-            size = (d[p + 1] + 2) * 4
-        else:
-            size = (d[p + 1] + 1) * 8
-        nxt, p = d[p], p + size
-        if p > end:
-            return Malformed(None, "ipv6-truncated", src, vlan)
-    else:
-        return Malformed(None, "ipv6-ext-limit", src, vlan)
-    if nxt != IPPROTO_UDP:
-        return NotDiscovery("ip-protocol")
-    if end - p < 8:
-        return Malformed(None, "udp-truncated", src, vlan)
-    sport, dport = (d[p] << 8) | d[p + 1], (d[p + 2] << 8) | d[p + 3]
+def _dhcpv6(
+    d: bytes, sport: int, dport: int, start: int, end: int, fault: str | None, src: str, vlan: int | None
+) -> ScanResult:
     if dport != DHCPV6_SERVER or sport not in (DHCPV6_CLIENT, DHCPV6_SERVER):
         return NotDiscovery("dhcpv6-server" if (sport, dport) == (DHCPV6_SERVER, DHCPV6_CLIENT) else "udp-port")
-    if fragmented:  # any fragment header, atomic ones included: refused, never reassembled
-        return Malformed("dhcpv6", "ip-fragment", src, vlan)
-    if (d[p + 4] << 8) | d[p + 5] != end - p:
-        return Malformed("dhcpv6", "udp-length", src, vlan)
-    found = dhcpv6_scan.scan(d, p + 8, end, from_relay=sport == DHCPV6_SERVER)
+    if fault is not None:  # any fragment header, atomic ones included: refused, never reassembled; or udp-length
+        return Malformed("dhcpv6", fault, src, vlan)
+    found = dhcpv6_scan.scan(d, start, end, from_relay=sport == DHCPV6_SERVER)
     if isinstance(found, str):
         return Malformed("dhcpv6", found, src, vlan)
     duid = None if found.duid is None else found.duid.hex()
@@ -294,8 +240,8 @@ def _ipv6(d: bytes, off: int, n: int, src: str, vlan: int | None) -> ScanResult:
     return Announcement("dhcpv6", src, vlan, url, msg_type=found.msg_type, duid=duid, relay_hops=found.relay_hops)
 
 
-def _lldp(d: bytes, off: int, n: int, src: str, vlan: int | None) -> ScanResult:
-    found = lldp_scan.scan(d, off, n)
+def _lldp(d: bytes, off: int, src: str, vlan: int | None) -> ScanResult:
+    found = lldp_scan.scan(d, off, len(d))
     if isinstance(found, str):
         return Malformed("lldp", found, src, vlan)
     chassis, port = found.chassis_id.hex(), found.port_id.hex()

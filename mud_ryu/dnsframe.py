@@ -29,7 +29,7 @@ Decisions:
   only way a pointer loop can form is forward or into itself), at most ``MAX_POINTER_HOPS`` hops.
 * IP fragments are never reassembled: a first fragment to/from port 53 is ``ip-fragment``, later
   fragments are ``NotDns("ip-fragment-tail")``. UDP checksums are not verified (checksum offload,
-  see :mod:`mud_ryu.discovery`); the IPv4 header checksum is.
+  see :mod:`mud_ryu.framedemux`, which reads every header below DNS); the IPv4 header checksum is.
 * Bounded: at most ``MAX_ANSWERS`` answer records, ``MAX_CNAME_DEPTH`` CNAME hops, names of at most
   255 wire octets; work is linear in the frame with every loop capped.
 """
@@ -40,18 +40,8 @@ import ipaddress
 import struct
 from dataclasses import dataclass
 
-from mud_ryu.discovery import (
-    ETH_HEADER,
-    ETH_IPV4,
-    ETH_IPV6,
-    IPPROTO_UDP,
-    IPV6_AH,
-    IPV6_EXT_HEADERS,
-    IPV6_FRAGMENT,
-    MAX_IPV6_EXT_HEADERS,
-    VLAN_TPIDS,
-    format_mac,
-)
+from mud_ryu.framedemux import FRAME_REASONS as FRAME_REASONS  # re-exported: DNS reasons include these
+from mud_ryu.framedemux import LinkFault, NotUdp, format_mac, ip_addresses, ipv4_text, read_link, read_udp
 
 DNS_PORT = 53
 DNS_HEADER = 12
@@ -67,23 +57,6 @@ MAX_LABEL = 63
 # some CDN names). Everything else -- dots inside a label, '*', spaces, non-ASCII -- is refused.
 _LABEL_OCTETS = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"
 
-FRAME_REASONS: frozenset[str] = frozenset(
-    {
-        "not-bytes",
-        "eth-truncated",
-        "eth-bad-source",
-        "eth-too-many-tags",
-        "ipv4-header",
-        "ipv4-checksum",
-        "ipv4-truncated",
-        "ipv6-header",
-        "ipv6-truncated",
-        "ipv6-ext-limit",
-        "ip-fragment",
-        "udp-truncated",
-        "udp-length",
-    }
-)
 MESSAGE_REASONS: frozenset[str] = frozenset(
     {
         "dns-port-mismatch",  # a query not to port 53, or a response not from port 53
@@ -104,7 +77,8 @@ MESSAGE_REASONS: frozenset[str] = frozenset(
         "dns-cname-depth",
     }
 )
-# Every reason a MalformedDns can carry (logs and metrics key on these strings).
+# Every reason a MalformedDns can carry (logs and metrics key on these strings); FRAME_REASONS, shared
+# with discovery, come from framedemux.
 REASONS: frozenset[str] = FRAME_REASONS | MESSAGE_REASONS
 
 NOT_DNS_KINDS: frozenset[str] = frozenset(
@@ -176,148 +150,41 @@ class NotDns:
 DnsScan = DnsQuery | DnsAnswer | MalformedDns | NotDns
 
 
-@dataclass(frozen=True, slots=True)
-class _Udp:
-    src_ip: str
-    dst_ip: str
-    sport: int
-    dport: int
-    start: int  # first octet of the UDP payload
-    end: int
-
-
 def scan_dns(frame: bytes | bytearray | memoryview) -> DnsScan:
     """Classify one raw Ethernet frame. Never raises; see the module docstring for the four outcomes."""
-    if not isinstance(frame, bytes):
-        if not isinstance(frame, bytearray | memoryview):
-            return MalformedDns("not-bytes")
-        frame = bytes(frame)
-    d, n = frame, len(frame)
-    if n < ETH_HEADER:
-        return MalformedDns("eth-truncated")
-    src = format_mac(d[6:12])
-    ethertype, off, vlan = (d[12] << 8) | d[13], ETH_HEADER, None
-    if ethertype in VLAN_TPIDS:
-        if n < ETH_HEADER + 4:
-            return MalformedDns("eth-truncated", src)
-        vlan = ((d[14] << 8) | d[15]) & 0x0FFF
-        ethertype, off = (d[16] << 8) | d[17], off + 4
-        if ethertype in VLAN_TPIDS:
-            return MalformedDns("eth-too-many-tags", src, vlan)
-    if ethertype == ETH_IPV4:
-        udp = _ipv4(d, off, n)
-    elif ethertype == ETH_IPV6:
-        udp = _ipv6(d, off, n)
-    else:
-        return NotDns("ethertype")
-    if isinstance(udp, NotDns):
-        return udp
+    link = read_link(frame)
+    if isinstance(link, LinkFault):
+        return MalformedDns(link.reason, link.src, link.vlan)
+    d, src, vlan, ethertype, off, bad_source = link
+    udp = read_udp(d, ethertype, off)
+    if isinstance(udp, NotUdp):
+        return NotDns(udp.kind)
     if isinstance(udp, str):
         return MalformedDns(udp, src, vlan)
-    if d[6] & 1 or d[6:12] == b"\x00" * 6:  # a group or all-zero source is nobody's client or resolver
+    sport, dport, start, end, version, ip, fault = udp
+    if sport != DNS_PORT and dport != DNS_PORT:
+        return NotDns("udp-port")
+    if fault is not None:  # a large answer in fragments: refused, never reassembled; or udp-length
+        return MalformedDns(fault, src, vlan)
+    if bad_source:  # a group or all-zero source is nobody's client or resolver
         return MalformedDns("eth-bad-source", src, vlan)
-    result = _message(d, udp.start, udp.end)
+    result = _message(d, start, end)
     if isinstance(result, NotDns):
         return result
     if isinstance(result, str):
         return MalformedDns(result, src, vlan)
+    src_ip, dst_ip = ip_addresses(d, version, ip)
     if isinstance(result, _Question):
-        if udp.dport != DNS_PORT:
+        if dport != DNS_PORT:
             return MalformedDns("dns-port-mismatch", src, vlan)
-        return DnsQuery(src, udp.src_ip, udp.sport, udp.dst_ip, vlan, result.txid, result.qname, result.qtype)
-    if udp.sport != DNS_PORT:
+        return DnsQuery(src, src_ip, sport, dst_ip, vlan, result.txid, result.qname, result.qtype)
+    if sport != DNS_PORT:
         return MalformedDns("dns-port-mismatch", src, vlan)
     q = result.question
-    dst = format_mac(d[0:6])
     return DnsAnswer(
-        dst, udp.dst_ip, udp.dport, udp.src_ip, vlan, q.txid, result.rcode, q.qname, q.qtype,
+        format_mac(d[0:6]), dst_ip, dport, src_ip, vlan, q.txid, result.rcode, q.qname, q.qtype,
         result.chain, result.addresses, result.other_records,
     )  # fmt: skip
-
-
-# ---- IP and UDP ---------------------------------------------------------------------------------
-
-
-def _ipv4(d: bytes, off: int, n: int) -> _Udp | NotDns | str:
-    if n - off < 20:
-        return "ipv4-truncated"
-    ihl = (d[off] & 0x0F) * 4
-    total = (d[off + 2] << 8) | d[off + 3]
-    if d[off] >> 4 != 4 or ihl < 20 or total < ihl:
-        return "ipv4-header"
-    if off + total > n:
-        return "ipv4-truncated"
-    if _ones_sum(d, off, off + ihl) != 0xFFFF:
-        return "ipv4-checksum"
-    if d[off + 9] != IPPROTO_UDP:
-        return NotDns("ip-protocol")
-    frag = (d[off + 6] << 8) | d[off + 7]
-    if frag & 0x1FFF:
-        return NotDns("ip-fragment-tail")
-    src = _v4(d[off + 12 : off + 16])
-    dst = _v4(d[off + 16 : off + 20])
-    return _udp(d, off + ihl, off + total, src, dst, fragmented=bool(frag & 0x2000))
-
-
-def _v4(raw: bytes) -> str:
-    """Dotted-quad text of 4 octets (what ``str(IPv4Address(raw))`` gives, at a fifth of the cost)."""
-    return f"{raw[0]}.{raw[1]}.{raw[2]}.{raw[3]}"
-
-
-def _ones_sum(d: bytes, start: int, end: int) -> int:
-    """The folded one's-complement sum of the 16-bit words of ``d[start:end]`` (even length)."""
-    s: int = sum(struct.unpack_from(f"!{(end - start) // 2}H", d, start))
-    while s > 0xFFFF:
-        s = (s & 0xFFFF) + (s >> 16)
-    return s
-
-
-def _ipv6(d: bytes, off: int, n: int) -> _Udp | NotDns | str:
-    if n - off < 40:
-        return "ipv6-truncated"
-    plen = (d[off + 4] << 8) | d[off + 5]
-    if d[off] >> 4 != 6 or plen == 0:
-        return "ipv6-header"
-    end = off + 40 + plen
-    if end > n:
-        return "ipv6-truncated"
-    nxt, p, fragmented = d[off + 6], off + 40, False
-    for _ in range(MAX_IPV6_EXT_HEADERS + 1):
-        if nxt not in IPV6_EXT_HEADERS:
-            break
-        if p + 8 > end:
-            return "ipv6-truncated"
-        if nxt == IPV6_FRAGMENT:
-            if ((d[p + 2] << 8) | d[p + 3]) & 0xFFF8:
-                return NotDns("ip-fragment-tail")
-            fragmented, size = True, 8
-        elif nxt == IPV6_AH:
-            size = (d[p + 1] + 2) * 4
-        else:
-            size = (d[p + 1] + 1) * 8
-        nxt, p = d[p], p + size
-        if p > end:
-            return "ipv6-truncated"
-    else:
-        return "ipv6-ext-limit"
-    if nxt != IPPROTO_UDP:
-        return NotDns("ip-protocol")
-    src = str(ipaddress.IPv6Address(d[off + 8 : off + 24]))
-    dst = str(ipaddress.IPv6Address(d[off + 24 : off + 40]))
-    return _udp(d, p, end, src, dst, fragmented=fragmented)
-
-
-def _udp(d: bytes, l4: int, end: int, src: str, dst: str, *, fragmented: bool) -> _Udp | NotDns | str:
-    if end - l4 < 8:
-        return "udp-truncated"
-    sport, dport = (d[l4] << 8) | d[l4 + 1], (d[l4 + 2] << 8) | d[l4 + 3]
-    if DNS_PORT not in (sport, dport):
-        return NotDns("udp-port")
-    if fragmented:  # a large answer in fragments: refused, never reassembled
-        return "ip-fragment"
-    if (d[l4 + 4] << 8) | d[l4 + 5] != end - l4:
-        return "udp-length"
-    return _Udp(src, dst, sport, dport, l4 + 8, end)
 
 
 # ---- DNS message --------------------------------------------------------------------------------
@@ -457,7 +324,7 @@ def _answers(
             if rdlength != (4 if rtype == TYPE_A else 16):
                 return "dns-rdata-length"
             raw = d[rdata:pos]
-            addr = _v4(raw) if rtype == TYPE_A else str(ipaddress.IPv6Address(raw))
+            addr = ipv4_text(raw) if rtype == TYPE_A else str(ipaddress.IPv6Address(raw))
             owned = addresses.setdefault(owner, {})
             owned[addr] = min(ttl, owned.get(addr, ttl))
         elif rtype == TYPE_CNAME:
