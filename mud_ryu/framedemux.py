@@ -43,7 +43,7 @@ MAX_IPV6_EXT_HEADERS = 8
 
 _ZERO_MAC = b"\x00" * 6
 
-# Every reason read_link / read_udp / Datagram.fault can give (logs, REST API and metrics key on these).
+# Every reason read_link / read_udp / a Datagram's fault can give (logs, REST API and metrics key on these).
 FRAME_REASONS: frozenset[str] = frozenset(
     {
         "not-bytes",
@@ -80,7 +80,7 @@ def ipv4_checksum_ok(d: bytes, start: int, end: int) -> bool:
 
     Valid means the folded one's-complement sum of its 16-bit words is 0xFFFF, i.e. the sum is a
     positive multiple of 0xFFFF. As 2**16 is 1 modulo 0xFFFF, the header read as one big-endian
-    integer is congruent to that sum, so one modulo replaces the word loop (a third of the time).
+    integer is congruent to that sum, so one modulo replaces the word loop (less than half the time).
     """
     return int.from_bytes(d[start:end], "big") % 0xFFFF == 0
 
