@@ -46,7 +46,8 @@ from mud_ryu.resolve_wire import WireResult
 from mud_ryu.settings import DefaultPolicy, MudSettings
 from mud_ryu.trustgate import TrustGate
 from mud_ryu.truststore import TrustStoreError
-from mud_ryu.update_types import Decision, DeviceId, TrustState, Verdict
+from mud_ryu.update_policy import Outcome
+from mud_ryu.update_types import Decision, DeviceId, TrustRecord, TrustState, Verdict
 from mud_ryu.urlgate import MudUrl, UrlRejected, check_mud_url
 
 log = logging.getLogger(__name__)
@@ -219,10 +220,13 @@ class Enforcer(DnsEvents):
                 if self.trust.moved(DeviceId(device.dpid, device.port, mac), identity):
                     log.info("trust of %s moved from dpid %016x port %d to dpid %016x port %d", mac, device.dpid,
                              device.port, dpid, port)  # fmt: skip
-        decision = self._decide(lambda: self.trust.announced(identity, gated, now))
-        if decision is None:
+        try:
+            # One read of the trust record per announcement: the outcome carries the record now in force.
+            outcome = self.trust.announce(identity, gated, now)
+        except TrustStoreError as error:
+            log.error("trust store failed (%s): %s", error.reason, error.message)
             return self._fail_closed(dpid, port, mac, ann.protocol, gated.url, now)
-        return self._after_announcement(identity, gated.url, ann.protocol, decision, now)
+        return self._after_announcement(identity, gated.url, ann.protocol, outcome, now)
 
     def _decide(self, call: Callable[[], Decision]) -> Decision | None:
         """Run one trust-store-backed policy step; None when the store failed (the caller fails closed)."""
@@ -236,18 +240,17 @@ class Enforcer(DnsEvents):
         effects = self._admit(dpid, port, mac, None, via, now, reason="trust-store-failed")
         return [*effects, Alert("trust-store-failed", mac, dpid, port, url, "trust state unavailable: quarantined")]
 
-    def _after_announcement(
-        self, identity: DeviceId, url: str, via: str, decision: Decision, now: float
-    ) -> list[Effect]:
-        """Act on the update policy's verdict for an announced URL (README "Update policy")."""
+    def _after_announcement(self, identity: DeviceId, url: str, via: str, outcome: Outcome, now: float) -> list[Effect]:
+        """Act on the update policy's verdict for an announced URL (README "Update policy"). ``outcome.record`` is
+        the trust record in force (committed, or unchanged and not rewritten)."""
         dpid, port, mac = identity.dpid, identity.port, identity.mac
+        decision, record = outcome.decision, outcome.record
         verdict = decision.verdict
         if verdict is Verdict.FETCH:
-            return self._admit(dpid, port, mac, url, via, now)
-        record = self.trust.record(identity)
+            return self._admit(dpid, port, mac, url, via, now, record=record)
         if verdict is Verdict.IGNORE:
             current = record.current_url or url
-            effects = self._admit(dpid, port, mac, current, via, now)
+            effects = self._admit(dpid, port, mac, current, via, now, record=record)
             if current != url:  # e.g. rate-limited: the change is not taken now, the policy in force stays
                 effects.append(Alert("update-ignored", mac, dpid, port, url, f"{decision.reason_code}: "
                                      f"{decision.message}"))  # fmt: skip
@@ -255,13 +258,26 @@ class Enforcer(DnsEvents):
         code = "pending-approval" if verdict is Verdict.PENDING_APPROVAL else "update-violation"
         alert = Alert(code, mac, dpid, port, url, f"{decision.reason_code}: {decision.message}")
         if record.state is TrustState.TRUSTED and record.current_url:  # violation_action = keep-last
-            return [*self._admit(dpid, port, mac, record.current_url, via, now), alert]
+            return [*self._admit(dpid, port, mac, record.current_url, via, now, record=record), alert]
         return [*self._admit(dpid, port, mac, None, via, now, reason=f"policy:{decision.reason_code}"), alert]
 
     def _admit(
-        self, dpid: int, port: int, mac: str, url: str | None, via: str, now: float, reason: str = ""
+        self,
+        dpid: int,
+        port: int,
+        mac: str,
+        url: str | None,
+        via: str,
+        now: float,
+        reason: str = "",
+        record: TrustRecord | None = None,
     ) -> list[Effect]:
-        """Bind (switch, port, MAC) to ``url``: quarantined until the URL resolves (or forever, for None)."""
+        """Bind (switch, port, MAC) to ``url``: quarantined until the URL resolves (or forever, for None).
+        ``record``: the device's trust record, when the caller already holds it (read from the gate otherwise).
+
+        A renewal that leaves the device as it is (same switch, port, URL, state, file and reason) keeps its
+        record as stored: no device-row write (an fsync) and no barrier to confirm. ``via`` and ``updated_at``
+        then stay those of the last change: an LLDP refresh of a device that also renews over DHCP is no change."""
         effects: list[Effect] = []
         sw = self.switches[dpid]
         previous = self.devices.get(mac)
@@ -281,13 +297,19 @@ class Enforcer(DnsEvents):
             # A new URL keeps the old policy in force until the new one is verified (never widen, never cut).
             device.url = previous.url
             device.reason = f"pending:{url}"
-        self.devices[mac] = device
-        self.store.save_device(device.record())
-        effects += self._sync(dpid, [("device", mac)], confirms=(mac,))
+        if previous is not None and _unchanged(previous, device):
+            device = previous
+            # Nothing to save or confirm; the diff still repairs flows this switch's state says are missing.
+            effects += self._sync(dpid, [("device", mac)])
+        else:
+            self.devices[mac] = device
+            self.store.save_device(device.record())
+            effects += self._sync(dpid, [("device", mac)], confirms=(mac,))
         if url is None:
             return effects  # quarantined for good (no URL, or a refused one: the caller alerts)
         profile = self.profiles.get(url)
-        record = self.trust.record(DeviceId(dpid, port, mac))
+        if record is None:
+            record = self.trust.record(DeviceId(dpid, port, mac))
         known = profile is not None and (record.current_url, record.current_sha256) == (url, profile.sha256)
         if profile is not None and known and not keep_policy:
             # This device's trust already accepted exactly this file: enforce now, no round trip to the worker.
@@ -439,6 +461,13 @@ class Enforcer(DnsEvents):
 
 def _identity(device: Device) -> DeviceId:
     return DeviceId(device.dpid, device.port, device.mac)
+
+
+def _unchanged(previous: Device, device: Device) -> bool:
+    """Whether ``device`` is ``previous`` again, up to how and when it was last heard from."""
+    return (previous.device_id, previous.dpid, previous.port, previous.url, previous.state, previous.sha256,
+            previous.reason) == (device.device_id, device.dpid, device.port, device.url, device.state, device.sha256,
+                                 device.reason)  # fmt: skip
 
 
 @contextlib.contextmanager
