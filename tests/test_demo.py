@@ -36,11 +36,13 @@ def test_demo_passes_and_reports_every_device_and_probe(result: dict[str, Any]) 
         assert any(line.startswith(f"{name:<8} {via:<8}") for line in text.splitlines()), name
     assert "CN=mud_ryu lab MUD signer" in text
     assert "UPDATE POLICY" in text and "rollback-url" in text and "signer-changed" in text and "other-host" in text
+    assert "RFC 8520 ABSTRACTIONS" in text and "https://mfgtest.nist.local/super1" in text
 
 
 @pytest.mark.parametrize(
     "breakage",
-    ["probe", "trace", "spoof", "restart-flows", "restart-deleted", "ping", "reconcile", "policy", "token", "dns"],
+    ["probe", "trace", "spoof", "restart-flows", "restart-deleted", "ping", "reconcile", "policy", "token", "dns",
+     "abstraction-probe", "my-controller", "mfg-join", "abstraction-state"],
 )
 def test_every_deviation_fails_the_demo(result: dict[str, Any], breakage: str) -> None:
     bad = copy.deepcopy(result)
@@ -60,6 +62,14 @@ def test_every_deviation_fails_the_demo(result: dict[str, Any], breakage: str) -
         bad["policy"]["steps"][2]["observed"] = {"443": "allowed", "8883": "allowed"}
     elif breakage == "dns":
         bad["dns"]["failures"] = [{"address": "10.0.0.11", "ok": False}]
+    elif breakage == "abstraction-probe":
+        bad["abstractions"]["probes"][2]["observed"] = "allowed"  # cam reaching bulb: another manufacturer
+    elif breakage == "my-controller":
+        bad["abstractions"]["my_controller"][-1]["observed"] = "allowed"  # still open after the entry was deleted
+    elif breakage == "mfg-join":
+        bad["abstractions"]["join"]["bulb_profile_touched"] = ["event=MODIFIED table=2 cookie=0x..."]
+    elif breakage == "abstraction-state":
+        bad["abstractions"]["devices"][0]["state"] = "quarantined"
     elif breakage == "token":
         bad["policy"]["unauthorised_status"] = 200
     elif breakage == "reconcile":

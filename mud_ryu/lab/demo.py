@@ -8,8 +8,10 @@ laptop with no MUD URL, a device whose MUD server is down, and an "internet" hos
 device, how its URL was learned, its signer and the flows installed, and every probe (TCP connects, UDP, pings,
 in both directions) with its expected and observed verdict; then a spoofed announcement, a DHCP release and a
 controller kill -9 + restart; then the MUD URL update policy: first use, a firmware update, a rollback, a restart,
-an operator approval over the REST API, a URL under another CA and one on another host. Exit status 0 iff every
-observed verdict and every check is as expected.
+an operator approval over the REST API, a URL under another CA and one on another host; then DNS names kept current
+through a rotating A record; then every RFC 8520 abstraction with the NIST corpus files (same-manufacturer,
+manufacturer, model, local-networks, controller, and my-controller set and cleared over the REST API). Exit status
+0 iff every observed verdict and every check is as expected.
 """
 
 from __future__ import annotations
@@ -38,9 +40,12 @@ def run_demo(timeout: float = 400.0) -> dict[str, Any]:
     result = sandbox.run_callable("mud_ryu.lab.scenarios:home", {"restart": True}, timeout=timeout)
     policy = sandbox.run_callable("mud_ryu.lab.policy_scenario:update_policy", None, timeout=timeout)
     dns = sandbox.run_callable("mud_ryu.lab.dns_scenario:dns_rotation", None, timeout=timeout)
+    abstractions = sandbox.run_callable("mud_ryu.lab.abstractions_scenario:abstractions", None, timeout=timeout)
     assert isinstance(result, dict) and isinstance(policy, dict) and isinstance(dns, dict)
+    assert isinstance(abstractions, dict)
     result["policy"] = policy
     result["dns"] = dns
+    result["abstractions"] = abstractions
     return result
 
 
@@ -78,6 +83,23 @@ def failures(result: Mapping[str, Any]) -> list[str]:
             bad.append("DNS: an address the resolver stopped giving never expired")
     if policy["unauthorised_status"] != 401:
         bad.append(f"REST: a state change without the token got {policy['unauthorised_status']}, not 401")
+    bad += _abstraction_failures(result.get("abstractions"))
+    return bad
+
+
+def _abstraction_failures(run: Mapping[str, Any] | None) -> list[str]:
+    if run is None:
+        return []
+    bad = [f"abstractions: {p['src']} -> {p['dst']} {p['proto']}/{p['port']}: expected {p['expected']}, saw "
+           f"{p['observed']}" for p in run["probes"] if p["observed"] != p["expected"]]  # fmt: skip
+    bad += [f"my-controller ({s['phase']}) -> {s['dst']}: expected {s['expected']}, saw {s['observed']}"
+            for s in run["my_controller"] if s["observed"] != s["expected"]]  # fmt: skip
+    if run["join"]["bulb_profile_touched"]:
+        bad.append("abstractions: a same-manufacturer device joining touched the first device's profile flows")
+    if any(d["state"] != "enforced" for d in run["devices"]):
+        bad.append("abstractions: not every corpus device was enforced")
+    if run["unauthorised_status"] != 401:
+        bad.append(f"REST: my-controller without the token got {run['unauthorised_status']}, not 401")
     return bad
 
 
@@ -133,12 +155,38 @@ def report(result: Mapping[str, Any]) -> str:
                   f"{len(dns['failures'])} unusable answers; other host {dns['other_host_during']}",
                   f"  {dns['old_address']} no longer answered: blocked {dns['old_blocked_after_s']} s after its last "
                   "answer (TTL 3 s + expiry tick)"]  # fmt: skip
+    lines += _abstraction_report(result.get("abstractions"))
     ok = sum(p["observed"] == p["expected"] for p in result["probes"])
     lines += ["", f"{ok}/{len(result['probes'])} probes as expected; all devices enforced "
                   f"{checks.get('enforced_all_s', '?')} s after their clients started"]  # fmt: skip
     bad = failures(result)
     lines.append("RESULT: PASS" if not bad else "RESULT: FAIL\n  " + "\n  ".join(bad))
     return "\n".join(lines)
+
+
+def _abstraction_report(run: Mapping[str, Any] | None) -> list[str]:
+    if run is None:
+        return []
+    lines = ["", "RFC 8520 ABSTRACTIONS (NIST corpus files, served from their own *.nist.local authorities)",
+             f"  {'DEVICE':<11} {'LEARNED':<7} {'MUD URL':<50} {'STATE':<9} ABSTRACTION"]  # fmt: skip
+    by_mac = {d["mac"]: d for d in run["devices"]}
+    for role in run["roles"]:
+        device = next((d for d in by_mac.values() if d["url"] == role["url"]), {"via": "-", "state": "missing"})
+        lines.append(f"  {role['device']:<11} {device['via']:<7} {role['url']:<50} {device['state']:<9} "
+                     f"{role['abstraction']}")  # fmt: skip
+    lines.append(f"  {'FROM':<9} {'TO':<10} {'PROBE':<9} {'EXPECTED':<8} {'OBSERVED':<8} {'':<8} WHY")
+    for p in run["probes"]:
+        verdict = "OK" if p["observed"] == p["expected"] else "MISMATCH"
+        lines.append(f"  {p['src']:<9} {p['dst']:<10} {p['proto'] + '/' + str(p['port']):<9} {p['expected']:<8} "
+                     f"{p['observed']:<8} {verdict:<8} {p['reason']}")  # fmt: skip
+    join = run["join"]
+    lines.append(f"  {'OK' if not join['bulb_profile_touched'] else 'FAIL':<4} bulb2 (same manufacturer) joined: "
+                 f"{join['events']} flow events, none on bulb's profile")  # fmt: skip
+    for step in run["my_controller"]:
+        ok = "OK" if step["observed"] == step["expected"] else "FAIL"
+        lines.append(f"  {ok:<4} my-controller over REST, {step['phase']}: doorlock -> {step['dst']} udp/8002 "
+                     f"{step['observed']}")  # fmt: skip
+    return lines
 
 
 def main() -> int:
