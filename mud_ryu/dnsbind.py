@@ -29,6 +29,10 @@ Rules (THREATS.md row 16, draft-ietf-opsawg-mud-iot-dns-considerations section 3
 
 :class:`Update` is designed for make-before-break: the caller installs ``added`` first, waits for a
 barrier, then deletes ``removed``; :meth:`Update.then` composes two updates into their net effect.
+
+Layout: this module is the table (what is watched, merging, expiry, views); the outstanding queries
+and the answer-acceptance checks are :mod:`mud_ryu.dnsbind_queries`; settings, result types and the
+name/address rules are :mod:`mud_ryu.dnsbind_types` (all importable from here, as before).
 """
 
 from __future__ import annotations
@@ -36,149 +40,35 @@ from __future__ import annotations
 import heapq
 import ipaddress
 import math
-import re
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from mud_ryu.dnsbind_queries import OutstandingQueries
+from mud_ryu.dnsbind_types import (
+    COUNTERS,
+    IGNORE_REASONS,
+    DnsBindSettings,
+    Ignored,
+    Update,
+    WatchResult,
+    bindable,
+    check_seconds,
+    normalize_name,
+)
 from mud_ryu.dnsframe import DnsAnswer, DnsQuery
 
-IGNORE_REASONS: frozenset[str] = frozenset(
-    {"not-resolver", "unsolicited", "wrong-txid", "wrong-client", "rcode", "not-watched", "no-addresses"}
-)
-COUNTERS: frozenset[str] = IGNORE_REASONS | frozenset(
-    {
-        "queries",  # queries recorded as outstanding
-        "queries-not-resolver",  # queries to other servers: not recorded
-        "outstanding-evicted",
-        "answers-merged",
-        "seeds-merged",
-        "addresses-added",
-        "addresses-extended",
-        "address-cap",
-        "address-refused",
-        "expired",
-        "names-refused",
-    }
-)
-
-_LABEL = re.compile(r"^[a-z0-9_-]{1,63}$")
-
-
-def normalize_name(name: str) -> str | None:
-    """The key a DNS name is bound under (lower case, no trailing dot), or None when not a host name."""
-    if not isinstance(name, str):
-        return None
-    value = name.lower()
-    value = value[:-1] if value.endswith(".") else value
-    if not value or len(value) > 253 or not value.isascii():
-        return None
-    return value if all(_LABEL.match(label) for label in value.split(".")) else None
-
-
-def _check_time(value: float, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number of seconds, got {value!r}")
-
-
-def bindable(address: str) -> bool:
-    """Whether an answer may bind ``address`` (canonical text) to a name: a unicast, routable-scope address."""
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return not (ip.is_unspecified or ip.is_loopback or ip.is_multicast or ip.is_link_local or ip.is_reserved)
-
-
-@dataclass(frozen=True, slots=True)
-class DnsBindSettings:
-    """Limits of the binding table; ``resolvers`` are the only servers whose answers count."""
-
-    resolvers: frozenset[str] = frozenset()
-    ttl_floor_s: float = 60.0
-    ttl_ceiling_s: float = 86400.0
-    max_addresses_per_name: int = 16
-    max_names: int = 10_000
-    query_timeout_s: float = 10.0
-    max_outstanding: int = 4096
-    max_outstanding_per_client: int = 32
-
-    def __post_init__(self) -> None:
-        # canonical text, so "2001:DB8::0:53" and the scanner's "2001:db8::53" compare equal
-        object.__setattr__(self, "resolvers", frozenset(str(ipaddress.ip_address(r)) for r in self.resolvers))
-        for name in ("ttl_floor_s", "ttl_ceiling_s", "query_timeout_s"):
-            _check_time(getattr(self, name), name)
-        if not 0 < self.ttl_floor_s <= self.ttl_ceiling_s:
-            raise ValueError("TTL clamp needs 0 < ttl_floor_s <= ttl_ceiling_s")
-        if self.query_timeout_s <= 0:
-            raise ValueError("query_timeout_s must be positive")
-        for name in ("max_addresses_per_name", "max_names", "max_outstanding", "max_outstanding_per_client"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-
-    def clamp_ttl(self, ttl: float) -> float:
-        return max(self.ttl_floor_s, min(self.ttl_ceiling_s, ttl))
-
-
-def _frozen_sets(mapping: Mapping[str, Iterable[str]]) -> Mapping[str, frozenset[str]]:
-    return MappingProxyType({k: frozenset(v) for k, v in sorted(mapping.items()) if v})
-
-
-@dataclass(frozen=True)
-class Update:
-    """What changed: addresses bound (``added``) and unbound (``removed``) per name.
-
-    Apply ``added`` before ``removed`` (with a barrier between): an address moving from one name to
-    another is then allowed under the new name before it stops being allowed under the old one.
-    """
-
-    added: Mapping[str, frozenset[str]] = field(default_factory=dict)
-    removed: Mapping[str, frozenset[str]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "added", _frozen_sets(self.added))
-        object.__setattr__(self, "removed", _frozen_sets(self.removed))
-
-    @property
-    def empty(self) -> bool:
-        return not self.added and not self.removed
-
-    def names(self) -> frozenset[str]:
-        """The names whose address sets changed (the ACEs to recompile)."""
-        return frozenset(self.added) | frozenset(self.removed)
-
-    def then(self, later: Update) -> Update:
-        """The net effect of this update followed by ``later`` (an add undone by a removal cancels out)."""
-        names = self.names() | later.names()
-        empty: frozenset[str] = frozenset()
-        added, removed = {}, {}
-        for n in names:
-            a1, r1 = self.added.get(n, empty), self.removed.get(n, empty)
-            a2, r2 = later.added.get(n, empty), later.removed.get(n, empty)
-            added[n], removed[n] = (a1 - r2) | (a2 - r1), (r1 - a2) | (r2 - a1)
-        return Update(added, removed)
-
-
-@dataclass(frozen=True, slots=True)
-class Ignored:
-    """An answer or seed that changed nothing; ``reason`` comes from IGNORE_REASONS."""
-
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class WatchResult:
-    """``update`` unbinds the names no owner watches any more; ``refused`` are names not watched
-    (not a host name, or beyond ``max_names``)."""
-
-    update: Update
-    refused: frozenset[str]
-
-
-_Client = tuple[str, str, int]  # MAC, IP, port
-_Question = tuple[str, str, int]  # resolver, qname, qtype
-_Key = tuple[_Client, _Question, int]  # ..., txid
+# The settings, result types and name/address rules moved to dnsbind_types; importable from here as before.
+__all__ = [
+    "COUNTERS",
+    "IGNORE_REASONS",
+    "DnsBindSettings",
+    "DnsBindings",
+    "Ignored",
+    "Update",
+    "WatchResult",
+    "bindable",
+    "normalize_name",
+]
 
 
 class DnsBindings:
@@ -191,10 +81,8 @@ class DnsBindings:
         self._bound: dict[str, dict[str, float]] = {}  # name -> {address: expiry}
         self._heap: list[tuple[float, str, str]] = []  # (expiry, name, address); stale entries skipped
         self._live = 0  # number of (name, address) bindings
-        self._pending: OrderedDict[_Key, float] = OrderedDict()  # outstanding query -> seen at
-        self._per_client: dict[str, OrderedDict[_Key, None]] = {}  # client MAC -> its outstanding keys
-        self._questions: dict[_Question, int] = {}  # outstanding count per question (for wrong-client)
         self._counters = dict.fromkeys(sorted(COUNTERS), 0)
+        self._queries = OutstandingQueries(self.settings, self._counters)
 
     # ---- what is watched ---------------------------------------------------------------------------
 
@@ -242,38 +130,17 @@ class DnsBindings:
 
     def query_seen(self, q: DnsQuery, now: float) -> bool:
         """Record ``q`` as outstanding; False when it goes to a server that is not a configured resolver."""
-        _check_time(now, "now")
-        self._purge(now)
-        if q.resolver_ip not in self.settings.resolvers:
-            self._counters["queries-not-resolver"] += 1
-            return False
-        key: _Key = ((q.client_mac, q.client_ip, q.client_port), (q.resolver_ip, q.qname, q.qtype), q.txid)
-        if key in self._pending:  # a retransmission: restart its window
-            self._forget(key)
-        own = self._per_client.setdefault(q.client_mac, OrderedDict())
-        while len(own) >= self.settings.max_outstanding_per_client:
-            self._forget(next(iter(own)), evicted=True)
-        while len(self._pending) >= self.settings.max_outstanding:
-            self._forget(next(iter(self._pending)), evicted=True)
-        own = self._per_client.setdefault(q.client_mac, OrderedDict())
-        self._pending[key] = now
-        own[key] = None
-        self._questions[key[1]] = self._questions.get(key[1], 0) + 1
-        self._counters["queries"] += 1
-        return True
+        check_seconds(now, "now")
+        self._queries.purge(now)
+        return self._queries.record(q, now)
 
     def answer_seen(self, a: DnsAnswer, now: float) -> Update | Ignored:
         """Merge what ``a`` says into the table, or say why it is ignored (see the module rules)."""
-        _check_time(now, "now")
-        self._purge(now)
-        if a.resolver_ip not in self.settings.resolvers:
-            return self._ignore("not-resolver")
-        client, question = (a.client_mac, a.client_ip, a.client_port), (a.resolver_ip, a.qname, a.qtype)
-        key: _Key = (client, question, a.txid)
-        seen = self._pending.get(key)
-        if seen is None or now - seen > self.settings.query_timeout_s:
-            return self._ignore(self._mismatch(client, question))
-        self._forget(key)
+        check_seconds(now, "now")
+        self._queries.purge(now)
+        refused = self._queries.take(a, now)
+        if refused is not None:
+            return self._ignore(refused)
         if a.rcode != 0:
             return self._ignore("rcode")
         result = self._merge(a.chain, ((r.address, r.ttl) for r in a.addresses), now)
@@ -287,8 +154,8 @@ class DnsBindings:
         No query/resolver check (the caller made the query); the other rules apply. Addresses that
         do not parse raise ValueError: they come from the caller's resolver library, not the wire.
         """
-        _check_time(now, "now")
-        _check_time(ttl, "ttl")
+        check_seconds(now, "now")
+        check_seconds(ttl, "ttl")
         norm = normalize_name(name)
         if norm is None or norm not in self._refs:
             return self._ignore("not-watched")
@@ -297,12 +164,6 @@ class DnsBindings:
         if isinstance(result, Update):
             self._counters["seeds-merged"] += 1
         return result
-
-    def _mismatch(self, client: _Client, question: _Question) -> str:
-        own: Mapping[_Key, None] = self._per_client.get(client[0], {})
-        if any(k[0] == client and k[1] == question for k in own):
-            return "wrong-txid"
-        return "wrong-client" if self._questions.get(question) else "unsolicited"
 
     def _merge(self, chain: Iterable[str], records: Iterable[tuple[str, float]], now: float) -> Update | Ignored:
         names = [n for n in dict.fromkeys(chain) if n in self._refs]
@@ -346,8 +207,8 @@ class DnsBindings:
 
     def expire(self, now: float) -> Update:
         """Unbind every address whose expiry is at or before ``now``."""
-        _check_time(now, "now")
-        self._purge(now)
+        check_seconds(now, "now")
+        self._queries.purge(now)
         removed: dict[str, set[str]] = {}
         while self._heap and self._heap[0][0] <= now:
             until, name, address = heapq.heappop(self._heap)
@@ -378,33 +239,11 @@ class DnsBindings:
             self._heap = [(u, n, a) for n, t in self._bound.items() for a, u in t.items()]
             heapq.heapify(self._heap)
 
-    # ---- outstanding queries -----------------------------------------------------------------------
-
-    def _purge(self, now: float) -> None:
-        timeout = self.settings.query_timeout_s
-        while self._pending:
-            key, seen = next(iter(self._pending.items()))
-            if now - seen <= timeout:
-                break
-            self._forget(key)
-
-    def _forget(self, key: _Key, *, evicted: bool = False) -> None:
-        del self._pending[key]
-        own = self._per_client[key[0][0]]
-        del own[key]
-        if not own:
-            del self._per_client[key[0][0]]
-        self._questions[key[1]] -= 1
-        if not self._questions[key[1]]:
-            del self._questions[key[1]]
-        if evicted:
-            self._counters["outstanding-evicted"] += 1
+    # ---- counters and views ------------------------------------------------------------------------
 
     def _ignore(self, reason: str) -> Ignored:
         self._counters[reason] += 1
         return Ignored(reason)
-
-    # ---- views -----------------------------------------------------------------------------------
 
     def current(self) -> Mapping[str, tuple[str, ...]]:
         """Bound addresses per watched name, for ``NetworkContext.dns``: keyed by every spelling the
@@ -423,7 +262,7 @@ class DnsBindings:
         return MappingProxyType({n: MappingProxyType(dict(t)) for n, t in sorted(self._bound.items())})
 
     def outstanding(self) -> int:
-        return len(self._pending)
+        return len(self._queries)
 
     def counters(self) -> Mapping[str, int]:
         return MappingProxyType(dict(self._counters))
