@@ -8,20 +8,30 @@ exactly one of those addresses runs out. Frames are scanned outside the timed re
 
 Each update is also applied to the table simulator, outside the timer, and checked on a sample: a TCP SYN from the
 device to the new address now leaves through the peer port; after its expiry it no longer does.
+
+Run as a script, it compares the compiler's two ways to follow one such change (no enforcer, no diff): a full
+``compile_profile`` of the profile against ``recompile_sets``, which re-expands only the ACEs naming the changed name
+(issue 6: "address sets update without recompiling the profile's other rules"). Both run on the same context each
+round, in alternating order, and every ``--check-every`` round their results are compared (outside the timer).
+Usage: python benchmarks/dns_update_core.py [--quick] [--rounds N] [--runs N] [--out P]
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import cProfile
+import functools
 import gc
 import json
+import os
+import platform
 import pstats
 import random
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +40,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the frame builders and the enforcer harness live with the tests
 sys.modules.pop("tests", None)
-from mud_ryu import mudfile  # noqa: E402
+from enforce_latency import percentile  # noqa: E402
+
+from mud_ryu import mudfile, semantic  # noqa: E402
+from mud_ryu.compiler import CompiledProfile, compile_profile, recompile_sets  # noqa: E402
+from mud_ryu.context import DNS_CONTROLLER_URN, NetworkContext  # noqa: E402
 from mud_ryu.dnsframe import scan_dns  # noqa: E402
 from mud_ryu.enforcer import FlowUpdate  # noqa: E402
 from mud_ryu.mudfile_error import MudFileError  # noqa: E402
@@ -49,6 +63,7 @@ HOTSPOTS = {
     "FlowBook._context": ("enforcer_flows.py", "_context"),
     "DnsBindings.current": ("dnsbind.py", "current"),
     "compile_profile": ("compiler.py", "compile_profile"),
+    "recompile_sets": ("compiler.py", "recompile_sets"),
     "FlowBook._sync": ("enforcer_flows.py", "_sync"),
     "FlowBook._owner_flows": ("enforcer_flows.py", "_owner_flows"),
     "FlowBook._set_owner": ("enforcer_flows.py", "_set_owner"),
@@ -270,3 +285,146 @@ def profile_shares(names: int, rounds: int, *, seed: int = 2) -> dict[str, Any]:
         "share": {k: round(v / total, 3) for k, v in cumulative.items()},
         "calls_per_round": {k: round(v / max(1, len(picks)), 1) for k, v in calls.items()},
     }  # fmt: skip
+
+
+# ---- the compiler alone: full compile against recompile_sets ---------------------------------------------------
+COMPILE_RESULTS = ROOT / "benchmarks" / "results" / "dns_update_compile.json"
+COMPILE_SIZES, COMPILE_QUICK_SIZES = (100, semantic.MAX_DNS_NAMES), (100,)
+COMPILE_PID = 2
+
+
+def _compile_timed(fn: Callable[[], CompiledProfile], clock: FullGcClock) -> tuple[CompiledProfile, float, float]:
+    gc0 = clock.total
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0, clock.total - gc0
+
+
+def compile_paths(names: int, rounds: int, *, seed: int = 1, check_every: int = 10) -> dict[str, Any]:
+    """One run: ``rounds`` answers (a new address for a random name) then as many expiries (each address removed
+    again, oldest first). Each round times both paths on the same new context; ``recompile_sets`` continues from
+    its own previous result, as the enforcer would. Raw per-round seconds and full-GC seconds per path."""
+    mud = mudfile.parse(dns_mud_file(names)).mud
+    url = profile_url(names)
+    picks = plan_rounds(names, rounds, 16, seed)
+    bound: dict[str, tuple[str, ...]] = {}
+
+    def context() -> NetworkContext:
+        return NetworkContext(dns=bound, controllers={DNS_CONTROLLER_URN: (RESOLVER,)}, profile_ids={url: COMPILE_PID})
+
+    previous = compile_profile(mud, context(), COMPILE_PID)
+    steps = [(dns_name(i), bench_address(k), True) for k, i in enumerate(picks)]
+    steps += [(dns_name(i), bench_address(k), False) for k, i in enumerate(picks)]
+    raw: dict[str, list[tuple[float, float]]] = {"full": [], "incremental": []}
+    flows = [len(previous.rules)]
+    mismatches: list[str] = []
+    with FullGcClock() as clock:
+        for k, (name, address, add) in enumerate(steps):
+            members = bound.get(name, ())
+            bound[name] = (*members, address) if add else tuple(a for a in members if a != address)
+            ctx, changed = context(), frozenset({f"dns:{name}"})
+            paths = {"full": functools.partial(compile_profile, mud, ctx, COMPILE_PID),
+                     "incremental": functools.partial(recompile_sets, previous, mud, ctx, changed)}  # fmt: skip
+            results: dict[str, CompiledProfile] = {}
+            for path in ("full", "incremental") if k % 2 == 0 else ("incremental", "full"):
+                results[path], seconds, gc_s = _compile_timed(paths[path], clock)
+                raw[path].append((seconds, gc_s))
+            if k % check_every == 0 and results["full"] != results["incremental"]:
+                mismatches.append(f"round {k}: {name} {'+' if add else '-'}{address}")
+            previous = results["incremental"]
+            flows.append(len(previous.rules))
+    return {"names": names, "profile_flows": flows[0], "profile_flows_peak": max(flows), "raw": raw,
+            "checked": len(range(0, len(steps), check_every)), "mismatches": mismatches}  # fmt: skip
+
+
+def _path_summary(runs: Sequence[Sequence[tuple[float, float]]]) -> dict[str, Any]:
+    """Pooled nearest-rank percentiles over every run's rounds, and the spread of the per-run p50s."""
+    ms = [s * 1000 for run in runs for s, _ in run]
+    per_run = [percentile([s * 1000 for s, _ in run], 50) or 0.0 for run in runs]
+    no_gc = [s * 1000 for run in runs for s, gc_s in run if gc_s == 0]
+    return {"rounds": len(ms), "p50_ms": _r(percentile(ms, 50)), "p99_ms": _r(percentile(ms, 99)),
+            "max_ms": _r(max(ms)), "run_p50_min_ms": _r(min(per_run)), "run_p50_max_ms": _r(max(per_run)),
+            "rounds_with_full_gc": sum(1 for run in runs for _, gc_s in run if gc_s > 0),
+            "p99_without_full_gc_ms": _r(percentile(no_gc, 99))}  # fmt: skip
+
+
+def _r(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def compile_layer(sizes: Sequence[int], rounds: int, runs: int, seed: int, check_every: int) -> list[dict[str, Any]]:
+    """Per size: a warm-up run (not kept), then ``runs`` runs with different seeds; both paths and their ratios."""
+    rows = []
+    for names in sizes:
+        compile_paths(names, min(rounds, 10), seed=seed - 1, check_every=check_every)
+        done = [compile_paths(names, rounds, seed=seed + r, check_every=check_every) for r in range(runs)]
+        full = _path_summary([d["raw"]["full"] for d in done])
+        inc = _path_summary([d["raw"]["incremental"] for d in done])
+        run_ratios = [(percentile([s for s, _ in d["raw"]["full"]], 50) or 0.0)
+                      / (percentile([s for s, _ in d["raw"]["incremental"]], 50) or 1e-12) for d in done]  # fmt: skip
+        rows.append({
+            "names": names, "runs": runs, "profile_flows": done[0]["profile_flows"],
+            "profile_flows_peak": max(d["profile_flows_peak"] for d in done), "full": full, "incremental": inc,
+            "p50_ratio_full_over_incremental": _ratio(full["p50_ms"], inc["p50_ms"]),
+            "p99_ratio_full_over_incremental": _ratio(full["p99_ms"], inc["p99_ms"]),
+            "run_p50_ratio_min": round(min(run_ratios), 2), "run_p50_ratio_max": round(max(run_ratios), 2),
+            "checked": sum(d["checked"] for d in done), "mismatches": [m for d in done for m in d["mismatches"]],
+        })  # fmt: skip
+    return rows
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 2) if a is not None and b else None
+
+
+def compile_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    lines = [f"{'NAMES':>5} {'FLOWS':>11} {'PATH':<11} {'N':>5} {'P50 ms':>8} {'P99 ms':>8} {'MAX ms':>8} "
+             f"{'RUN P50 min/max':>17} {'GC RNDS':>7} {'P99 noGC':>8}"]  # fmt: skip
+    for row in rows:
+        for path in ("full", "incremental"):
+            s = row[path]
+            flows = f"{row['profile_flows']}->{row['profile_flows_peak']}" if path == "full" else ""
+            spread = f"{s['run_p50_min_ms']:.3f}/{s['run_p50_max_ms']:.3f}"
+            lines.append(f"{row['names']:>5} {flows:>11} {path:<11} {s['rounds']:>5} {s['p50_ms']:>8.3f} "
+                         f"{s['p99_ms']:>8.3f} {s['max_ms']:>8.3f} {spread:>17} {s['rounds_with_full_gc']:>7} "
+                         f"{s['p99_without_full_gc_ms'] or 0:>8.3f}")  # fmt: skip
+        lines.append(f"{'':>5} full/incremental: p50 {row['p50_ratio_full_over_incremental']}x (per run "
+                     f"{row['run_p50_ratio_min']}..{row['run_p50_ratio_max']}x), p99 "
+                     f"{row['p99_ratio_full_over_incremental']}x; {row['checked']} rounds compared, "
+                     f"{len(row['mismatches'])} mismatches")  # fmt: skip
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="full compile vs recompile_sets for one DNS name's change")
+    parser.add_argument("--quick", action="store_true", help="100 names, 20 rounds, 2 runs")
+    parser.add_argument("--rounds", type=int, default=None, help="answer (and expiry) rounds per run (default 150)")
+    parser.add_argument("--runs", type=int, default=None, help="runs per size after a warm-up (default 5)")
+    parser.add_argument("--check-every", type=int, default=10, help="compare the two results every N rounds")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=COMPILE_RESULTS, help=f"JSON results (default {COMPILE_RESULTS})")
+    args = parser.parse_args(argv)
+    rounds = args.rounds or (20 if args.quick else 150)
+    runs = args.runs or (2 if args.quick else 5)
+    if not 1 <= rounds <= 5000 or not 1 <= runs <= 50 or args.check_every < 1:
+        parser.error("--rounds must be 1..5000, --runs 1..50, --check-every >= 1")
+    sizes = COMPILE_QUICK_SIZES if args.quick else COMPILE_SIZES
+    rows = compile_layer(sizes, rounds, runs, args.seed, args.check_every)
+    result = {
+        "benchmark": "dns_update_compile", "quick": args.quick,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "method": "perf_counter around compile_profile(mud, ctx) and recompile_sets(previous, mud, ctx, {dns:<name>}) "
+                  "on the same context, alternating which runs first; one address added to (then removed from) one "
+                  "name per round; the context is built outside the timer; GC enabled; pooled nearest-rank "
+                  "percentiles over the runs after one warm-up run",
+        "sizes": rows,
+    }  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(compile_table(rows))
+    print(f"results: {args.out}")
+    return 1 if any(row["mismatches"] for row in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

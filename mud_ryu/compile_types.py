@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from mud_ryu.errors import ReasonError
 from mud_ryu.flowrule import FlowRule
-from mud_ryu.model import Ace, Direction, Finding
+from mud_ryu.model import Ace, Acl, Direction, Finding, MudFile
 
 
 class CompileError(ReasonError):
@@ -43,15 +43,17 @@ class AddressSetRef:
 
 @dataclass(frozen=True, slots=True)
 class RuleGroup:
-    """The flows of one ACE, or of one direction's RFC 8520 defaults (``ace`` None), as the profile holds them.
+    """The flows of one ACE, or of one direction's RFC 8520 defaults (``acl``/``ace`` None), as the profile holds
+    them.
 
     Groups never share a ``(table, priority)`` slot (each ACE owns its own slot, the defaults sit below every
     ACE, each direction has its own table), so deduplicating within a group is deduplicating the profile, and a
     group can be re-expanded alone when an address set it names changes."""
 
     direction: Direction
-    acl_type: str | None
-    ace: Ace | None  # None: the defaults
+    index: int  # the ACE's position in its direction (its priority slot); for the defaults, the ACE count
+    acl: Acl | None
+    ace: Ace | None
     count: AceFlowCount | None  # None: the defaults
     set_keys: frozenset[str]  # every address set its flows depend on, with or without members
     sub_keys: tuple[tuple[str, ...], ...]  # the key combinations it took cookie subs for, in first-use order
@@ -61,13 +63,15 @@ class RuleGroup:
 
 @dataclass(frozen=True, slots=True)
 class ProfileGroups:
-    """What :func:`mud_ryu.compiler.recompile_sets` needs besides the new context: the groups in profile order
-    and the inputs other than address sets they were compiled against (a change there means a full compile)."""
+    """What :func:`mud_ryu.compiler.recompile_sets` needs besides the new context: the file, the groups in profile
+    order with an index of them by address-set key, and the id maps they were compiled against (ids are not
+    address sets: a change there means a full compile)."""
 
-    mud_url: str
+    mud: MudFile
     profile_ids: Mapping[str, int]
     manufacturer_ids: Mapping[str, int]
     groups: tuple[RuleGroup, ...]
+    by_key: Mapping[str, tuple[int, ...]]  # set key -> positions in ``groups`` of the groups naming it
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,8 +20,9 @@ with direction-initiated drops all its packets (narrower would need connection s
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator
-from itertools import chain, zip_longest
+from collections.abc import Iterator, Mapping
+from itertools import chain
+from operator import attrgetter
 
 from mud_ryu.ace_match import AceExpansion, AceScope, expand_ace, network_value, syn_guards
 from mud_ryu.bootstrap import pipeline_rules
@@ -82,8 +83,8 @@ DEFAULT_SERVICES = ((DNS_CONTROLLER_URN, 53), (NTP_CONTROLLER_URN, 123))  # RFC 
 class _SetRegistry:
     """Allocates cookie sub ids per distinct combination of address sets, in first-use order."""
 
-    def __init__(self) -> None:
-        self._subs: dict[tuple[str, ...], int] = {}
+    def __init__(self, allocated: tuple[AddressSetRef, ...] = ()) -> None:
+        self._subs: dict[tuple[str, ...], int] = {ref.keys: ref.sub for ref in allocated}
 
     def sub(self, keys: tuple[str, ...]) -> int:
         if keys not in self._subs:
@@ -174,7 +175,7 @@ def _group(
         rules = _defaults(direction, scope, registry, warnings)
         keys = frozenset(f"controller:{urn}" for urn, _ in DEFAULT_SERVICES)  # depends on them even when empty
         used = tuple((f"controller:{urn}",) for urn, _ in DEFAULT_SERVICES if ctx.controllers.get(urn))
-        return RuleGroup(direction, None, None, None, keys, used, _verified(rules), tuple(warnings))
+        return RuleGroup(direction, index, None, None, None, keys, used, _verified(rules), tuple(warnings))
     path = f"{direction.value}/{acl.name}/{ace.name}"
     if index >= MAX_ACES_PER_DIRECTION:
         raise CompileError("too-many-aces", path, f"over {MAX_ACES_PER_DIRECTION} ACEs per direction")
@@ -184,16 +185,27 @@ def _group(
     rules = _ace_rules(exp, table, next_table if ace.forwarding.allows else None, top, profile_id, registry)
     count = AceFlowCount(direction, acl.name, ace.name, len(rules))
     subs = (exp.set_keys,) if exp.set_keys else ()
-    return RuleGroup(direction, acl.type, ace, count, frozenset(exp.set_keys), subs, _verified(rules), exp.warnings)
+    keys = frozenset(exp.set_keys)
+    return RuleGroup(direction, index, acl, ace, count, keys, subs, _verified(rules), exp.warnings)
 
 
-def _assemble(mud: MudFile, ctx: NetworkContext, profile_id: int, groups: list[RuleGroup],
-              registry: _SetRegistry) -> CompiledProfile:  # fmt: skip
-    basis = ProfileGroups(mud.mud_url, ctx.profile_ids, ctx.manufacturer_ids, tuple(groups))
+def _by_key(groups: list[RuleGroup]) -> dict[str, tuple[int, ...]]:
+    index: dict[str, list[int]] = {}
+    for position, group in enumerate(groups):
+        for key in group.set_keys:
+            index.setdefault(key, []).append(position)
+    return {key: tuple(positions) for key, positions in index.items()}
+
+
+def _assemble(
+    mud: MudFile, ctx: NetworkContext, profile_id: int, groups: list[RuleGroup], registry: _SetRegistry,
+    by_key: Mapping[str, tuple[int, ...]],
+) -> CompiledProfile:  # fmt: skip
+    basis = ProfileGroups(mud, ctx.profile_ids, ctx.manufacturer_ids, tuple(groups), by_key)
     return CompiledProfile(
         profile_id,
-        tuple(chain.from_iterable(g.rules for g in groups)),
-        tuple(chain.from_iterable(g.warnings for g in groups)),
+        tuple(chain.from_iterable(map(attrgetter("rules"), groups))),
+        tuple(chain.from_iterable(map(attrgetter("warnings"), groups))),
         tuple(g.count for g in groups if g.count is not None),
         registry.refs(),
         basis,
@@ -207,43 +219,42 @@ def compile_profile(mud: MudFile, ctx: NetworkContext, profile_id: int) -> Compi
         raise CompileError("bad-context", "", f"profile id {profile_id} outside {FIRST_PROFILE_ID}..{MAX_PROFILE_ID}")
     registry = _SetRegistry()
     groups = [_group(mud, ctx, profile_id, slot, registry) for slot in _slots(mud)]
-    return _assemble(mud, ctx, profile_id, groups, registry)
+    return _assemble(mud, ctx, profile_id, groups, registry, _by_key(groups))
 
 
 def recompile_sets(
     previous: CompiledProfile, mud: MudFile, ctx: NetworkContext, changed: frozenset[str]
 ) -> CompiledProfile:
-    """``compile_profile(mud, ctx, previous.profile_id)`` when, since ``previous`` was compiled from ``mud``, only
-    the address sets whose keys are in ``changed`` (``dns:<name>``, ``controller:<uri>``, ``my-controller``,
-    ``local-networks``) may have changed in ``ctx``: re-expands only the groups naming one of them, reuses the
-    others as they are. Cookie subs are re-derived in profile order (they follow key combinations, not
-    addresses); a reused group whose sub would move is re-expanded too. Falls back to a full compile when
-    ``previous`` has no groups, or ``mud`` or the id maps of ``ctx`` are not those it was compiled with."""
+    """``compile_profile(mud, ctx, previous.profile_id)`` when, since ``previous`` was compiled, only the address
+    sets whose keys are in ``changed`` (``dns:<name>``, ``controller:<uri>``, ``my-controller``,
+    ``local-networks``) may have changed in ``ctx``: re-expands only the groups naming one of them (found through
+    the key index) and reuses every other group as it is.
+
+    Cookie subs are allocated per key combination in profile order, and an ACE names the same keys whatever their
+    addresses, so a re-expanded ACE keeps its sub. Only the defaults take a sub just while their servers exist: when
+    DNS or NTP servers appear or vanish, later subs move, and this falls back to a full compile, as it does when
+    ``previous`` has no groups, ``mud`` differs from the file it was compiled from, or the id maps of ``ctx`` differ
+    (ids are not address sets; the caller cannot name them in ``changed``)."""
     basis = previous.groups
     if (
         basis is None
-        or basis.mud_url != mud.mud_url
+        or (basis.mud is not mud and basis.mud != mud)
         or basis.profile_ids != ctx.profile_ids
         or basis.manufacturer_ids != ctx.manufacturer_ids
     ):
         return compile_profile(mud, ctx, previous.profile_id)
-    old_subs = {ref.keys: ref.sub for ref in previous.address_sets}
-    registry = _SetRegistry()
-    groups: list[RuleGroup] = []
-    for old, slot in zip_longest(basis.groups, _slots(mud)):
-        if old is None or slot is None or not _same_source(old, slot):
-            return compile_profile(mud, ctx, previous.profile_id)  # not the file ``previous`` was compiled from
-        reuse = old.set_keys.isdisjoint(changed) and all(registry.sub(k) == old_subs.get(k) for k in old.sub_keys)
-        groups.append(old if reuse else _group(mud, ctx, previous.profile_id, slot, registry))
-    return _assemble(mud, ctx, previous.profile_id, groups, registry)
-
-
-def _same_source(group: RuleGroup, slot: tuple[Direction, int, Acl | None, Ace | None]) -> bool:
-    direction, _, acl, ace = slot
-    if group.direction is not direction or (group.ace is None) != (ace is None):
-        return False
-    return ace is None or (acl is not None and acl.type == group.acl_type and (group.ace is ace or group.ace == ace)
-                           and group.count is not None and group.count.acl == acl.name)  # fmt: skip
+    affected = sorted({position for key in changed for position in basis.by_key.get(key, ())})
+    if not affected:
+        return previous
+    registry = _SetRegistry(previous.address_sets)
+    groups = list(basis.groups)
+    for position in affected:  # in profile order: the first refusal is the one a full compile would give
+        old = groups[position]
+        new = _group(mud, ctx, previous.profile_id, (old.direction, old.index, old.acl, old.ace), registry)
+        if new.sub_keys != old.sub_keys:
+            return compile_profile(mud, ctx, previous.profile_id)  # the defaults took or gave up a sub: later ones move
+        groups[position] = new
+    return _assemble(mud, ctx, previous.profile_id, groups, registry, basis.by_key)
 
 
 def quarantine_profile(ctx: NetworkContext) -> CompiledProfile:
