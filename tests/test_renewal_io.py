@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import overload
@@ -395,3 +398,22 @@ def test_a_move_and_a_forget_keep_the_cache_in_step(tmp_path: Path) -> None:
     assert gate.record(new).state is TrustState.TRUSTED
     assert gate.forget(new) and gate.record(new) == TrustRecord(new) and store.get(new) is None
     store.close()
+
+
+# ---- the benchmark measures what it says ----------------------------------------------------------------------------
+
+
+def test_the_renewal_benchmark_counts_the_writes_of_both_paths(tmp_path: Path) -> None:
+    """``benchmarks/renewal.py --quick``: its counts (never its times) are what the code does."""
+    out = tmp_path / "renewal.json"
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "renewal.py"
+    done = subprocess.run([sys.executable, str(script), "--quick", "--out", str(out)], capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    report = json.loads(out.read_text())
+    after, before = report["modes"]["after"], report["modes"]["before"]
+    renewals = report["devices"] * report["renewals_per_device_per_run"] * report["runs"]
+    assert after["renewals"] == before["renewals"] == renewals
+    assert (after["trust_commits"], after["device_writes"], after["trust_reads"], after["flow_updates"]) == (0, 0, 0, 0)
+    assert (before["trust_commits"], before["device_writes"]) == (renewals, 2 * renewals)
+    assert before["fsyncs_per_renewal"] == 3 and before["trust_reads_per_renewal"] == 3
+    assert before["flow_updates"] == 0 and report["before_over_after_p50"] > 0
