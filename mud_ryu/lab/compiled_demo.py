@@ -284,17 +284,9 @@ def report(result: Mapping[str, Any]) -> str:
 
 
 def main() -> int:
-    reason = sandbox.unavailable_reason()
-    if reason is not None:
-        print(f"demo needs a sandbox: {reason}", file=sys.stderr)
-        return 2
-    try:
-        result = run_demo()
-    except sandbox.SandboxError as exc:
-        print(f"demo failed: {exc}", file=sys.stderr)
-        return 1
-    print(report(result))
-    return 0 if all_match(result) else 1
+    from mud_ryu.lab.demo import run_and_report
+
+    return run_and_report(run_demo, report, all_match)
 
 
 if __name__ == "__main__":

@@ -17,10 +17,12 @@ manufacturer, model, local-networks, controller, and my-controller set and clear
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from mud_ryu.lab import sandbox
+
+T = TypeVar("T")
 
 CHECKS: tuple[tuple[str, str, object], ...] = (
     ("spoof_alerted", "a DHCP announcement with bulb's MAC from laptop's port raises an alert", True),
@@ -189,18 +191,23 @@ def _abstraction_report(run: Mapping[str, Any] | None) -> list[str]:
     return lines
 
 
-def main() -> int:
+def run_and_report(run: Callable[[], T], render: Callable[[T], str], passed: Callable[[T], bool]) -> int:
+    """A demo's command line: 2 without a sandbox, 1 when the run fails or any verdict is off, else 0."""
     reason = sandbox.unavailable_reason()
     if reason is not None:
         print(f"demo needs a sandbox: {reason}", file=sys.stderr)
         return 2
     try:
-        result = run_demo()
+        result = run()
     except sandbox.SandboxError as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
         return 1
-    print(report(result))
-    return 0 if not failures(result) else 1
+    print(render(result))
+    return 0 if passed(result) else 1
+
+
+def main() -> int:
+    return run_and_report(run_demo, report, lambda result: not failures(result))
 
 
 if __name__ == "__main__":
