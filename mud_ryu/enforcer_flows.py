@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from mud_ryu import mudfile, my_controller
 from mud_ryu.bootstrap import pipeline_rules
 from mud_ryu.compile_types import CompileError
-from mud_ryu.compiler import compile_profile, quarantine_profile
+from mud_ryu.compiler import compile_profile, quarantine_profile, recompile_sets
 from mud_ryu.context import DNS_CONTROLLER_URN, NTP_CONTROLLER_URN, DeviceSpec, NetworkContext, url_authority
 from mud_ryu.devflows import device_rules
 from mud_ryu.devicestore import DeviceStore
@@ -108,16 +108,18 @@ class FlowBook:
                 if match.model:
                     self.store.profile_id(match.model)
 
-    def _recompile(self, selected: Callable[[Profile], bool], why: str) -> list[Effect]:
-        """Recompile the profiles in force that ``selected`` picks (ids and file unchanged; the context changed)
-        and send each switch only the flows that differ -- adds, barrier, deletes (make-before-break). A profile
-        that no longer compiles keeps its flows: never a widening, and the log says why."""
+    def _recompile(self, selected: Callable[[Profile], bool], changed: frozenset[str], why: str) -> list[Effect]:
+        """Re-expand, in the profiles in force that ``selected`` picks, only the ACEs using the address sets named in
+        ``changed`` (``dns:<name>``, ``my-controller``; the compiler's set keys) and send each switch only the flows
+        that differ -- adds, barrier, deletes (make-before-break). The profile's other rules are reused as compiled
+        (``recompile_sets``). A profile that no longer compiles keeps its flows: never a widening, and the log says
+        why."""
         effects: list[Effect] = []
         chosen = [(url, p, p.mud) for url, p in self.profiles.items() if p.mud is not None and selected(p)]
         context = self._context(mud.mud_url for _, _, mud in chosen)
         for url, profile, mud in chosen:
             try:
-                compiled = compile_profile(mud, context, profile.profile_id)
+                compiled = recompile_sets(profile.compiled, mud, context, changed)
             except CompileError as error:
                 log.error("recompiling %s for %s failed (%s): keeping its flows", url, why, error.reason)
                 continue
@@ -128,7 +130,8 @@ class FlowBook:
 
     def _recompile_for_dns(self, names: frozenset[str]) -> list[Effect]:
         """Address sets changed for ``names``: recompile the profiles using them."""
-        return self._recompile(lambda profile: bool(profile.dns_names & names), "new DNS bindings")
+        changed = frozenset(f"dns:{name}" for name in names)
+        return self._recompile(lambda profile: bool(profile.dns_names & names), changed, "new DNS bindings")
 
     # ---- the operator's my-controller entries
     def my_controller_entries(self) -> list[my_controller.MyControllerEntry]:
@@ -155,7 +158,7 @@ class FlowBook:
             own = {profile.url, my_controller.canonical_url_or_none(profile.file_mud_url or profile.mud.mud_url)}
             return canonical in own and my_controller.uses_my_controller(profile.mud)
 
-        return self._recompile(selected, f"my-controller of {canonical}")
+        return self._recompile(selected, frozenset({"my-controller"}), f"my-controller of {canonical}")
 
     def _register(self, profile: Profile, body: bytes) -> None:
         """Put a prepared file in force for its URL (its bytes kept so a restart compiles the same flows)."""

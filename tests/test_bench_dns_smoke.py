@@ -77,7 +77,9 @@ def test_result_shape(quick_result: dict[str, Any]) -> None:
         assert row["profile_flows_peak"] > row["profile_flows"]
     assert set(layer["scaling"]) == {"10", "100"} and layer["scaling"]["10"]["answer_p50_ratio"] == 1.0
     shares = layer["profile"]["share"]
-    assert shares["Enforcer.dns_seen"] == 1.0 and 0 < shares["compile_profile"] <= 1.0
+    # An answer re-expands only the ACEs naming the name (recompile_sets), never the whole profile.
+    assert shares["Enforcer.dns_seen"] == 1.0 and 0 < shares["recompile_sets"] <= 1.0
+    assert shares["compile_profile"] == 0
     assert layer["refused"] == {"257": "too-many-dns-names", "1000": "too-many-aces"}
 
 
