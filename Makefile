@@ -29,6 +29,8 @@ bench: setup
 	$(PY) benchmarks/discovery.py
 	$(PY) benchmarks/enforce_latency.py
 	$(PY) benchmarks/dns_update.py
+	$(PY) benchmarks/dns_update_core.py
+	$(PY) benchmarks/renewal.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
