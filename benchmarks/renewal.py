@@ -44,16 +44,15 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the MUD file builder lives with the tests
 sys.modules.pop("tests", None)
 
-from mud_ryu.devicestore import DeviceRecord, DeviceStore  # noqa: E402
 from mud_ryu.discovery import Announcement  # noqa: E402
 from mud_ryu.enforcer import Effect, Enforcer, FlowUpdate  # noqa: E402
 from mud_ryu.refresh import Outcome as FetchOutcome  # noqa: E402
 from mud_ryu.resolve_wire import WireResult  # noqa: E402
 from mud_ryu.settings import MudSettings  # noqa: E402
 from mud_ryu.trustgate import TrustGate  # noqa: E402
-from mud_ryu.truststore import TrustStore  # noqa: E402
 from mud_ryu.update_policy import Outcome, UpdatePolicy  # noqa: E402
-from mud_ryu.update_types import Decision, DeviceId, TrustRecord  # noqa: E402
+from mud_ryu.update_types import DeviceId, TrustRecord  # noqa: E402
+from tests.counting_stores import CountingDeviceStore, CountingTrustStore  # noqa: E402
 from tests.mudfiles import ip_mud_file  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "renewal.json"
@@ -61,34 +60,6 @@ DPID = 0x1
 NOW = 1_767_225_600.0
 WINDOW_S = 50.0  # all renewals of a mode fall inside the enforcer's 60 s re-check window
 PUNT_PPS = 100  # settings punt_rate_pps: the most renewals one port can push at the controller
-
-
-class CountingTrustStore(TrustStore):
-    """The real trust store, counting its write transactions and record reads."""
-
-    commits = 0
-    forgets = 0
-    reads = 0
-
-    def commit(self, record: TrustRecord, decision: Decision) -> None:
-        self.commits += 1
-        super().commit(record, decision)
-
-    def forget(self, identity: DeviceId) -> bool:
-        self.forgets += 1
-        return super().forget(identity)
-
-    def get(self, identity: DeviceId) -> TrustRecord | None:
-        self.reads += 1
-        return super().get(identity)
-
-
-class CountingDeviceStore(DeviceStore):
-    saves = 0
-
-    def save_device(self, rec: DeviceRecord) -> None:
-        self.saves += 1
-        super().save_device(rec)
 
 
 class UncachedGate(TrustGate):

@@ -20,7 +20,7 @@ from typing import overload
 import pytest
 
 from mud_ryu import operator_actions
-from mud_ryu.devicestore import DeviceRecord, DeviceStore
+from mud_ryu.devicestore import DeviceStore
 from mud_ryu.discovery import Announcement
 from mud_ryu.enforcer import Effect, Enforcer, FlowUpdate, ResolveRequest
 from mud_ryu.refresh import Outcome
@@ -29,8 +29,9 @@ from mud_ryu.signature import Signer
 from mud_ryu.trustgate import TrustGate
 from mud_ryu.truststore import TrustStore, TrustStoreError
 from mud_ryu.update_policy import UpdatePolicy
-from mud_ryu.update_types import Decision, DeviceId, PolicySettings, TrustRecord, TrustState, Verdict
+from mud_ryu.update_types import DeviceId, PolicySettings, TrustRecord, TrustState, Verdict
 from mud_ryu.urlgate import check_mud_url
+from tests.counting_stores import CountingDeviceStore, CountingTrustStore
 from tests.enforcer_lab import BULB, DPID, NOW, PEER_PORT, Lab, alerts
 from tests.mudfiles import ip_mud_file
 
@@ -40,37 +41,6 @@ OTHER_HOST = "https://evil.test/bulb/v2.json"
 VENDOR = Signer("aa" * 20, ("CN=bulb signer,O=Vendor", "CN=Vendor CA"))
 STRANGER = Signer("bb" * 20, ("CN=bulb signer,O=Vendor", "CN=Another CA"))
 STORM = 300
-
-
-class CountingTrustStore(TrustStore):
-    """The real trust store, counting its write transactions and its record reads."""
-
-    commits = 0
-    forgets = 0
-    reads = 0
-    fail = False  # fault injection: refuse the next commits as an unavailable disk would
-
-    def commit(self, record: TrustRecord, decision: Decision) -> None:
-        if self.fail:
-            raise TrustStoreError("unavailable", "injected: the disk refused the write")
-        self.commits += 1
-        super().commit(record, decision)
-
-    def forget(self, identity: DeviceId) -> bool:
-        self.forgets += 1
-        return super().forget(identity)
-
-    def get(self, identity: DeviceId) -> TrustRecord | None:
-        self.reads += 1
-        return super().get(identity)
-
-
-class CountingDeviceStore(DeviceStore):
-    saves = 0
-
-    def save_device(self, rec: DeviceRecord) -> None:
-        self.saves += 1
-        super().save_device(rec)
 
 
 @overload
