@@ -4,12 +4,10 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 
@@ -18,8 +16,8 @@ from mud_ryu.enforcer_state import Effect
 from mud_ryu.operator_actions import set_my_controller
 from mud_ryu.rest_api import handle
 from mud_ryu.rest_backend import EnforcerBackend
-from mud_ryu.rest_wsgi import make_app
 from mud_ryu.settings import DefaultPolicy
+from tests.api_server import serve_api
 from tests.enforcer_lab import BULB, IPS, Lab
 from tests.packets import Packet
 from tests.rest_fakes import FakeBackend
@@ -189,22 +187,9 @@ def test_the_fake_backend_speaks_the_same_contract(lab: Lab) -> None:
 # ---- the CLI -------------------------------------------------------------------------------------------------
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def api(lab: Lab) -> Iterator[str]:
-    server: WSGIServer = make_server("127.0.0.1", 0, make_app(_backend(lab), TOKEN), handler_class=_QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    yield from serve_api(_backend(lab), TOKEN)
 
 
 @pytest.fixture

@@ -9,27 +9,20 @@ from __future__ import annotations
 import http.server
 import json
 import socket
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 
 from mud_ryu.cli import main
 from mud_ryu.rest_api import MAX_BODY_BYTES, handle
 from mud_ryu.rest_types import DeviceView
-from mud_ryu.rest_wsgi import make_app
+from tests.api_server import serve, serve_api
 from tests.rest_fakes import MAC_A, MAC_B, URL1, URL2, FakeBackend
 
 TOKEN = "cli-test-token"
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
 
 @dataclass
@@ -38,21 +31,9 @@ class Api:
     backend: FakeBackend
 
 
-def _serve(server: http.server.HTTPServer) -> Iterator[str]:
-    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
-
-
 def _api(token: str | None) -> Iterator[Api]:
     backend = FakeBackend()
-    server: WSGIServer = make_server("127.0.0.1", 0, make_app(backend, token), handler_class=_QuietHandler)
-    for url in _serve(server):
+    for url in serve_api(backend, token):
         yield Api(url, backend)
 
 
@@ -261,7 +242,7 @@ def test_redirects_are_never_followed_and_html_is_refused(
     api: Api, token_file: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     handler = type("Redirect", (_Redirecting,), {"target": api.url})
-    for other in _serve(http.server.HTTPServer(("127.0.0.1", 0), handler)):
+    for other in serve(http.server.HTTPServer(("127.0.0.1", 0), handler)):
         code, _, err = run(capsys, "revoke", MAC_A, "--api", other, "--token-file", token_file)
         assert code == 2 and "redirect (307)" in err
         code, _, err = run(capsys, "alerts", "--api", other)
