@@ -81,6 +81,11 @@ class DnsBindings:
         self._bound: dict[str, dict[str, float]] = {}  # name -> {address: expiry}
         self._heap: list[tuple[float, str, str]] = []  # (expiry, name, address); stale entries skipped
         self._live = 0  # number of (name, address) bindings
+        # current() is read once per DNS update (the compile context) and used to sort every bound address of every
+        # name: keep each name's sorted tuple until its set changes, and the whole view until anything it shows
+        # changes (a name's set, or the spellings owners use). Views handed out are never mutated.
+        self._ordered: dict[str, tuple[str, ...]] = {}  # name -> its addresses in view order (valid entries only)
+        self._view: Mapping[str, tuple[str, ...]] | None = None  # the last current(); None: rebuild
         self._counters = dict.fromkeys(sorted(COUNTERS), 0)
         self._queries = OutstandingQueries(self.settings, self._counters)
 
@@ -106,12 +111,17 @@ class DnsBindings:
         self._counters["names-refused"] += len(refused)
         for norm in set(spellings.values()) - previous:
             self._refs[norm] = self._refs.get(norm, 0) + 1
+        if self._owners.get(owner) != spellings:
+            self._view = None  # the spellings current() is keyed by changed
         self._owners[owner] = spellings
         return WatchResult(self._release(previous - set(spellings.values())), frozenset(refused))
 
     def unwatch(self, owner: str) -> Update:
         """``owner`` uses no DNS names any more; names nobody else watches lose their addresses."""
-        return self._release(set(self._owners.pop(owner, {}).values()))
+        spellings = self._owners.pop(owner, {})
+        if spellings:
+            self._view = None
+        return self._release(set(spellings.values()))
 
     def _release(self, names: set[str]) -> Update:
         removed: dict[str, frozenset[str]] = {}
@@ -121,6 +131,8 @@ class DnsBindings:
                 del self._refs[norm]
                 removed[norm] = frozenset(self._bound.pop(norm, {}))  # heap entries go stale
                 self._live -= len(removed[norm])
+                if removed[norm]:
+                    self._changed(norm)
         return Update(removed=removed)
 
     def watched(self) -> frozenset[str]:
@@ -198,6 +210,8 @@ class DnsBindings:
                 added.setdefault(name, set()).add(address)
             self._counters["addresses-added"] += min(room, len(newcomers))
             self._live += min(room, len(newcomers))
+            if name in added:  # an extension changes an expiry, not the set current() shows
+                self._changed(name)
             if not table:
                 del self._bound[name]
         self._compact()
@@ -220,6 +234,7 @@ class DnsBindings:
                 del self._bound[name]
             removed.setdefault(name, set()).add(address)
             self._live -= 1
+            self._changed(name)
             self._counters["expired"] += 1
         return Update(removed={n: frozenset(a) for n, a in removed.items()})
 
@@ -234,7 +249,8 @@ class DnsBindings:
 
     def _compact(self) -> None:
         # Every extension pushes a new heap entry; rebuild once stale entries dominate, so the heap
-        # stays within a constant factor of the live bindings.
+        # stays within a constant factor of the live bindings. The bindings themselves do not change, so
+        # current()'s cache stays valid.
         if len(self._heap) > 2 * self._live + 1024:
             self._heap = [(u, n, a) for n, t in self._bound.items() for a, u in t.items()]
             heapq.heapify(self._heap)
@@ -245,17 +261,28 @@ class DnsBindings:
         self._counters[reason] += 1
         return Ignored(reason)
 
+    def _changed(self, name: str) -> None:
+        """``name``'s address set changed: its sorted tuple and the view are stale."""
+        self._ordered.pop(name, None)
+        self._view = None
+
     def current(self) -> Mapping[str, tuple[str, ...]]:
         """Bound addresses per watched name, for ``NetworkContext.dns``: keyed by every spelling the
-        owners used (and the normalized name), addresses sorted; names without addresses are absent."""
-        out: dict[str, tuple[str, ...]] = {}
-        for name, table in self._bound.items():
-            out[name] = tuple(sorted(table, key=lambda a: (":" in a, ipaddress.ip_address(a).packed)))
-        for spellings in self._owners.values():
-            for spelling, norm in spellings.items():
-                if norm in out:
-                    out[spelling] = out[norm]
-        return MappingProxyType(dict(sorted(out.items())))
+        owners used (and the normalized name), IPv4 first, each family by address; names without addresses
+        are absent. The same (immutable) mapping until a name's address set or the owners' spellings change."""
+        if self._view is None:
+            out: dict[str, tuple[str, ...]] = {}
+            for name, table in self._bound.items():
+                addresses = self._ordered.get(name)
+                if addresses is None:
+                    addresses = self._ordered[name] = _view_order(table)
+                out[name] = addresses
+            for spellings in self._owners.values():
+                for spelling, norm in spellings.items():
+                    if norm in out:
+                        out[spelling] = out[norm]
+            self._view = MappingProxyType(dict(sorted(out.items())))
+        return self._view
 
     def expiries(self) -> Mapping[str, Mapping[str, float]]:
         """A copy of the bindings with their expiry (observability, tests)."""
@@ -266,3 +293,8 @@ class DnsBindings:
 
     def counters(self) -> Mapping[str, int]:
         return MappingProxyType(dict(self._counters))
+
+
+def _view_order(addresses: Iterable[str]) -> tuple[str, ...]:
+    """Addresses as :meth:`DnsBindings.current` lists them: IPv4 first, then IPv6, each by numeric value."""
+    return tuple(sorted(addresses, key=lambda a: (":" in a, ipaddress.ip_address(a).packed)))
