@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "revoke",
     "forget",
     "my_controller",
+    "dns",
 )
 
 

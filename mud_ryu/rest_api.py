@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from mud_ryu.context import normalize_mac
+from mud_ryu.dnsbind_types import normalize_name
 from mud_ryu.rest_types import (
     ActionResult,
     AlertView,
@@ -36,6 +37,9 @@ from mud_ryu.rest_types import (
     DecisionView,
     DeviceDetail,
     DeviceView,
+    DnsAddressView,
+    DnsNameView,
+    DnsTable,
     HistoryEntry,
     MyControllerEntryView,
     MyControllerTable,
@@ -52,6 +56,9 @@ __all__ = [
     "DecisionView",
     "DeviceDetail",
     "DeviceView",
+    "DnsAddressView",
+    "DnsNameView",
+    "DnsTable",
     "HistoryEntry",
     "MyControllerEntryView",
     "MyControllerTable",
@@ -70,6 +77,7 @@ MAX_STRING_CHARS = 2048  # any string in a response body
 MAX_URL_CHARS = 2048  # an approve URL; the enforcer's URL gate applies the real (255 octet) limit
 MAX_MY_CONTROLLER_ADDRESSES = 16  # the enforcer checks the entry itself; this only bounds what reaches it
 MAX_ADDRESS_CHARS = 64
+MAX_DNS_NAME_CHARS = 254  # a host name (253) and its trailing dot
 DEFAULT_ALERT_LIMIT = 100
 MAX_ALERT_LIMIT = 1000
 READ_METHODS = frozenset({"GET"})
@@ -89,6 +97,7 @@ ERROR_CODES = frozenset(
         "bad-mac",
         "bad-query",
         "bad-limit",
+        "bad-name",
         "body-too-large",
         "unsupported-media-type",
         "bad-json",
@@ -179,6 +188,8 @@ def _route(raw_path: str) -> tuple[Mapping[str, _Handler], str | None, frozenset
         case ["my-controller"]:
             handlers = {"GET": _list_my_controller, "PUT": _set_my_controller, "DELETE": _clear_my_controller}
             return handlers, None, frozenset({"url"})
+        case ["dns"]:
+            return {"GET": _show_dns}, None, frozenset({"name"})
     raise ApiError(404, "not-found", "no such resource")
 
 
@@ -321,6 +332,16 @@ def _clear_my_controller(request: _Request, backend: Backend) -> Response:
     if not url or len(url) > MAX_URL_CHARS:
         raise ApiError(400, "bad-query", "give the MUD URL whose entry to clear: ?url=<percent-encoded URL>")
     return _action("my-controller clear", _printable(url, 200), backend.clear_my_controller(url))
+
+
+def _show_dns(request: _Request, backend: Backend) -> Response:
+    raw = request.query.get("name")
+    name = None
+    if raw is not None:
+        name = normalize_name(raw) if len(raw) <= MAX_DNS_NAME_CHARS else None
+        if name is None:
+            raise ApiError(400, "bad-name", f"name must be a DNS host name, not {_printable(raw, 64)!r}")
+    return _json(200, dataclasses.asdict(backend.dns(name)))
 
 
 # Refusals that mean the operator's input was wrong (400); the rest are the target's state (409).

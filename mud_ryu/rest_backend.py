@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 
 from mud_ryu import operator_actions
+from mud_ryu.dnsbind_types import normalize_name
 from mud_ryu.enforcer import Enforcer
 from mud_ryu.enforcer_state import Alert, Device, Effect
+from mud_ryu.flowrule import FlowRule
 from mud_ryu.ofctl_text import render_flow
 from mud_ryu.rest_types import (
     ActionResult,
@@ -19,6 +21,9 @@ from mud_ryu.rest_types import (
     DecisionView,
     DeviceDetail,
     DeviceView,
+    DnsAddressView,
+    DnsNameView,
+    DnsTable,
     HistoryEntry,
     MyControllerEntryView,
     MyControllerTable,
@@ -46,7 +51,8 @@ class EnforcerBackend:
     def _record(self, device: Device) -> TrustRecord:
         return self._enforcer.trust.record(DeviceId(device.dpid, device.port, device.mac))
 
-    def _flows(self, device: Device) -> list[str]:
+    def _rules(self, device: Device) -> list[FlowRule]:
+        """The flows the device holds on its switch: its own and its profile's."""
         sw = self._enforcer.switches.get(device.dpid)
         if sw is None:
             return []
@@ -54,9 +60,9 @@ class EnforcerBackend:
         profile_id = sw.device_profile.get(device.mac)
         if profile_id is not None:
             rules += sw.owners.get(("profile", profile_id), ())
-        return sorted(render_flow(rule) for rule in rules)
+        return rules
 
-    def _view(self, device: Device) -> DeviceView:
+    def _view(self, device: Device, flow_count: int) -> DeviceView:
         record = self._record(device)
         sw = self._enforcer.switches.get(device.dpid)
         profile_id = sw.device_profile.get(device.mac) if sw is not None else None
@@ -71,26 +77,30 @@ class EnforcerBackend:
             else device.state,
             signer=str(record.signer) if record.signer is not None else None,
             profile_id=profile_id,
-            flow_count=len(self._flows(device)),
+            flow_count=flow_count,
             last_decision=None if decision is None else DecisionView(decision.verdict.value, decision.reason_code,
                                                                      decision.at),
         )  # fmt: skip
 
     def devices(self) -> list[DeviceView]:
-        return [self._view(d) for d in sorted(self._enforcer.devices.values(), key=lambda d: d.mac)]
+        # The list shows only a count: no flow is rendered.
+        return [
+            self._view(d, len(self._rules(d))) for d in sorted(self._enforcer.devices.values(), key=lambda d: d.mac)
+        ]
 
     def device(self, mac: str) -> DeviceDetail | None:
         device = self._enforcer.devices.get(mac)
         if device is None:
             return None
-        view = self._view(device)
+        flows = tuple(sorted(render_flow(rule) for rule in self._rules(device)))  # rendered once: count and list
+        view = self._view(device, len(flows))
         record = self._record(device)
         pending = record.pending
         return DeviceDetail(
             **{name: getattr(view, name) for name in DeviceView.__dataclass_fields__},
             history=tuple(HistoryEntry(a.url, a.sha256, a.at) for a in record.history),
             pending=None if pending is None else PendingView(pending.url, pending.status, pending.reason),
-            flows=tuple(self._flows(device)),
+            flows=flows,
         )
 
     def alerts(self, limit: int) -> list[AlertView]:
@@ -122,3 +132,28 @@ class EnforcerBackend:
 
     def clear_my_controller(self, url: str) -> ActionResult:
         return self._act(operator_actions.set_my_controller(self._enforcer, url, None))
+
+    def dns(self, name: str | None) -> DnsTable:
+        table = self._enforcer.dns
+        watched = table.watched()
+        names = sorted(watched) if name is None else [name] if name in watched else []
+        users: dict[str, set[str]] = {n: set() for n in names}
+        for url, profile in self._enforcer.profiles.items():  # the table's owners are the profiles' URLs
+            for spelling in profile.dns_names:
+                norm = normalize_name(spelling)
+                if norm in users:
+                    users[norm].add(url)
+        now = self._clock()
+        bound, expiries = table.current(), table.expiries()
+        return DnsTable(
+            names=tuple(
+                DnsNameView(
+                    n,
+                    tuple(sorted(users[n])),
+                    tuple(DnsAddressView(a, round(max(0.0, expiries[n][a] - now), 3)) for a in bound.get(n, ())),
+                )
+                for n in names
+            ),
+            outstanding_queries=table.outstanding(),
+            counters=dict(sorted(table.counters().items())),
+        )

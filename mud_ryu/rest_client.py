@@ -19,6 +19,7 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from mud_ryu.context import normalize_mac
+from mud_ryu.dnsbind_types import normalize_name
 
 MAX_RESPONSE_BYTES = 16 << 20
 MAX_TOKEN_FILE_BYTES = 4096
@@ -159,6 +160,19 @@ def clear_my_controller(client: ApiClient, url: str) -> dict[str, Any]:
     return client.delete(my_controller_path(url))
 
 
+def dns_path(name: str | None = None) -> str:
+    """``dns`` or ``dns?name=<percent-encoded name>`` for a name checked here (the server checks it again)."""
+    if name is None:
+        return "dns"
+    if normalize_name(name[:300]) is None:
+        raise ClientError(f"--name must be a DNS host name, not {printable(name, 80)!r}")
+    return f"dns?name={quote(name, safe='')}"
+
+
+def dns(client: ApiClient, name: str | None = None) -> dict[str, Any]:
+    return client.get(dns_path(name))
+
+
 def read_token_file(path: str) -> str:
     try:
         with open(path, "rb") as handle:
@@ -259,3 +273,36 @@ def my_controller_text(document: Mapping[str, Any]) -> str:
     rows = [(e.get("url"), e.get("source"), ", ".join(printable(a, 64) for a in e["addresses"]))
             for e in document["entries"]]  # fmt: skip
     return f"default: {default}\n" + table(("URL", "SOURCE", "ADDRESSES"), rows)
+
+
+# Answers the binding table ignored because they came from the wrong server or answered nothing the device asked:
+# spoofing attempts or races (issue 6); the rest of the ignore reasons are benign.
+SPOOF_COUNTERS = ("not-resolver", "unsolicited", "wrong-txid", "wrong-client")
+
+
+def _seconds(value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return printable(value)
+    return f"{value:.1f}s"
+
+
+def dns_text(document: Mapping[str, Any]) -> str:
+    rows: list[tuple[object, ...]] = []
+    for entry in document["names"]:
+        profiles = ", ".join(printable(p) for p in entry["profiles"]) or "-"
+        addresses = entry["addresses"] or [{"address": "-", "expires_in_s": "-"}]
+        for i, a in enumerate(addresses):
+            first = i == 0
+            rows.append((entry.get("name") if first else "", a.get("address"), _seconds(a.get("expires_in_s")),
+                         profiles if first else ""))  # fmt: skip
+    counters = document["counters"]
+    spoofed = ", ".join(f"{name} {printable(counters.get(name, '-'))}" for name in SPOOF_COUNTERS)
+    lines = [
+        table(("NAME", "ADDRESS", "EXPIRES IN", "PROFILES"), rows),
+        "",
+        f"outstanding queries: {printable(document['outstanding_queries'])}",
+        f"spoofed or unsolicited answers ignored: {spoofed}",
+        "",
+        table(("COUNTER", "VALUE"), sorted(counters.items())),
+    ]
+    return "\n".join(lines)

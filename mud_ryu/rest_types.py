@@ -111,6 +111,35 @@ class MyControllerTable:
     entries: tuple[MyControllerEntryView, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class DnsAddressView:
+    """An address bound to a DNS name, and how long until it expires (0 once due: the next expiry pass unbinds it)."""
+
+    address: str
+    expires_in_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class DnsNameView:
+    """A watched DNS name (normalised: lower case, no trailing dot), the MUD URLs whose profiles use it, and the
+    addresses it stands for now (IPv4 first, each family by value); none until a configured resolver answers."""
+
+    name: str
+    profiles: tuple[str, ...]
+    addresses: tuple[DnsAddressView, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DnsTable:
+    """``GET /mud/v1/dns``: the watched names (sorted), the device queries still awaiting their answer, and every
+    counter of the binding table -- among them the answers ignored and why (``not-resolver``, ``unsolicited``,
+    ``wrong-txid``, ``wrong-client``: spoofed or unasked-for; ``rcode``, ``not-watched``, ``no-addresses``)."""
+
+    names: tuple[DnsNameView, ...]
+    outstanding_queries: int
+    counters: dict[str, int]  # a fresh dict per response (asdict copies it), sorted by name
+
+
 class Backend(Protocol):
     """What the enforcer offers the API. MACs arrive normalised (lower-case colon form); ``limit`` is 1..1000."""
 
@@ -144,6 +173,10 @@ class Backend(Protocol):
     def clear_my_controller(self, url: str) -> ActionResult:
         """Drop the operator's entry for ``url`` (reason ``cleared``: the settings apply again), or refuse:
         ``unknown-entry`` (none set), ``bad-url:<gate reason>``."""
+        ...
+
+    def dns(self, name: str | None) -> DnsTable:
+        """The DNS binding table; ``name`` (normalised by the API) keeps only that watched name (none: no match)."""
         ...
 
 

@@ -1,7 +1,7 @@
 """An in-memory :class:`mud_ryu.rest_api.Backend` for the REST handler and CLI tests.
 
 A test double of the enforcer's side of the API (the real one is integrated in the app and tested end to end):
-it keeps its devices, alerts and my-controller entries in dicts, changes them on approve/revoke/forget and
+it keeps its devices, alerts, my-controller entries and DNS bindings in dicts, changes them on approve/revoke/forget and
 my-controller set/clear as the enforcer would in spirit (entries are checked by the enforcer's own pure
 :mod:`mud_ryu.my_controller`), and records every call so a test can prove that a refused request never reached it.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from mud_ryu.dnsbind_types import COUNTERS
 from mud_ryu.my_controller import MyControllerRefused, canonical_url, check_entry, entries
 from mud_ryu.rest_types import (
     ActionResult,
@@ -18,6 +19,9 @@ from mud_ryu.rest_types import (
     DecisionView,
     DeviceDetail,
     DeviceView,
+    DnsAddressView,
+    DnsNameView,
+    DnsTable,
     HistoryEntry,
     MyControllerEntryView,
     MyControllerTable,
@@ -76,6 +80,24 @@ def sample_alerts() -> list[AlertView]:
     ]
 
 
+DNS_NAME = "api.vendor.example"
+DNS_IDLE_NAME = "updates.vendor.example"
+
+
+def sample_dns() -> dict[str, DnsNameView]:
+    """Two watched names (normalised): one bound to an IPv4 and an IPv6 address, one not answered yet."""
+    bound = DnsNameView(
+        DNS_NAME, (URL1, URL2), (DnsAddressView("198.51.100.7", 299.5), DnsAddressView("2001:db8::7", 12.0))
+    )
+    return {DNS_NAME: bound, DNS_IDLE_NAME: DnsNameView(DNS_IDLE_NAME, (URL1,), ())}
+
+
+def sample_dns_counters() -> dict[str, int]:
+    """Every counter of the binding table (DnsBindings.counters() has them all, zero or not)."""
+    return {**dict.fromkeys(COUNTERS, 0), "queries": 3, "answers-merged": 2, "addresses-added": 2, "unsolicited": 1,
+            "wrong-txid": 1, "not-resolver": 1}  # fmt: skip
+
+
 @dataclass
 class FakeBackend:
     detail: dict[str, DeviceDetail] = field(default_factory=sample_devices)
@@ -85,6 +107,9 @@ class FakeBackend:
     my_controller_default: tuple[str, ...] = MYCTL_DEFAULT
     my_controller_settings: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(MYCTL_SETTINGS))
     my_controller_operator: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    dns_names: dict[str, DnsNameView] = field(default_factory=sample_dns)  # by normalised name
+    dns_counters: dict[str, int] = field(default_factory=sample_dns_counters)
+    dns_outstanding: int = 1
 
     def _enter(self, *call: str) -> None:
         self.calls.append(call)
@@ -174,3 +199,10 @@ class FakeBackend:
         if self.my_controller_operator.pop(canonical, None) is None:
             return ActionResult(False, "unknown-entry", f"no operator entry for {canonical}")
         return ActionResult(True, "cleared", f"my-controller of {canonical} is from the settings again")
+
+    def dns(self, name: str | None) -> DnsTable:
+        self._enter("dns", str(name))
+        names = sorted(self.dns_names) if name is None else [name] if name in self.dns_names else []
+        return DnsTable(
+            tuple(self.dns_names[n] for n in names), self.dns_outstanding, dict(sorted(self.dns_counters.items()))
+        )
