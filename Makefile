@@ -30,6 +30,7 @@ bench: setup
 	$(PY) benchmarks/enforce_latency.py
 	$(PY) benchmarks/dns_update.py
 	$(PY) benchmarks/dns_update_core.py
+	$(PY) benchmarks/dns_view.py
 	$(PY) benchmarks/renewal.py
 
 clean:
