@@ -23,6 +23,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import urllib.parse
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import urllib3.exceptions
@@ -282,3 +283,54 @@ def check_mud_url(raw: object, options: GateOptions = GateOptions()) -> MudUrl:
     _cross_check(raw, host, port, path)
     _cross_check(url, host, port, path)
     return MudUrl(url=url, host=host, port=port, path_segments=segments)
+
+
+@dataclass(frozen=True, slots=True)
+class _Refusal:
+    """A remembered rejection: enough to raise the same :class:`UrlRejected` again."""
+
+    reason: str
+    message: str
+
+
+class UrlGateMemo:
+    """:func:`check_mud_url` with a bounded LRU of its answers, keyed by the exact string the device sent.
+
+    Why: every DHCP renewal and LLDP refresh re-announces the same string, and the gate (two URL parsers
+    cross-checked) is most of what a renewal costs. The gate is pure and its answers are frozen values, so a
+    remembered answer is the answer. A rejection is remembered as its reason and message and raised again as a
+    new :class:`UrlRejected` (callers see exactly what the gate would have raised). Bounded two ways, so a device
+    cycling through URLs cannot grow memory: at most ``max_entries`` answers (least recently used go first), and
+    only strings within the gate's own length limit are remembered (a longer one is refused cheaply anyway).
+    One memo per owner (no module-level cache): its contents are part of the owner's state, not global state.
+    """
+
+    def __init__(self, options: GateOptions = GateOptions(), max_entries: int = 1024) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
+        self._options = options
+        self._max_entries = max_entries
+        self._answers: OrderedDict[str, MudUrl | _Refusal] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._answers)
+
+    def check(self, raw: object) -> MudUrl:
+        """Same contract as :func:`check_mud_url`: the canonical URL, or UrlRejected (never another exception)."""
+        # Only exact str keys: a str subclass could compare or hash unlike the string the gate parsed.
+        if type(raw) is not str or len(raw) > self._options.max_octets:
+            return check_mud_url(raw, self._options)
+        answer = self._answers.get(raw)
+        if answer is None:
+            try:
+                answer = check_mud_url(raw, self._options)
+            except UrlRejected as rejected:
+                answer = _Refusal(rejected.reason, rejected.message)
+            self._answers[raw] = answer
+            if len(self._answers) > self._max_entries:
+                self._answers.popitem(last=False)
+        else:
+            self._answers.move_to_end(raw)
+        if isinstance(answer, _Refusal):
+            raise UrlRejected(answer.reason, answer.message)
+        return answer
