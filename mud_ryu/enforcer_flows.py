@@ -2,7 +2,9 @@
 
 An owner is one unit of flows: the switch's shared flows, one access port's punts, one device, one learned host,
 one profile in use on that switch. Events recompute only the owners they touch; per-switch slot refcounts let a
-diff tell which deleted slot another owner still holds, without scanning the table.
+diff tell which deleted slot another owner still holds, without scanning the table. Likewise an index of which
+devices use which profile on which switch answers "is this profile still in use here?" without scanning the devices,
+and the id maps a compilation needs are kept in memory rather than read from SQLite on every (re)compile.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ from mud_ryu.settings import MudSettings
 
 log = logging.getLogger(__name__)
 
+# Where a device's flows draw on a profile: (dpid, "quarantined", None) or (dpid, "enforced", its URL).
+Placement = tuple[int, str, str | None]
+
 
 class FlowBook:
     """The state the flows are computed from, and the per-owner diff. :class:`~mud_ryu.enforcer.Enforcer` adds
@@ -51,6 +56,15 @@ class FlowBook:
         )
         # The operator's my-controller entries (durable in the store; read once, then kept in step with it).
         self._my_controller: dict[str, tuple[str, ...]] = store.my_controllers()
+        # The store's id maps, read once and kept in step by :meth:`_profile_id` / :meth:`_manufacturer_id` (ids are
+        # never reallocated or freed). Replaced, never mutated: a context handed out keeps the maps it was given.
+        self._profile_ids: dict[str, int] = store.profile_ids()
+        self._manufacturer_ids: dict[str, int] = store.manufacturer_ids()
+        # Which devices draw on which profile where (see :meth:`_place`), and the URL of each profile id in force.
+        self._placement: dict[str, Placement] = {}
+        self._users: dict[Placement, set[str]] = {}
+        self._url_of_profile: dict[int, str] = {}
+        self._reindex()
         # Quarantined devices share one profile: the RFC 8520 local DNS/NTP defaults (DHCP/ARP/ND: bootstrap band).
         self._quarantine = Profile("", "", QUARANTINE_PROFILE_ID, 0, quarantine_profile(self._context()))
 
@@ -63,7 +77,6 @@ class FlowBook:
             controllers.setdefault(DNS_CONTROLLER_URN, self.settings.dns_servers)
         if self.settings.ntp_servers:
             controllers.setdefault(NTP_CONTROLLER_URN, self.settings.ntp_servers)
-        urls = self.store.profile_ids()
         return NetworkContext(
             dns=self.dns.current(),
             controllers=controllers,
@@ -71,8 +84,8 @@ class FlowBook:
                 mud_urls, self.settings.my_controller, self.settings.my_controller_by_url, self._my_controller
             ),
             local_networks=self.settings.local_networks,
-            profile_ids=urls,
-            manufacturer_ids=self.store.manufacturer_ids(),
+            profile_ids=self._profile_ids,
+            manufacturer_ids=self._manufacturer_ids,
         )
 
     def _prepare_profile(self, url: str, sha256: str, body: bytes) -> Profile | str:
@@ -84,8 +97,8 @@ class FlowBook:
             parsed = mudfile.parse(body)
         except MudFileError as error:
             return f"mud:{error.finding.reason}"
-        profile_id = self.store.profile_id(url)
-        mfg_id = self.store.manufacturer_id(url_authority(url))
+        profile_id = self._profile_id(url)
+        mfg_id = self._manufacturer_id(url_authority(url))
         self._allocate_referenced_ids(parsed.mud)
         try:
             compiled = compile_profile(parsed.mud, self._context((parsed.mud.mud_url,)), profile_id)
@@ -104,9 +117,25 @@ class FlowBook:
                 if match is None:
                     continue
                 if match.manufacturer:
-                    self.store.manufacturer_id(match.manufacturer)
+                    self._manufacturer_id(match.manufacturer)
                 if match.model:
-                    self.store.profile_id(match.model)
+                    self._profile_id(match.model)
+
+    def _profile_id(self, url: str) -> int:
+        """The store's durable id for ``url`` (allocated on first use), through the in-memory map."""
+        known = self._profile_ids.get(url)
+        if known is None:
+            known = self.store.profile_id(url)
+            self._profile_ids = {**self._profile_ids, url: known}
+        return known
+
+    def _manufacturer_id(self, authority: str) -> int:
+        key = authority.lower()  # the store's key: authorities compare case-insensitively
+        known = self._manufacturer_ids.get(key)
+        if known is None:
+            known = self.store.manufacturer_id(key)
+            self._manufacturer_ids = {**self._manufacturer_ids, key: known}
+        return known
 
     def _recompile(self, selected: Callable[[Profile], bool], changed: frozenset[str], why: str) -> list[Effect]:
         """Re-expand, in the profiles in force that ``selected`` picks, only the ACEs using the address sets named in
@@ -164,6 +193,7 @@ class FlowBook:
         """Put a prepared file in force for its URL (its bytes kept so a restart compiles the same flows)."""
         self.store.save_body(profile.sha256, body)
         self.profiles[profile.url] = profile
+        self._url_of_profile[profile.profile_id] = profile.url
         self.dns.watch(profile.url, profile.dns_names)
 
     def _install_profile(self, url: str, sha256: str, body: bytes) -> Profile | str:
@@ -187,16 +217,41 @@ class FlowBook:
         sw = self.switches.get(dpid)
         return sw is not None and sw.metered
 
+    # ---- who uses which profile where
+    def _place(self, mac: str) -> None:
+        """Bring the use index in line with ``mac``'s device. Called for every device an owner sync touches, before
+        anything else (so also for a switch that is not connected), which covers every change of a device's switch,
+        state or URL: each is followed by a sync of that device, here and in the operator actions."""
+        key = _placement(self.devices.get(mac))
+        old = self._placement.get(mac)
+        if old == key:
+            return
+        if old is not None:
+            users = self._users[old]
+            users.discard(mac)
+            if not users:
+                del self._users[old]
+        if key is None:
+            del self._placement[mac]
+        else:
+            self._placement[mac] = key
+            self._users.setdefault(key, set()).add(mac)
+
+    def _reindex(self) -> None:
+        """Rebuild the use index from the devices (start, reconnect: also drops devices removed from the map)."""
+        self._placement, self._users = {}, {}
+        for mac in self.devices:
+            self._place(mac)
+
     def _profile_in_use(self, dpid: int, profile_id: int) -> Profile | None:
+        """The profile ``profile_id`` when a device on ``dpid`` uses it (quarantined, or enforced under a file in
+        force), else None: two dict look-ups, whatever the number of devices."""
         if profile_id == QUARANTINE_PROFILE_ID:
-            used = any(d.dpid == dpid and d.state == "quarantined" for d in self.devices.values())
-            return self._quarantine if used else None
-        for device in self.devices.values():
-            if device.dpid == dpid and device.state == "enforced" and device.url in self.profiles:
-                profile = self.profiles[device.url]
-                if profile.profile_id == profile_id:
-                    return profile
-        return None
+            return self._quarantine if (dpid, "quarantined", None) in self._users else None
+        url = self._url_of_profile.get(profile_id)
+        if url is None or (dpid, "enforced", url) not in self._users:
+            return None
+        return self.profiles[url]
 
     def _enforced_profile_id(self, device: Device | None, dpid: int) -> int | None:
         if device is not None and device.dpid == dpid and device.state == "quarantined":
@@ -256,6 +311,10 @@ class FlowBook:
 
     def _sync(self, dpid: int, touched: Iterable[Owner] | None = None, confirms: tuple[str, ...] = ()) -> list[Effect]:
         """Diff the owners (all, or ``touched``) of one switch against what it holds; return the update."""
+        touched = None if touched is None else list(touched)
+        for owner in touched or ():
+            if owner[0] == "device":
+                self._place(str(owner[1]))
         sw = self.switches.get(dpid)
         if sw is None:
             return []
@@ -286,6 +345,16 @@ class FlowBook:
         if not adds and not dels and not confirms:
             return []
         return [FlowUpdate(dpid, tuple(adds), tuple(dels), confirms)]
+
+
+def _placement(device: Device | None) -> Placement | None:
+    if device is None or device.state == "absent":
+        return None
+    if device.state == "quarantined":
+        return (device.dpid, "quarantined", None)
+    if device.state == "enforced" and device.url is not None:
+        return (device.dpid, "enforced", device.url)
+    return None
 
 
 def _dns_names(mud: MudFile) -> frozenset[str]:

@@ -1,0 +1,215 @@
+"""The enforcer's announcement/admission path: punted discovery frames, learned hosts, and binding a device.
+
+An announcement is gated (its URL string), checked against where the device already is (a spoof is alerted and
+ignored), run through the update policy with the device's trust record, and the device is admitted: classified at
+once -- under the quarantine profile until its file is verified, or under the file in force when its trust already
+accepted exactly that file -- and its URL is sent for resolution when it needs one. A renewal that changes nothing
+writes nothing (no device-row fsync, no barrier to confirm).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+
+from mud_ryu.discovery import Announcement, Malformed, NoUrl
+from mud_ryu.enforcer_resolution import RECHECK_S, ResolutionEvents
+from mud_ryu.enforcer_state import Alert, Device, Effect, ResolveRequest
+from mud_ryu.settings import DefaultPolicy
+from mud_ryu.truststore import TrustStoreError
+from mud_ryu.update_policy import Outcome
+from mud_ryu.update_types import DeviceId, TrustRecord, TrustState, Verdict
+from mud_ryu.urlgate import UrlRejected
+
+log = logging.getLogger(__name__)
+DHCPRELEASE = 7
+
+
+class AdmissionEvents(ResolutionEvents):
+    """Discovery frames and learned sources in, devices bound; :class:`~mud_ryu.enforcer.Enforcer` adds the rest."""
+
+    def discovered(self, dpid: int, port: int, scanned: object, now: float) -> list[Effect]:
+        """A punted DHCP/DHCPv6/LLDP frame, scanned by :func:`mud_ryu.discovery.scan_frame`."""
+        if dpid not in self.switches:
+            return []
+        if isinstance(scanned, Announcement):
+            return self._announcement(dpid, port, scanned, now)
+        if isinstance(scanned, NoUrl):
+            if scanned.protocol == "dhcpv4" and scanned.msg_type == DHCPRELEASE:
+                return self._release(dpid, port, scanned.src_mac, now)
+            return self.learned(dpid, port, scanned.src_mac, now)
+        if isinstance(scanned, Malformed):
+            return [Alert("malformed-announcement", scanned.src_mac or "", dpid, port, "", scanned.reason)]
+        return []
+
+    def _uplink(self, dpid: int, port: int) -> bool:
+        return (dpid, port) in self.settings.uplink_ports
+
+    def learned(self, dpid: int, port: int, mac: str, now: float) -> list[Effect]:
+        """A frame from a source the switch did not know (the learning copy), or a client without a URL."""
+        sw = self.switches.get(dpid)
+        if sw is None:
+            return []
+        if int(mac[:2], 16) & 1:
+            return []
+        device = self.devices.get(mac)
+        if device is not None and device.state != "absent":
+            if device.dpid == dpid or not self._uplink(dpid, port):
+                # Managed here: its own flows classify it (a wrong port is the anti-spoof flow's business). Managed
+                # on another switch but seen on an access port here: never learn it as an unmanaged host.
+                return []
+            # A device of another switch arriving over an uplink: forwarding only, its policy ran at its own switch.
+        elif self.settings.default_policy is DefaultPolicy.BOOTSTRAP_ONLY and not self._uplink(dpid, port):
+            return self._admit(dpid, port, mac, None, "learned", now)
+        if sw.hosts.get(mac) == port:
+            return []
+        sw.hosts[mac] = port
+        return self._sync(dpid, [("host", mac)])
+
+    def _learnable(self, dpid: int, port: int, mac: str) -> bool:
+        """Whether ``mac`` may hold learned-host flows at (dpid, port): not a device managed on this switch, and
+        a device managed elsewhere only through an uplink."""
+        device = self.devices.get(mac)
+        if device is None or device.state == "absent":
+            return True
+        return device.dpid != dpid and self._uplink(dpid, port)
+
+    def _release(self, dpid: int, port: int, mac: str, now: float) -> list[Effect]:
+        device = self.devices.get(mac)
+        if device is None or (device.dpid, device.port) != (dpid, port):
+            return []
+        device.state, device.reason, device.updated_at = "absent", "dhcp-release", now
+        return self._sync(dpid, [("device", mac)], confirms=(mac,))
+
+    def _announcement(self, dpid: int, port: int, ann: Announcement, now: float) -> list[Effect]:
+        mac = ann.src_mac
+        if self._uplink(dpid, port):
+            return []  # relayed from another switch: the access switch handles it
+        device = self.devices.get(mac)
+        home = self.switches.get(device.dpid) if device is not None else None
+        elsewhere = device is not None and device.state != "absent" and (device.dpid, device.port) != (dpid, port)
+        if elsewhere and device is not None and home is not None and device.port in home.ports_up:
+            # Its own port is still up, so this is not a move: never silently rebind (THREATS.md row 1).
+            return [Alert("spoofed-announcement", mac, dpid, port, ann.url,
+                              f"{mac} is at dpid {device.dpid:016x} port {device.port}; not rebinding")]  # fmt: skip
+        try:
+            gated = self.url_gate.check(ann.url)
+        except UrlRejected as rejected:
+            effects = self._admit(dpid, port, mac, None, ann.protocol, now, reason=f"url:{rejected.reason}")
+            return [*effects, Alert("bad-url", mac, dpid, port, ann.url[:255], rejected.message)]
+        identity = DeviceId(dpid, port, mac)
+        if device is not None and device.state == "absent" and (device.dpid, device.port) != (dpid, port):
+            # A move after a port-down or release: the device's trust (pin, history) moves with it, explicitly.
+            with _trust_errors():
+                if self.trust.moved(DeviceId(device.dpid, device.port, mac), identity):
+                    log.info("trust of %s moved from dpid %016x port %d to dpid %016x port %d", mac, device.dpid,
+                             device.port, dpid, port)  # fmt: skip
+        try:
+            # One read of the trust record per announcement: the outcome carries the record now in force.
+            outcome = self.trust.announce(identity, gated, now)
+        except TrustStoreError as error:
+            log.error("trust store failed (%s): %s", error.reason, error.message)
+            return self._fail_closed(dpid, port, mac, ann.protocol, gated.url, now)
+        return self._after_announcement(identity, gated.url, ann.protocol, outcome, now)
+
+    def _fail_closed(self, dpid: int, port: int, mac: str, via: str, url: str, now: float) -> list[Effect]:
+        effects = self._admit(dpid, port, mac, None, via, now, reason="trust-store-failed")
+        return [*effects, Alert("trust-store-failed", mac, dpid, port, url, "trust state unavailable: quarantined")]
+
+    def _after_announcement(self, identity: DeviceId, url: str, via: str, outcome: Outcome, now: float) -> list[Effect]:
+        """Act on the update policy's verdict for an announced URL (README "Update policy"). ``outcome.record`` is
+        the trust record in force (committed, or unchanged and not rewritten)."""
+        dpid, port, mac = identity.dpid, identity.port, identity.mac
+        decision, record = outcome.decision, outcome.record
+        verdict = decision.verdict
+        if verdict is Verdict.FETCH:
+            return self._admit(dpid, port, mac, url, via, now, record=record)
+        if verdict is Verdict.IGNORE:
+            current = record.current_url or url
+            effects = self._admit(dpid, port, mac, current, via, now, record=record)
+            if current != url:  # e.g. rate-limited: the change is not taken now, the policy in force stays
+                effects.append(Alert("update-ignored", mac, dpid, port, url, f"{decision.reason_code}: "
+                                     f"{decision.message}"))  # fmt: skip
+            return effects
+        code = "pending-approval" if verdict is Verdict.PENDING_APPROVAL else "update-violation"
+        alert = Alert(code, mac, dpid, port, url, f"{decision.reason_code}: {decision.message}")
+        if record.state is TrustState.TRUSTED and record.current_url:  # violation_action = keep-last
+            return [*self._admit(dpid, port, mac, record.current_url, via, now, record=record), alert]
+        return [*self._admit(dpid, port, mac, None, via, now, reason=f"policy:{decision.reason_code}"), alert]
+
+    def _admit(
+        self,
+        dpid: int,
+        port: int,
+        mac: str,
+        url: str | None,
+        via: str,
+        now: float,
+        reason: str = "",
+        record: TrustRecord | None = None,
+    ) -> list[Effect]:
+        """Bind (switch, port, MAC) to ``url``: quarantined until the URL resolves (or forever, for None).
+        ``record``: the device's trust record, when the caller already holds it (read from the gate otherwise).
+
+        A renewal that leaves the device as it is (same switch, port, URL, state, file and reason) keeps its
+        record as stored: no device-row write (an fsync) and no barrier to confirm. ``via`` and ``updated_at``
+        then stay those of the last change: an LLDP refresh of a device that also renews over DHCP is no change."""
+        effects: list[Effect] = []
+        sw = self.switches[dpid]
+        previous = self.devices.get(mac)
+        if mac in sw.hosts:
+            del sw.hosts[mac]
+            effects += self._sync(dpid, [("host", mac)])
+        if previous is not None and previous.dpid != dpid and previous.dpid in self.switches:
+            old_dpid = previous.dpid
+            previous.state = "absent"
+            effects += self._sync(old_dpid, [("device", mac)])  # the old location is cleaned
+        device_id = previous.device_id if previous else self.store.device_id(mac)
+        same = previous is not None and previous.url == url and previous.state == "enforced"
+        keep_policy = previous is not None and previous.state == "enforced" and url is not None
+        device = Device(mac, device_id, dpid, port, url, via, "enforced" if keep_policy else "quarantined",
+                        previous.sha256 if keep_policy and previous else None, reason, now)  # fmt: skip
+        if keep_policy and not same and previous is not None:
+            # A new URL keeps the old policy in force until the new one is verified (never widen, never cut).
+            device.url = previous.url
+            device.reason = f"pending:{url}"
+        if previous is not None and _unchanged(previous, device):
+            device = previous
+            # Nothing to save or confirm; the diff still repairs flows this switch's state says are missing.
+            effects += self._sync(dpid, [("device", mac)])
+        else:
+            self.devices[mac] = device
+            self.store.save_device(device.record())
+            effects += self._sync(dpid, [("device", mac)], confirms=(mac,))
+        if url is None:
+            return effects  # quarantined for good (no URL, or a refused one: the caller alerts)
+        profile = self.profiles.get(url)
+        if record is None:
+            record = self.trust.record(DeviceId(dpid, port, mac))
+        known = profile is not None and (record.current_url, record.current_sha256) == (url, profile.sha256)
+        if profile is not None and known and not keep_policy:
+            # This device's trust already accepted exactly this file: enforce now, no round trip to the worker.
+            effects += self._enforce(device, profile, now)
+        recently = known and now - self.checked_at.get(url, float("-inf")) < RECHECK_S
+        if not self._in_flight(url, now) and not recently:
+            # A known, recently checked file needs no new resolution for every device that announces it (the
+            # periodic refresh keeps it current); anything else goes to the worker.
+            self.resolving[url] = now
+            effects.append(ResolveRequest(url))
+        return effects
+
+
+def _unchanged(previous: Device, device: Device) -> bool:
+    """Whether ``device`` is ``previous`` again, up to how and when it was last heard from."""
+    return (previous.device_id, previous.dpid, previous.port, previous.url, previous.state, previous.sha256,
+            previous.reason) == (device.device_id, device.dpid, device.port, device.url, device.state, device.sha256,
+                                 device.reason)  # fmt: skip
+
+
+@contextlib.contextmanager
+def _trust_errors() -> Iterator[None]:
+    try:
+        yield
+    except TrustStoreError as error:
+        log.error("trust store failed (%s): %s", error.reason, error.message)

@@ -1,0 +1,178 @@
+"""The enforcer's resolution/verification path: the worker's answers for MUD URLs, and what they do to devices.
+
+An answer carries a verified file (or why there is none). Each device waiting on that URL goes through the update
+policy (its own pin and history) and is then enforced under the file, kept on its last policy, or quarantined. Also
+the bookkeeping of resolutions in flight: which URLs were asked for and when, so a lost answer is asked again.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+
+from mud_ryu.devicestore import DeviceStore
+from mud_ryu.enforcer_dns import DnsEvents
+from mud_ryu.enforcer_state import Alert, Device, Effect, Profile, ResolveNames, ResolveRequest
+from mud_ryu.resolve_wire import WireResult
+from mud_ryu.settings import MudSettings
+from mud_ryu.trustgate import TrustGate
+from mud_ryu.truststore import TrustStoreError
+from mud_ryu.update_types import Decision, DeviceId, TrustState, Verdict
+from mud_ryu.urlgate import MudUrl, UrlGateMemo, UrlRejected
+
+log = logging.getLogger(__name__)
+RECHECK_S = 60.0  # a file confirmed this recently is not re-resolved for each device announcing it
+RESOLVE_TIMEOUT_S = 30.0  # > the worker's fetch deadline (10 s) for the file plus its signature
+URL_MEMO_ENTRIES = 1024  # distinct announced strings whose gate answers are remembered (LRU)
+
+
+class ResolutionEvents(DnsEvents):
+    """Resolutions in flight and the answers' effects; :class:`~mud_ryu.enforcer.Enforcer` adds the rest."""
+
+    def __init__(self, settings: MudSettings, store: DeviceStore, trust: TrustGate) -> None:
+        super().__init__(settings, store)
+        self.trust = trust
+        # URL -> when its resolution was requested. An answer that never comes (a worker lost mid-request) must not
+        # leave devices quarantined for good: after RESOLVE_TIMEOUT_S the next announcement asks again.
+        self.resolving: dict[str, float] = {}
+        self.checked_at: dict[str, float] = {}  # URL -> when the worker last confirmed the file in force
+        self.url_gate = UrlGateMemo(max_entries=URL_MEMO_ENTRIES)  # renewals repeat the same strings
+
+    def _in_flight(self, url: str, now: float) -> bool:
+        asked = self.resolving.get(url)
+        return asked is not None and now - asked < RESOLVE_TIMEOUT_S
+
+    def _decide(self, call: Callable[[], Decision]) -> Decision | None:
+        """Run one trust-store-backed policy step; None when the store failed (the caller fails closed)."""
+        try:
+            return call()
+        except TrustStoreError as error:
+            log.error("trust store failed (%s): %s", error.reason, error.message)
+            return None
+
+    def _enforce(self, device: Device, profile: Profile, now: float) -> list[Effect]:
+        device.url, device.sha256, device.state, device.reason, device.updated_at = (
+            profile.url,
+            profile.sha256,
+            "enforced",
+            "",
+            now,
+        )
+        return self._sync(device.dpid, [("device", device.mac), ("profile", profile.profile_id)],
+                          confirms=(device.mac,))  # fmt: skip
+
+    def resolved(self, result: WireResult, now: float) -> list[Effect]:
+        """The worker answered for ``result.url``: each device waiting on it goes through the update policy
+        (its own pin and history), then is enforced, kept on its last policy, or quarantined."""
+        self.resolving.pop(result.url, None)
+        waiting = [d for d in self.devices.values() if d.state != "absent" and _wants(d, result.url)]
+        try:
+            gated = self.url_gate.check(result.url)
+        except UrlRejected:
+            return []  # the worker only answers for gated URLs; nothing to act on
+        effects: list[Effect] = []
+        if result.body and result.sha256:
+            prepared = self._prepare_profile(result.url, result.sha256, result.body)
+            if isinstance(prepared, Profile):
+                return self._verified(waiting, gated, prepared, result, now)
+            reason = prepared
+        else:
+            reason = result.reason or result.outcome.value
+        for device in waiting:
+            self._decide(functools.partial(self.trust.fetch_failed, identity(device), gated, reason, now))
+        # A backoff answer repeats a failure that already alerted: record it, do not alert again (an attacker
+        # re-announcing a dead URL must not be able to flood the operator).
+        loud = result.alert or bool(result.body)
+        for device in waiting:
+            if device.state == "enforced":
+                # A refresh or a URL change failed: the last verified policy stays in force (never widen); a
+                # pending change stays pending, so a later successful resolution of the new URL still applies.
+                if loud:
+                    effects.append(Alert("kept-last", device.mac, device.dpid, device.port, result.url,
+                                         f"{reason}: {result.message}"))  # fmt: skip
+                continue
+            device.reason, device.updated_at = reason, now
+            self.store.save_device(device.record())
+            if loud:
+                effects.append(Alert("quarantined", device.mac, device.dpid, device.port, result.url,
+                                     f"{reason}: {result.message}"))  # fmt: skip
+        return effects
+
+    def _verified(
+        self, waiting: list[Device], gated: MudUrl, prepared: Profile, result: WireResult, now: float
+    ) -> list[Effect]:
+        effects: list[Effect] = []
+        try:
+            file_url = self.url_gate.check(prepared.file_mud_url)
+        except UrlRejected:
+            file_url = gated  # the validator already refused non-https mud-urls; never a reason to widen
+        applies: list[Device] = []
+        refused: list[tuple[Device, Decision | None]] = []
+        for device in waiting:
+            verify = functools.partial(
+                self.trust.verified, identity(device), gated, prepared.sha256, result.signer, file_url, now
+            )
+            decision = self._decide(verify)
+            if decision is not None and decision.verdict is Verdict.APPLY:
+                applies.append(device)  # the trust record that allows it is already on disk
+            elif decision is None or decision.verdict is not Verdict.IGNORE:
+                refused.append((device, decision))
+        if applies:
+            newly = result.url not in self.profiles or self.profiles[result.url].sha256 != prepared.sha256
+            self._register(prepared, result.body)
+            self.checked_at[result.url] = now
+            if newly and prepared.dns_names:  # bind its names now, before a device's first connection needs them
+                effects.append(ResolveNames(tuple(sorted(prepared.dns_names))))
+            for device in applies:
+                if (device.state, device.url, device.sha256, device.reason) != (
+                    "enforced",
+                    prepared.url,
+                    prepared.sha256,
+                    "",
+                ):
+                    effects += self._enforce(device, prepared, now)
+            for dpid in {d.dpid for d in applies}:  # a new version of a shared profile: replace its rules
+                effects += self._sync(dpid, [("profile", prepared.profile_id)])
+        for device, decision in refused:
+            effects += self._refuse(device, decision, result.url, prepared, bool(applies), now)
+        if result.alert:
+            effects += [Alert(result.outcome.value, d.mac, d.dpid, d.port, result.url,
+                              f"{result.reason}: {result.message}") for d in applies]  # fmt: skip
+        return effects
+
+    def _refuse(
+        self, device: Device, decision: Decision | None, url: str, prepared: Profile, replaced: bool, now: float
+    ) -> list[Effect]:
+        """The policy refused the verified file for this device: keep its last policy or quarantine it."""
+        code = decision.reason_code if decision is not None else "trust-store-failed"
+        message = decision.message if decision is not None else "trust state unavailable"
+        alert = Alert("update-violation", device.mac, device.dpid, device.port, url, f"{code}: {message}")
+        record = self.trust.record(identity(device))
+        on_changed_profile = replaced and device.url == prepared.url  # its shared rules just changed under it
+        if decision is not None and record.state is TrustState.TRUSTED and not on_changed_profile:
+            if device.reason == f"pending:{url}":
+                device.reason = f"refused:{code}"
+                self.store.save_device(device.record())
+            return [alert]
+        device.url, device.sha256, device.state = None, None, "quarantined"
+        device.reason, device.updated_at = f"policy:{code}", now
+        self.store.save_device(device.record())
+        return [*self._sync(device.dpid, [("device", device.mac)], confirms=(device.mac,)), alert]
+
+    def retry_lost(self, now: float) -> list[Effect]:
+        """Resolutions asked for more than RESOLVE_TIMEOUT_S ago and never answered are asked again (devices that
+        do not re-announce soon, e.g. a DHCP client holding a long lease, would otherwise wait for good)."""
+        lost = [url for url, asked in self.resolving.items() if now - asked >= RESOLVE_TIMEOUT_S]
+        for url in lost:
+            self.resolving[url] = now
+        return [ResolveRequest(url) for url in sorted(lost)]
+
+
+def identity(device: Device) -> DeviceId:
+    """The identity the trust store keys a device by: (switch, port, MAC)."""
+    return DeviceId(device.dpid, device.port, device.mac)
+
+
+def _wants(device: Device, url: str) -> bool:
+    return device.url == url or device.reason == f"pending:{url}"
