@@ -6,26 +6,29 @@ operator alerts). It is one of the two modules that touch the framework (the oth
 
 Handler work is O(1) per event apart from the enforcer's per-owner diff; fetching, decompressing, validating and
 signature checks of MUD files happen in the resolver worker process, never on this event loop.
+
+This module holds the framework wiring (the app class, the REST controller, the worker and its callbacks) and the
+OpenFlow event handlers; carrying out effects is :mod:`mud_ryu.app_effects`, the background loops
+:mod:`mud_ryu.app_tasks`.
 """
 
 from __future__ import annotations
 
-import collections
-import json
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from mud_ryu import __version__, ofmsg, settings
+from mud_ryu import __version__, app_tasks, settings
+from mud_ryu.app_effects import ALERT_HISTORY, EffectRunner, format_dpid, printable
+from mud_ryu.app_tasks import REFRESH_INTERVAL_S
 from mud_ryu.compat import framework, ofproto, parser
 from mud_ryu.devicestore import DeviceStore
 from mud_ryu.discovery import format_mac, scan_frame
 from mud_ryu.dnsframe import scan_dns
-from mud_ryu.edgeflows import DNS_METER, DNS_SUB, LEARN_METER, PUNT_SUB, port_meter
-from mud_ryu.enforcer import Alert, Effect, Enforcer, FlowUpdate, ResolveRequest
-from mud_ryu.enforcer_state import PacketOut, ResolveNames
+from mud_ryu.edgeflows import DNS_SUB, PUNT_SUB
+from mud_ryu.enforcer import Alert, Enforcer
 from mud_ryu.flowkey import stats_key
 from mud_ryu.pipeline import APP_ID, APP_MASK, APP_SHIFT, CookieKind, parse_cookie
 from mud_ryu.rate_limit import TokenBuckets
@@ -53,9 +56,8 @@ _DEAD = _fw.handler.DEAD_DISPATCHER
 _ev = _fw.ofp_event
 
 LOG = logging.getLogger("mud_ryu.app")
-REFRESH_INTERVAL_S = 300.0  # the worker's cache decides whether a URL is actually fetched again
-ALERT_HISTORY = 1000
 DNS_RELEASE_SETTLE_S = 0.05
+__all__ = ["ALERT_HISTORY", "DNS_RELEASE_SETTLE_S", "REFRESH_INTERVAL_S", "MudApp", "MudRestController", "format_dpid"]
 
 
 # The operator API listens on loopback unless the operator passes --wsapi-host (Ryu's own default is 0.0.0.0).
@@ -82,15 +84,6 @@ if _route is not None:  # Ryu's @route, applied after the fact so the class also
     )(MudRestController.serve)
 
 
-def format_dpid(dpid: int) -> str:
-    return f"{dpid:016x}"
-
-
-def _printable(text: str, limit: int = 255) -> str:
-    """Attacker strings (URLs, reasons) go to logs escaped and bounded."""
-    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text[:limit])
-
-
 class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is untyped
     """Enforces MUD policies on the OpenFlow 1.3 switches that connect to this controller."""
 
@@ -109,17 +102,11 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
         self.trust_store = TrustStore.open(self.settings.state_dir)
         trust = TrustGate(UpdatePolicy(self.settings.policy_settings()), self.trust_store)
         self.enforcer = Enforcer(self.settings, self.store, trust, time.time())
-        self.datapaths: dict[int, Any] = {}
         self.connected: dict[int, str] = {}
-        self.alerts: collections.deque[tuple[float, Alert]] = collections.deque(maxlen=ALERT_HISTORY)
         self._setup: dict[int, dict[str, Any]] = {}
         self._flow_stats: dict[int, list[Any]] = {}
-        self._barriers: dict[tuple[int, int], tuple[tuple[str, str], ...]] = {}
-        self._held: dict[tuple[int, int], PacketOut] = {}  # frames released when their barrier is answered
         self._punt_limit = TokenBuckets(rate=50.0, burst=100.0, max_keys=65536)
         self._dropped_punts = 0
-        self._alert_limit = TokenBuckets(rate=0.2, burst=5.0, max_keys=65536)
-        self._suppressed_alerts = 0
         green_subprocess = __import__("eventlet.green.subprocess", fromlist=["Popen"])
         self.worker = WorkerClient(
             self.settings.worker_settings(),
@@ -130,10 +117,15 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
             spawn=_fw.hub.spawn,
             sleep=_fw.hub.sleep,
         )
+        self.out = EffectRunner(self.enforcer, self.settings, self.worker)
+        self.datapaths = self.out.datapaths  # the same map: the handlers fill it, the runner sends through it
+        self.alerts = self.out.alerts
+        self._execute = self.out.execute
         self.worker.start()
-        self._refresher = _fw.hub.spawn(self._refresh_loop)
-        self._dns_expirer = _fw.hub.spawn(self._dns_loop)
-        self._retrier = _fw.hub.spawn(self._retry_loop)
+        sleep = _fw.hub.sleep
+        self._refresher = _fw.hub.spawn(app_tasks.refresh_loop, self.enforcer, self.worker, sleep)
+        self._dns_expirer = _fw.hub.spawn(app_tasks.dns_loop, self.enforcer, self._execute, sleep)
+        self._retrier = _fw.hub.spawn(app_tasks.retry_loop, self.enforcer, self._execute, sleep)
         wsgi = kwargs.get("wsgi")
         if wsgi is not None:
             backend = EnforcerBackend(self.enforcer, self.alerts, self._execute, time.time)
@@ -156,107 +148,14 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
         self.store.close()
         self.trust_store.close()
 
-    # ---- sending
-    def _send(self, dpid: int, msgs: Iterable[Any]) -> Any:
-        dp = self.datapaths.get(dpid)
-        if dp is None:
-            return None
-        for msg in msgs:
-            msg.datapath = dp
-            dp.send_msg(msg)
-        return dp
-
-    def _barrier(self, dpid: int, confirms: tuple[str, ...]) -> None:
-        dp = self.datapaths.get(dpid)
-        if dp is None:
-            return
-        msg = parser.OFPBarrierRequest(dp)
-        dp.set_xid(msg)
-        if confirms:
-            # The state each device is in as these flows go out: what this barrier confirms.
-            self._barriers[(dpid, msg.xid)] = tuple(
-                (mac, d.state if (d := self.enforcer.devices.get(mac)) else "?") for mac in confirms
-            )
-        dp.send_msg(msg)
-
-    def _execute(self, effects: Iterable[Effect]) -> None:
-        for effect in effects:
-            if isinstance(effect, FlowUpdate):
-                self._apply(effect)
-            elif isinstance(effect, PacketOut):
-                self._packet_out(effect)
-            elif isinstance(effect, ResolveNames):
-                self.worker.request_names(effect.names)
-            elif isinstance(effect, ResolveRequest):
-                self.worker.request(effect.url, time.time(), effect.force)
-            elif isinstance(effect, Alert):
-                self.alerts.append((time.time(), effect))
-                if not self._alert_limit.take((effect.code, effect.dpid, effect.port), time.monotonic()):
-                    self._suppressed_alerts += 1  # kept in the history, not logged: a flood must not flood the log
-                    continue
-                LOG.warning(
-                    "ALERT %s mac=%s dpid=%s port=%s url=%s: %s", effect.code, effect.mac, format_dpid(effect.dpid),
-                    effect.port, _printable(effect.url), _printable(effect.message),
-                )  # fmt: skip
-
-    def _packet_out(self, out: PacketOut) -> None:
-        """Release a held frame once the switch has *answered* a barrier behind the flows sent before it (not merely
-        ordered after it): only then is the new policy in place for the traffic the frame will cause."""
-        dp = self.datapaths.get(out.dpid)
-        if dp is None:
-            return
-        msg = parser.OFPBarrierRequest(dp)
-        dp.set_xid(msg)
-        self._held[(out.dpid, msg.xid)] = out
-        dp.send_msg(msg)
-
-    def _release(self, out: PacketOut) -> None:
-        dp = self.datapaths.get(out.dpid)
-        if dp is not None:
-            actions = [parser.OFPActionOutput(out.port)]
-            dp.send_msg(parser.OFPPacketOut(dp, ofproto.OFP_NO_BUFFER, ofproto.OFPP_CONTROLLER, actions, out.data))
-
-    def _apply(self, update: FlowUpdate) -> None:
-        """Adds, barrier, deletes, barrier: make-before-break (see :mod:`mud_ryu.enforcer`)."""
-        if self._send(update.dpid, (ofmsg.flow_mod(r) for r in update.adds)) is None:
-            return
-        if update.deletes or update.stale:
-            self._barrier(update.dpid, ())
-            self._send(update.dpid, (ofmsg.delete_strict(r) for r in update.deletes))
-            self._send(update.dpid, (_delete_entry(e) for e in update.stale))
-        self._barrier(update.dpid, update.confirms)
-        LOG.debug("dpid=%s +%d -%d flows", format_dpid(update.dpid), len(update.adds),
-                  len(update.deletes) + len(update.stale))  # fmt: skip
-
     # ---- resolver worker
     def _on_resolution(self, result: WireResult) -> None:
-        LOG.info("MUD URL %s: %s %s", _printable(result.url), result.outcome.value, _printable(result.reason))
+        LOG.info("MUD URL %s: %s %s", printable(result.url), result.outcome.value, printable(result.reason))
         self._execute(self.enforcer.resolved(result, time.time()))
-
-    def _dns_loop(self) -> None:
-        """Expire DNS-learned addresses when their (clamped) TTL runs out."""
-        while True:
-            due = self.enforcer.dns.next_expiry()
-            now = time.time()
-            if due is not None and due <= now:
-                self._execute(self.enforcer.dns_expire(now))
-                continue
-            _fw.hub.sleep(min(5.0, due - now) if due is not None else 5.0)
-
-    def _retry_loop(self) -> None:
-        while True:
-            _fw.hub.sleep(10.0)
-            self._execute(self.enforcer.retry_lost(time.time()))
 
     def _on_names(self, result: WireNames) -> None:
         LOG.info("resolved %d profile DNS names through the configured resolvers", len(result.answers))
         self._execute(self.enforcer.dns_resolved(result.answers, time.time()))
-
-    def _refresh_loop(self) -> None:
-        while True:
-            _fw.hub.sleep(REFRESH_INTERVAL_S)
-            for url in sorted(self.enforcer.profiles):
-                self.worker.request(url, time.time())
 
     # ---- switch life
     @_on(_ev.EventOFPSwitchFeatures, _CONFIG)
@@ -269,7 +168,7 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
         LOG.info("switch connected dpid=%s from %s (n_tables=%d)", format_dpid(dp.id), peer, ev.msg.n_tables)
         dp.send_msg(parser.OFPPortDescStatsRequest(dp, 0))
         dp.send_msg(parser.OFPMeterFeaturesStatsRequest(dp, 0))
-        _fw.hub.spawn(self._check_fail_mode, dp.id)
+        _fw.hub.spawn(app_tasks.check_fail_mode, dp.id, self._record_alert)
 
     @_on(_ev.EventOFPPortDescStatsReply, _MAIN)
     def _port_desc(self, ev: Any) -> None:
@@ -304,7 +203,7 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
         del self._setup[dpid]
         self.enforcer.switch_up(dpid, setup["ports"], setup["metered"])
         if setup["metered"]:
-            self._send(dpid, self._meter_mods(setup["ports"]))
+            self.out.send(dpid, self.out.meter_mods(setup["ports"]))
         dp = self.datapaths[dpid]
         self._flow_stats[dpid] = []
         dp.send_msg(
@@ -313,20 +212,6 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
                 parser.OFPMatch(),
             )
         )  # fmt: skip
-
-    def _meter_mods(self, ports: Iterable[int]) -> list[Any]:
-        """ADD then MODIFY each meter: ADD fails harmlessly when it exists (a reconnect), MODIFY sets the rate.
-        Meters are never deleted: that would delete every flow using them."""
-        wanted = [(LEARN_METER, self.settings.learn_rate_pps, self.settings.learn_rate_pps),
-                  (DNS_METER, self.settings.learn_rate_pps, self.settings.learn_rate_pps)]  # fmt: skip
-        wanted += [(m, self.settings.punt_rate_pps, self.settings.punt_burst) for p in ports if (m := port_meter(p))]
-        msgs = []
-        for meter_id, rate, burst in wanted:
-            bands = [parser.OFPMeterBandDrop(rate=rate, burst_size=burst)]
-            flags = ofproto.OFPMF_PKTPS | ofproto.OFPMF_BURST
-            for command in (ofproto.OFPMC_ADD, ofproto.OFPMC_MODIFY):
-                msgs.append(parser.OFPMeterMod(None, command=command, flags=flags, meter_id=meter_id, bands=bands))
-        return msgs
 
     @_on(_ev.EventOFPFlowStatsReply, _MAIN)
     def _flow_stats_reply(self, ev: Any) -> None:
@@ -362,16 +247,15 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
         else:
             self._execute(self.enforcer.port_up(dpid, port.port_no))
             if self.enforcer.switches.get(dpid) and self.enforcer.switches[dpid].metered:
-                self._send(dpid, self._meter_mods([port.port_no]))
+                self.out.send(dpid, self.out.meter_mods([port.port_no]))
 
     @_on(_ev.EventOFPBarrierReply, _MAIN)
     def _barrier_reply(self, ev: Any) -> None:
-        held = self._held.pop((ev.msg.datapath.id, ev.msg.xid), None)
+        held, confirms = self.out.barrier_answered(ev.msg.datapath.id, ev.msg.xid)
         if held is not None:
             # Open vSwitch answers the barrier once its tables changed, but revalidates its datapath caches a
             # moment later: a packet sent at once could still meet a cached drop. Release after a short settle.
-            _fw.hub.spawn_after(DNS_RELEASE_SETTLE_S, self._release, held)
-        confirms = self._barriers.pop((ev.msg.datapath.id, ev.msg.xid), None)
+            _fw.hub.spawn_after(DNS_RELEASE_SETTLE_S, self.out.release, held)
         if confirms:
             self.enforcer.confirmed(mac for mac, _ in confirms)
             stamp = time.monotonic()  # system-wide clock: benchmarks compare it with when they sent the frame
@@ -380,7 +264,7 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
                 if device is not None:
                     LOG.info(
                         "confirmed mac=%s dpid=%s port=%d state=%s url=%s monotonic=%.6f", mac,
-                        format_dpid(device.dpid), device.port, state, _printable(device.url or "-"), stamp,
+                        format_dpid(device.dpid), device.port, state, printable(device.url or "-"), stamp,
                     )  # fmt: skip
 
     @_on(_ev.EventOFPErrorMsg, _MAIN)
@@ -411,38 +295,10 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
         else:
             self._execute(self.enforcer.learned(dpid, in_port, format_mac(data[6:12]), time.time()))
 
-    # ---- R1: a managed bridge must not fall back to a learning switch
-    def _check_fail_mode(self, dpid: int) -> None:
-        green_subprocess = __import__("eventlet.green.subprocess", fromlist=["run"])
-        argv = ["ovs-vsctl", "--timeout=3", "--format=json", "--columns=name,fail_mode,datapath_id", "list", "Bridge"]
-        try:
-            done = green_subprocess.run(argv, capture_output=True, timeout=5, check=False)
-            rows = json.loads(done.stdout or b"{}").get("data", [])
-        except (OSError, ValueError, green_subprocess.TimeoutExpired):
-            LOG.info("dpid=%s: fail-mode not checked (no local OVSDB); make sure it is 'secure'", format_dpid(dpid))
-            return
-        for name, fail_mode, datapath_id in rows:
-            if isinstance(datapath_id, str) and int(datapath_id, 16) == dpid:
-                mode = fail_mode if isinstance(fail_mode, str) else "standalone"  # OVS's default is standalone
-                if mode != "secure":
-                    LOG.error(
-                        "BRIDGE %s (dpid=%s) IS IN fail-mode=%s: if this controller is unreachable for ~15 s Open "
-                        "vSwitch deletes every MUD flow and becomes a learning switch. Set: ovs-vsctl set-fail-mode "
-                        "%s secure", name, format_dpid(dpid), mode, name,
-                    )  # fmt: skip
-                    alert = Alert("fail-mode-standalone", "", dpid, 0, "", f"bridge {name} is {mode}")
-                    self.alerts.append((time.time(), alert))
-                return
+    def _record_alert(self, alert: Alert) -> None:
+        """An alert the edge raised itself (already logged by its raiser): into the history the API serves."""
+        self.alerts.append((time.time(), alert))
 
 
 def _port_down(port: Any) -> bool:
     return bool(port.state & ofproto.OFPPS_LINK_DOWN or port.config & ofproto.OFPPC_PORT_DOWN)
-
-
-def _delete_entry(entry: Any) -> Any:
-    """Delete exactly one entry a FLOW_STATS reply reported (its own match, priority and cookie)."""
-    return parser.OFPFlowMod(
-        datapath=None, cookie=entry.cookie, cookie_mask=0xFFFFFFFFFFFFFFFF, table_id=entry.table_id,
-        command=ofproto.OFPFC_DELETE_STRICT, priority=entry.priority, buffer_id=ofproto.OFP_NO_BUFFER,
-        out_port=ofproto.OFPP_ANY, out_group=ofproto.OFPG_ANY, match=entry.match, instructions=[],
-    )  # fmt: skip

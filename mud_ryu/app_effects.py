@@ -1,0 +1,154 @@
+"""Carrying out the enforcer's effects at the controller edge: flow updates with their barriers, held frames released
+behind a barrier, resolution requests to the worker, operator alerts.
+
+Split from :mod:`mud_ryu.app` so the app module holds only the framework wiring and its event handlers. It builds
+OpenFlow messages through :mod:`mud_ryu.compat` (``parser``/``ofproto``) and :mod:`mud_ryu.ofmsg`, never from the
+framework itself, and logs under the app's logger (operators and benchmarks read the app's log lines, e.g.
+``confirmed mac=...``, under that one name).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from mud_ryu import ofmsg
+from mud_ryu.compat import ofproto, parser
+from mud_ryu.edgeflows import DNS_METER, LEARN_METER, port_meter
+from mud_ryu.enforcer import Alert, Effect, Enforcer, FlowUpdate, ResolveRequest
+from mud_ryu.enforcer_state import PacketOut, ResolveNames
+from mud_ryu.rate_limit import TokenBuckets
+from mud_ryu.settings import MudSettings
+from mud_ryu.worker_client import WorkerClient
+
+LOG = logging.getLogger("mud_ryu.app")
+ALERT_HISTORY = 1000
+
+# What a barrier confirms: each device's MAC and the state it was in as the flows went out.
+Confirms = tuple[tuple[str, str], ...]
+
+
+def format_dpid(dpid: int) -> str:
+    return f"{dpid:016x}"
+
+
+def printable(text: str, limit: int = 255) -> str:
+    """Attacker strings (URLs, reasons) go to logs escaped and bounded."""
+    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text[:limit])
+
+
+class EffectRunner:
+    """Sends what the enforcer asks for to the connected switches (``datapaths``, filled by the app's handlers),
+    the resolver worker and the alert history, and remembers what each outstanding barrier stands for."""
+
+    def __init__(self, enforcer: Enforcer, settings: MudSettings, worker: WorkerClient) -> None:
+        self.enforcer = enforcer
+        self.settings = settings
+        self.worker = worker
+        self.datapaths: dict[int, Any] = {}
+        self.alerts: collections.deque[tuple[float, Alert]] = collections.deque(maxlen=ALERT_HISTORY)
+        self._barriers: dict[tuple[int, int], Confirms] = {}
+        self._held: dict[tuple[int, int], PacketOut] = {}  # frames released when their barrier is answered
+        self._alert_limit = TokenBuckets(rate=0.2, burst=5.0, max_keys=65536)
+        self.suppressed_alerts = 0
+
+    def send(self, dpid: int, msgs: Iterable[Any]) -> Any:
+        dp = self.datapaths.get(dpid)
+        if dp is None:
+            return None
+        for msg in msgs:
+            msg.datapath = dp
+            dp.send_msg(msg)
+        return dp
+
+    def barrier(self, dpid: int, confirms: tuple[str, ...]) -> None:
+        dp = self.datapaths.get(dpid)
+        if dp is None:
+            return
+        msg = parser.OFPBarrierRequest(dp)
+        dp.set_xid(msg)
+        if confirms:
+            # The state each device is in as these flows go out: what this barrier confirms.
+            self._barriers[(dpid, msg.xid)] = tuple(
+                (mac, d.state if (d := self.enforcer.devices.get(mac)) else "?") for mac in confirms
+            )
+        dp.send_msg(msg)
+
+    def barrier_answered(self, dpid: int, xid: int) -> tuple[PacketOut | None, Confirms]:
+        """What the switch's answer to barrier ``xid`` releases: a held frame, and the devices it confirms."""
+        return self._held.pop((dpid, xid), None), self._barriers.pop((dpid, xid), ())
+
+    def execute(self, effects: Iterable[Effect]) -> None:
+        for effect in effects:
+            if isinstance(effect, FlowUpdate):
+                self.apply(effect)
+            elif isinstance(effect, PacketOut):
+                self.packet_out(effect)
+            elif isinstance(effect, ResolveNames):
+                self.worker.request_names(effect.names)
+            elif isinstance(effect, ResolveRequest):
+                self.worker.request(effect.url, time.time(), effect.force)
+            elif isinstance(effect, Alert):
+                self.alerts.append((time.time(), effect))
+                if not self._alert_limit.take((effect.code, effect.dpid, effect.port), time.monotonic()):
+                    self.suppressed_alerts += 1  # kept in the history, not logged: a flood must not flood the log
+                    continue
+                LOG.warning(
+                    "ALERT %s mac=%s dpid=%s port=%s url=%s: %s", effect.code, effect.mac, format_dpid(effect.dpid),
+                    effect.port, printable(effect.url), printable(effect.message),
+                )  # fmt: skip
+
+    def packet_out(self, out: PacketOut) -> None:
+        """Release a held frame once the switch has *answered* a barrier behind the flows sent before it (not merely
+        ordered after it): only then is the new policy in place for the traffic the frame will cause."""
+        dp = self.datapaths.get(out.dpid)
+        if dp is None:
+            return
+        msg = parser.OFPBarrierRequest(dp)
+        dp.set_xid(msg)
+        self._held[(out.dpid, msg.xid)] = out
+        dp.send_msg(msg)
+
+    def release(self, out: PacketOut) -> None:
+        dp = self.datapaths.get(out.dpid)
+        if dp is not None:
+            actions = [parser.OFPActionOutput(out.port)]
+            dp.send_msg(parser.OFPPacketOut(dp, ofproto.OFP_NO_BUFFER, ofproto.OFPP_CONTROLLER, actions, out.data))
+
+    def apply(self, update: FlowUpdate) -> None:
+        """Adds, barrier, deletes, barrier: make-before-break (see :mod:`mud_ryu.enforcer`)."""
+        if self.send(update.dpid, (ofmsg.flow_mod(r) for r in update.adds)) is None:
+            return
+        if update.deletes or update.stale:
+            self.barrier(update.dpid, ())
+            self.send(update.dpid, (ofmsg.delete_strict(r) for r in update.deletes))
+            self.send(update.dpid, (delete_entry(e) for e in update.stale))
+        self.barrier(update.dpid, update.confirms)
+        LOG.debug("dpid=%s +%d -%d flows", format_dpid(update.dpid), len(update.adds),
+                  len(update.deletes) + len(update.stale))  # fmt: skip
+
+    def meter_mods(self, ports: Iterable[int]) -> list[Any]:
+        """ADD then MODIFY each meter: ADD fails harmlessly when it exists (a reconnect), MODIFY sets the rate.
+        Meters are never deleted: that would delete every flow using them."""
+        wanted = [(LEARN_METER, self.settings.learn_rate_pps, self.settings.learn_rate_pps),
+                  (DNS_METER, self.settings.learn_rate_pps, self.settings.learn_rate_pps)]  # fmt: skip
+        wanted += [(m, self.settings.punt_rate_pps, self.settings.punt_burst) for p in ports if (m := port_meter(p))]
+        msgs = []
+        for meter_id, rate, burst in wanted:
+            bands = [parser.OFPMeterBandDrop(rate=rate, burst_size=burst)]
+            flags = ofproto.OFPMF_PKTPS | ofproto.OFPMF_BURST
+            for command in (ofproto.OFPMC_ADD, ofproto.OFPMC_MODIFY):
+                msgs.append(parser.OFPMeterMod(None, command=command, flags=flags, meter_id=meter_id, bands=bands))
+        return msgs
+
+
+def delete_entry(entry: Any) -> Any:
+    """Delete exactly one entry a FLOW_STATS reply reported (its own match, priority and cookie)."""
+    return parser.OFPFlowMod(
+        datapath=None, cookie=entry.cookie, cookie_mask=0xFFFFFFFFFFFFFFFF, table_id=entry.table_id,
+        command=ofproto.OFPFC_DELETE_STRICT, priority=entry.priority, buffer_id=ofproto.OFP_NO_BUFFER,
+        out_port=ofproto.OFPP_ANY, out_group=ofproto.OFPG_ANY, match=entry.match, instructions=[],
+    )  # fmt: skip
