@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import resource
 import sys
 import threading
@@ -149,6 +150,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     manager, fetcher, cache = build_manager(settings)
     try:
+        # Blocking I/O whatever the parent left on the descriptors: a non-blocking stdin reads as EOF when momentarily
+        # empty, and the worker would quit between requests.
+        os.set_blocking(sys.stdin.fileno(), True)
+        os.set_blocking(sys.stdout.fileno(), True)
         return serve(manager, sys.stdin.buffer, sys.stdout.buffer, settings.threads, settings.dns_servers)
     finally:
         fetcher.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import socket
 import sys
 from collections.abc import Callable
@@ -73,6 +74,11 @@ class WorkerClient:
         # socket -- under eventlet a green socket, the one primitive it handles everywhere. (Its green Popen wraps
         # pipe file objects it does not own; the first request was lost now and then.)
         mine, theirs = socket.socketpair()
+        # Under eventlet both ends are green, i.e. O_NONBLOCK on their file descriptions. The worker's end is handed
+        # over blocking: a child reading a non-blocking stdin takes a quiet moment (EAGAIN) for end of input and
+        # quits between requests. The two ends are separate descriptions, so ours stays non-blocking for the green
+        # reader. (The worker also sets its own descriptors blocking: it does not rely on its parent.)
+        os.set_blocking(theirs.fileno(), True)
         try:
             self._proc = self._popen(
                 [self._python, "-m", "mud_ryu.resolve_worker", self._settings_path],

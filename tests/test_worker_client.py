@@ -54,3 +54,50 @@ def test_results_arrive_and_a_dead_worker_is_restarted(tmp_path: Path) -> None:
     finally:
         client.stop()
     assert client._proc is None
+
+
+def test_under_eventlet_one_worker_serves_requests_spaced_in_time(tmp_path: Path) -> None:
+    """The app's way (monkey-patched, green socket pair, green Popen): one worker answers requests with quiet
+    moments between them -- no restart. Until this test, the worker inherited the green socket's O_NONBLOCK, took
+    the first quiet moment on its stdin for end of input, quit, and was restarted a second later: every device
+    waited ~0.7-1.4 s for its resolution (found by benchmarks/enforce_latency.py, 700 ms p50 instead of 3 ms)."""
+    import json
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "tests.green_worker_job", str(tmp_path)], capture_output=True,
+                          text=True, timeout=120, check=False, cwd=Path(__file__).resolve().parent.parent)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["answered"] == ["url:not-https"] * 3
+    assert report["restarts"] == 0 and report["same_worker"]
+
+
+def test_the_worker_reads_blocking_whatever_its_parent_left(tmp_path: Path) -> None:
+    """A parent handing over non-blocking descriptors (as a green socket is) must not make the worker quit early."""
+    import json
+    import socket
+    import sys
+
+    settings = tmp_path / "worker.json"
+    settings.write_text(json.dumps({"cache_path": str(tmp_path / "cache.sqlite3"), "signature_policy": "off"}))
+    mine, theirs = socket.socketpair()
+    os.set_blocking(theirs.fileno(), False)
+    proc = subprocess.Popen([sys.executable, "-m", "mud_ryu.resolve_worker", str(settings)], stdin=theirs.fileno(),
+                            stdout=theirs.fileno(), stderr=subprocess.DEVNULL)  # fmt: skip
+    theirs.close()
+    mine.settimeout(30)
+    try:
+        from mud_ryu.manager import MudRequest
+        from mud_ryu.resolve_wire import encode_request
+
+        for ident in (1, 2):
+            mine.sendall(encode_request(ident, MudRequest(f"http://mud.test/{ident}.json"), NOW))
+            line = b""
+            while not line.endswith(b"\n"):
+                line += mine.recv(1 << 16)
+            assert json.loads(line)["id"] == ident
+            time.sleep(0.3)  # a quiet stdin: a worker reading it non-blocking would have seen EAGAIN as EOF by now
+            assert proc.poll() is None
+    finally:
+        mine.close()
+        proc.wait(timeout=30)
