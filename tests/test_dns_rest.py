@@ -7,11 +7,9 @@ like the real backend, and a device view rendering its flows once."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 
@@ -22,8 +20,8 @@ from mud_ryu.enforcer_state import Effect
 from mud_ryu.rest_api import MAX_STRING_CHARS, handle
 from mud_ryu.rest_backend import EnforcerBackend
 from mud_ryu.rest_types import DnsNameView
-from mud_ryu.rest_wsgi import make_app
 from tests import dns_frames as dns
+from tests.api_server import serve_api
 from tests.enforcer_lab import BULB, BULB2, IPS, NOW, Lab
 from tests.rest_fakes import FakeBackend
 
@@ -226,22 +224,9 @@ def test_device_view_counts_the_flows_it_lists(lab: Lab) -> None:
 # ---- the CLI against a real local HTTP server ----------------------------------------------------------------
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def api(lab: Lab) -> Iterator[str]:
-    server: WSGIServer = make_server("127.0.0.1", 0, make_app(_backend(lab), TOKEN), handler_class=_QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    yield from serve_api(_backend(lab), TOKEN)
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
