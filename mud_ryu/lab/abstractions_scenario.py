@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import secrets
 import subprocess
 from contextlib import ExitStack
@@ -217,7 +218,9 @@ def _touched_profile(events: list[str], profile_id: int) -> list[str]:
 
 
 def _flow_to(lab: HomeLab, address: str, port: int) -> bool:
-    return any(f"nw_dst={address}" in ln and f"_dst={port}" in ln for ln in lab.dump_flows("s1"))
+    """s1 holds a flow to exactly ``address`` and destination ``port`` (ovs-ofctl prints tp_dst or udp_dst)."""
+    wanted = re.compile(rf"\bnw_dst={re.escape(address)}[, ].*\b(tp|udp)_dst={port}\b")
+    return any(wanted.search(ln) for ln in lab.dump_flows("s1"))
 
 
 def abstractions(payload: Any) -> dict[str, Any]:
