@@ -17,6 +17,7 @@ from itertools import product
 
 from mud_ryu.compile_types import CompileError
 from mud_ryu.context import NetworkContext, url_authority
+from mud_ryu.dnsbind_types import normalize_name
 from mud_ryu.flowrule import MatchValue, make_match
 from mud_ryu.model import Ace, Direction, Finding, Matches, MudMatch
 from mud_ryu.pipeline import (
@@ -213,7 +214,7 @@ def _address_sets(
                 sides[side].append((_network(net, scope.path),))
         for side, name in (("src", ip.src_dnsname), ("dst", ip.dst_dnsname)):
             if name is not None:
-                add(side, f"dns:{name}", ctx.dns.get(name))
+                add(side, f"dns:{name}", _dns_addresses(ctx, name))
     mud = m.mud
     if mud is not None:
         remote = scope.remote_side
@@ -224,6 +225,17 @@ def _address_sets(
         if mud.my_controller:
             add(remote, "my-controller", ctx.my_controller.get(scope.mud_url))
     return sides, sorted(set(keys)), missing
+
+
+def _dns_addresses(ctx: NetworkContext, name: str) -> tuple[str, ...] | None:
+    """The addresses bound to ``name`` as the file spells it, else to its binding key (lower case, no trailing dot):
+    ``example.com.`` and ``example.com`` are one name, and a profile is compiled before the binding table knows how
+    it spells its names (it watches them once in force)."""
+    found = ctx.dns.get(name)
+    if found is None:
+        key = normalize_name(name)
+        found = ctx.dns.get(key) if key is not None else None
+    return found
 
 
 def _proto(m: Matches, family: int, path: str) -> int | None:

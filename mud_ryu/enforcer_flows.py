@@ -20,7 +20,7 @@ from mud_ryu.compiler import compile_profile, quarantine_profile, recompile_sets
 from mud_ryu.context import DNS_CONTROLLER_URN, NTP_CONTROLLER_URN, DeviceSpec, NetworkContext, url_authority
 from mud_ryu.devflows import device_rules
 from mud_ryu.devicestore import DeviceStore
-from mud_ryu.dnsbind import DnsBindings, DnsBindSettings
+from mud_ryu.dnsbind import DnsBindings, DnsBindSettings, normalize_name
 from mud_ryu.edgeflows import device_forward_rule, dns_punt_rules, learned_host_rules, punt_rules, switch_rules
 from mud_ryu.enforcer_state import SWITCH_OWNER, Device, Effect, FlowUpdate, Owner, Profile, SwitchState, slot
 from mud_ryu.flowrule import FlowRule
@@ -158,9 +158,11 @@ class FlowBook:
         return effects
 
     def _recompile_for_dns(self, names: frozenset[str]) -> list[Effect]:
-        """Address sets changed for ``names``: recompile the profiles using them."""
-        changed = frozenset(f"dns:{name}" for name in names)
-        return self._recompile(lambda profile: bool(profile.dns_names & names), changed, "new DNS bindings")
+        """Address sets changed for ``names`` (binding keys: lower case, no trailing dot): recompile the profiles
+        using them. A file may spell a name otherwise (``example.com.``); its ACEs' set keys are its spellings."""
+        spellings = {s for p in self.profiles.values() for s in p.dns_names if normalize_name(s) in names}
+        changed = frozenset(f"dns:{name}" for name in names | spellings)
+        return self._recompile(lambda profile: bool(profile.dns_names & spellings), changed, "new DNS bindings")
 
     # ---- the operator's my-controller entries
     def my_controller_entries(self) -> list[my_controller.MyControllerEntry]:
