@@ -84,6 +84,9 @@ class WorkerClient:
                 [self._python, "-m", "mud_ryu.resolve_worker", self._settings_path],
                 stdin=theirs.fileno(), stdout=theirs.fileno(), close_fds=True,
             )  # fmt: skip
+        except BaseException:
+            mine.close()
+            raise
         finally:
             theirs.close()
         self._sock = mine
@@ -143,9 +146,19 @@ class WorkerClient:
             return
         log.error("resolver worker exited with %s; restarting in %.1f s", code, self._restart_delay_s)
         self.restarts += 1
-        self._sleep(self._restart_delay_s)
-        if not self._stopping:
-            self.start()
+        # Until a successor runs: a start that fails (fork refused, descriptors exhausted) must not end the restarts
+        # for good, or every later resolution would wait forever with its devices quarantined.
+        while True:
+            self._sleep(self._restart_delay_s)
+            if self._stopping:
+                return
+            try:
+                self.start()
+            except OSError as exc:
+                log.error("resolver worker could not be started (%s); trying again in %.1f s", exc,
+                          self._restart_delay_s)  # fmt: skip
+            else:
+                return
 
     def _deliver(self, line: bytes) -> None:
         if not line.strip():

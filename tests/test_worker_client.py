@@ -101,3 +101,32 @@ def test_the_worker_reads_blocking_whatever_its_parent_left(tmp_path: Path) -> N
     finally:
         mine.close()
         proc.wait(timeout=30)
+
+
+def test_a_restart_that_fails_to_start_is_tried_again(tmp_path: Path) -> None:
+    """The first restart's spawn fails (as a refused fork would): the client keeps trying, and the request sent
+    while no worker ran is answered by the successor."""
+    results: list[WireResult] = []
+    calls: list[int] = []
+
+    def popen(*args: object, **kwargs: object) -> subprocess.Popen[bytes]:
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(11, "fork refused")
+        return subprocess.Popen(*args, **kwargs)  # type: ignore[call-overload, no-any-return]
+
+    settings = {"cache_path": str(tmp_path / "cache.sqlite3"), "signature_policy": "off", "deadline_s": 2.0}
+    client = WorkerClient(
+        settings, str(tmp_path / "worker.json"), results.append,
+        popen=popen, spawn=_spawn, sleep=time.sleep, restart_delay_s=0.05,
+    )  # fmt: skip
+    client.start()
+    try:
+        first = client._proc
+        os.kill(first.pid, signal.SIGKILL)
+        assert _wait(lambda: len(calls) >= 2, 30)
+        client.request("http://mud.test/not-https.json", NOW)
+        assert _wait(lambda: len(results) == 1, 30)
+        assert results[0].reason == "url:not-https" and len(calls) == 3
+    finally:
+        client.stop()
