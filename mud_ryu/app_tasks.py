@@ -7,6 +7,7 @@ loads the framework), and they log under the app's logger like the rest of the c
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -25,12 +26,28 @@ Sleep = Callable[[float], object]
 Execute = Callable[[Iterable[Effect]], None]
 
 
+def _survived(task: str, step: Callable[[], object]) -> bool:
+    """Run one round of a background task; False when it raised. A green thread that dies takes its task with it,
+    silently and for good (no more refreshes, retries, or DNS expiry: stale addresses would stay allowed), so a
+    round that fails is logged and the task goes on."""
+    try:
+        step()
+    except Exception:
+        LOG.exception("%s: a round failed; the task goes on", task)
+        return False
+    return True
+
+
 def refresh_loop(enforcer: Enforcer, worker: WorkerClient, sleep: Sleep) -> None:
     """Ask the worker about every file in force each REFRESH_INTERVAL_S (it answers from its cache when fresh)."""
-    while True:
-        sleep(REFRESH_INTERVAL_S)
+
+    def ask() -> None:
         for url in sorted(enforcer.profiles):
             worker.request(url, time.time())
+
+    while True:
+        sleep(REFRESH_INTERVAL_S)
+        _survived("refresh", ask)
 
 
 def dns_loop(enforcer: Enforcer, execute: Execute, sleep: Sleep) -> None:
@@ -39,16 +56,21 @@ def dns_loop(enforcer: Enforcer, execute: Execute, sleep: Sleep) -> None:
         due = enforcer.dns.next_expiry()
         now = time.time()
         if due is not None and due <= now:
-            execute(enforcer.dns_expire(now))
+            if not _survived("dns expiry", functools.partial(_expire, enforcer, execute, now)):
+                sleep(DNS_POLL_S)  # not a busy loop when the same round keeps failing
             continue
         sleep(min(DNS_POLL_S, due - now) if due is not None else DNS_POLL_S)
+
+
+def _expire(enforcer: Enforcer, execute: Execute, now: float) -> None:
+    execute(enforcer.dns_expire(now))
 
 
 def retry_loop(enforcer: Enforcer, execute: Execute, sleep: Sleep) -> None:
     """Ask again for resolutions whose answer never came (see :meth:`Enforcer.retry_lost`)."""
     while True:
         sleep(RETRY_INTERVAL_S)
-        execute(enforcer.retry_lost(time.time()))
+        _survived("resolution retry", lambda: execute(enforcer.retry_lost(time.time())))
 
 
 def check_fail_mode(dpid: int, alert: Callable[[Alert], None]) -> None:
