@@ -13,10 +13,12 @@ longer passes is corruption and fails closed (StoreError), never a widening.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,7 +50,9 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
 
 
 class StoreError(RuntimeError):
-    """The state store cannot be used; the enforcer must not start (fail closed, THREATS.md R3)."""
+    """The state store cannot be used; the enforcer must not start (fail closed, THREATS.md R3). Every SQLite failure
+    of a running store (disk full, I/O error, a locked file) is raised as one too, so callers that must still narrow
+    a device's flows when its row cannot be written (:mod:`mud_ryu.operator_actions`) have one exception to catch."""
 
 
 def _store_error(reason: str, message: str) -> StoreError:
@@ -98,16 +102,25 @@ class DeviceStore:
         with self._lock:
             self._conn.close()
 
+    @contextlib.contextmanager
+    def _sql(self, what: str) -> Iterator[sqlite3.Connection]:
+        """The connection under the lock; an SQLite failure becomes ``StoreError("unavailable: ...")``."""
+        try:
+            with self._lock:
+                yield self._conn
+        except sqlite3.Error as exc:
+            raise _store_error("unavailable", f"{what}: {type(exc).__name__}: {exc}") from exc
+
     def _allocate(self, table: str, key_col: str, id_col: str, key: str, first: int, last: int) -> int:
-        with self._lock:
-            row = self._conn.execute(f"SELECT {id_col} FROM {table} WHERE {key_col}=?", (key,)).fetchone()
+        with self._sql(table) as conn:
+            row = conn.execute(f"SELECT {id_col} FROM {table} WHERE {key_col}=?", (key,)).fetchone()
             if row is not None:
                 return int(row[0])
-            top = self._conn.execute(f"SELECT MAX({id_col}) FROM {table}").fetchone()[0]
+            top = conn.execute(f"SELECT MAX({id_col}) FROM {table}").fetchone()[0]
             new = first if top is None else int(top) + 1
             if new > last:
                 raise StoreError(f"{table} id space exhausted")
-            self._conn.execute(f"INSERT INTO {table} ({key_col}, {id_col}) VALUES (?, ?)", (key, new))
+            conn.execute(f"INSERT INTO {table} ({key_col}, {id_col}) VALUES (?, ?)", (key, new))
             return new
 
     def profile_id(self, url: str) -> int:
@@ -117,19 +130,19 @@ class DeviceStore:
         return self._allocate("manufacturer", "authority", "mfg_id", authority.lower(), FIRST_MFG_ID, MAX_MFG_ID)
 
     def profile_ids(self) -> dict[str, int]:
-        with self._lock:
-            return {str(u): int(i) for u, i in self._conn.execute("SELECT url, profile_id FROM profile")}
+        with self._sql("profile") as conn:
+            return {str(u): int(i) for u, i in conn.execute("SELECT url, profile_id FROM profile")}
 
     def manufacturer_ids(self) -> dict[str, int]:
-        with self._lock:
-            return {str(a): int(i) for a, i in self._conn.execute("SELECT authority, mfg_id FROM manufacturer")}
+        with self._sql("manufacturer") as conn:
+            return {str(a): int(i) for a, i in conn.execute("SELECT authority, mfg_id FROM manufacturer")}
 
     def device_id(self, mac: str) -> int:
-        with self._lock:
-            row = self._conn.execute("SELECT device_id FROM device WHERE mac=?", (mac,)).fetchone()
+        with self._sql("device") as conn:
+            row = conn.execute("SELECT device_id FROM device WHERE mac=?", (mac,)).fetchone()
             if row is not None:
                 return int(row[0])
-            used = {int(r[0]) for r in self._conn.execute("SELECT device_id FROM device")}
+            used = {int(r[0]) for r in conn.execute("SELECT device_id FROM device")}
         # Device id 0 is never used: cookie owner 0 belongs to shared flows.
         for candidate in range(1, MAX_DEVICE_ID + 1):
             if candidate not in used:
@@ -137,8 +150,8 @@ class DeviceStore:
         raise StoreError("device id space exhausted")
 
     def save_device(self, rec: DeviceRecord) -> None:
-        with self._lock:
-            self._conn.execute(
+        with self._sql("device") as conn:
+            conn.execute(
                 "INSERT OR REPLACE INTO device (mac, device_id, dpid, port, url, via, state, sha256, reason,"
                 " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (rec.mac, rec.device_id, rec.dpid, rec.port, rec.url, rec.via, rec.state, rec.sha256, rec.reason,
@@ -146,34 +159,31 @@ class DeviceStore:
             )  # fmt: skip
 
     def devices(self) -> list[DeviceRecord]:
-        with self._lock:
-            rows = self._conn.execute(
+        with self._sql("device") as conn:
+            rows = conn.execute(
                 "SELECT mac, device_id, dpid, port, url, via, state, sha256, reason, updated_at FROM device"
             ).fetchall()
         return [DeviceRecord(*row) for row in rows]
 
     def forget(self, mac: str) -> None:
-        with self._lock:
-            self._conn.execute("DELETE FROM device WHERE mac=?", (mac,))
+        with self._sql("device") as conn:
+            conn.execute("DELETE FROM device WHERE mac=?", (mac,))
 
     def save_body(self, sha256: str, body: bytes) -> None:
-        with self._lock:
-            self._conn.execute("INSERT OR IGNORE INTO body (sha256, body) VALUES (?, ?)", (sha256, body))
+        with self._sql("body") as conn:
+            conn.execute("INSERT OR IGNORE INTO body (sha256, body) VALUES (?, ?)", (sha256, body))
 
     def body(self, sha256: str) -> bytes | None:
-        with self._lock:
-            row = self._conn.execute("SELECT body FROM body WHERE sha256=?", (sha256,)).fetchone()
+        with self._sql("body") as conn:
+            row = conn.execute("SELECT body FROM body WHERE sha256=?", (sha256,)).fetchone()
         return None if row is None else bytes(row[0])
 
     # ---- the operator's my-controller entries
 
     def my_controllers(self) -> dict[str, tuple[str, ...]]:
         """Every operator entry (canonical URL -> addresses); a row that fails the entry checks is corruption."""
-        try:
-            with self._lock:
-                rows = self._conn.execute("SELECT url, addresses FROM my_controller").fetchall()
-        except sqlite3.Error as exc:
-            raise StoreError(f"my_controller: {exc}") from exc
+        with self._sql("my_controller") as conn:
+            rows = conn.execute("SELECT url, addresses FROM my_controller").fetchall()
         out: dict[str, tuple[str, ...]] = {}
         for url, raw in rows:
             try:
@@ -189,19 +199,13 @@ class DeviceStore:
         """Store an entry; ``url`` and ``addresses`` must already be canonical (:func:`check_entry`)."""
         if check_entry(url, addresses) != (url, addresses):
             raise MyControllerRefused("bad-field", "the entry is not in canonical form")
-        try:
-            with self._lock:
-                self._conn.execute(
-                    "INSERT OR REPLACE INTO my_controller (url, addresses) VALUES (?, ?)", (url, json.dumps(addresses))
-                )
-        except sqlite3.Error as exc:
-            raise StoreError(f"my_controller: {exc}") from exc
+        with self._sql("my_controller") as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO my_controller (url, addresses) VALUES (?, ?)", (url, json.dumps(addresses))
+            )
 
     def clear_my_controller(self, url: str) -> bool:
         """Remove the entry for ``url``; False when there was none."""
-        try:
-            with self._lock:
-                gone = self._conn.execute("DELETE FROM my_controller WHERE url=?", (url,)).rowcount
-        except sqlite3.Error as exc:
-            raise StoreError(f"my_controller: {exc}") from exc
+        with self._sql("my_controller") as conn:
+            gone = conn.execute("DELETE FROM my_controller WHERE url=?", (url,)).rowcount
         return bool(gone)

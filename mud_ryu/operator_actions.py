@@ -53,7 +53,10 @@ def approve(enforcer: Enforcer, mac: str, url: str | None, now: float) -> Action
         return ActionOutcome(False, decision.reason_code, decision.message)
     device = enforcer.devices[mac]
     device.reason, device.updated_at = f"pending:{gated.url}", now  # the resolution of this URL applies to it
-    enforcer.store.save_device(device.record())
+    try:
+        enforcer.store.save_device(device.record())
+    except StoreError as error:  # the approval is on disk (trust store); the fetch waits for a retry
+        return ActionOutcome(False, "store-failed", f"approval recorded, device row not saved: {error}")
     enforcer.resolving[gated.url] = now
     return ActionOutcome(True, "approved", f"{gated.url} approved for {mac}; fetching",
                          (ResolveRequest(gated.url, force=True),))  # fmt: skip
@@ -71,9 +74,14 @@ def revoke(enforcer: Enforcer, mac: str, now: float) -> ActionOutcome:
     device = enforcer.devices[mac]
     device.url, device.sha256, device.state = None, None, "quarantined"
     device.reason, device.updated_at = f"policy:{decision.reason_code}", now
-    enforcer.store.save_device(device.record())
-    effects = enforcer.sync_device(device.mac)
-    return ActionOutcome(True, "revoked", f"{mac} quarantined until a URL is approved", tuple(effects))
+    # Narrowing never waits on the device store: the flows go even when the device row cannot be written.
+    effects = tuple(enforcer.sync_device(device.mac))
+    try:
+        enforcer.store.save_device(device.record())
+    except StoreError as error:
+        return ActionOutcome(False, "store-failed", f"{mac} quarantined now, but its device row was not saved "
+                             f"(a restart may restore its old state): {error}", effects)  # fmt: skip
+    return ActionOutcome(True, "revoked", f"{mac} quarantined until a URL is approved", effects)
 
 
 def forget(enforcer: Enforcer, mac: str, now: float) -> ActionOutcome:
@@ -83,14 +91,18 @@ def forget(enforcer: Enforcer, mac: str, now: float) -> ActionOutcome:
         return ActionOutcome(False, "unknown-device", f"no device {mac}")
     device = enforcer.devices[mac]
     device.state, device.updated_at = "absent", now
-    effects = enforcer.sync_device(mac)
+    effects = tuple(enforcer.sync_device(mac))  # its flows go whatever the stores do below
+    try:
+        enforcer.store.forget(mac)
+    except StoreError as error:
+        # Kept (absent, no flows) so the operator can retry; its trust stays, as the device row does.
+        return ActionOutcome(False, "store-failed", f"{mac} has no flows now, but was not forgotten: {error}", effects)
     del enforcer.devices[mac]
-    enforcer.store.forget(mac)
     try:
         enforcer.trust.forget(identity)
     except TrustStoreError as error:
-        return ActionOutcome(False, "trust-store-failed", error.message, tuple(effects))
-    return ActionOutcome(True, "forgotten", f"{mac} forgotten", tuple(effects))
+        return ActionOutcome(False, "trust-store-failed", error.message, effects)
+    return ActionOutcome(True, "forgotten", f"{mac} forgotten", effects)
 
 
 def set_my_controller(enforcer: Enforcer, url: str, addresses: Sequence[str] | None) -> ActionOutcome:

@@ -344,8 +344,10 @@ def _show_dns(request: _Request, backend: Backend) -> Response:
     return _json(200, dataclasses.asdict(backend.dns(name)))
 
 
-# Refusals that mean the operator's input was wrong (400); the rest are the target's state (409).
+# Refusals that mean the operator's input was wrong (400); the controller's own stores failing (503: the request may
+# succeed when retried, and a 409 would blame the device's state); the rest are the target's state (409).
 _BAD_INPUT = frozenset({"bad-url", "bad-field", "bad-address", "too-broad"})
+_UNAVAILABLE = frozenset({"store-failed", "trust-store-failed"})
 
 
 def _action(name: str, target: str, result: ActionResult) -> Response:
@@ -356,6 +358,8 @@ def _action(name: str, target: str, result: ActionResult) -> Response:
         status = 404
     elif result.reason in _BAD_INPUT or result.reason.startswith("bad-url:"):
         status = 400
+    elif result.reason in _UNAVAILABLE:
+        status = 503
     else:
         status = 409
     return _json(status, {"error": result.reason, "message": result.message})

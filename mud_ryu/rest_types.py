@@ -84,8 +84,9 @@ class ActionResult:
     """What an approve / revoke / forget / my-controller change did: ``ok`` with its reason code, or a refusal.
 
     A refusal maps to HTTP 404 for ``unknown-device`` and ``unknown-entry``, 400 for ``bad-url``,
-    ``bad-url:<gate reason>``, ``bad-field``, ``bad-address`` and ``too-broad`` (the operator's input was wrong) and
-    409 for everything else (the device's state does not allow it).
+    ``bad-url:<gate reason>``, ``bad-field``, ``bad-address`` and ``too-broad`` (the operator's input was wrong), 503
+    for ``store-failed`` and ``trust-store-failed`` (the controller's state files failed; retry later) and 409 for
+    everything else (the device's state does not allow it).
     """
 
     ok: bool
