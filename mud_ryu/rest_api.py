@@ -77,6 +77,7 @@ MAX_STRING_CHARS = 2048  # any string in a response body
 MAX_URL_CHARS = 2048  # an approve URL; the enforcer's URL gate applies the real (255 octet) limit
 MAX_MY_CONTROLLER_ADDRESSES = 16  # the enforcer checks the entry itself; this only bounds what reaches it
 MAX_ADDRESS_CHARS = 64
+MAX_MAC_CHARS = 64
 MAX_DNS_NAME_CHARS = 254  # a host name (253) and its trailing dot
 DEFAULT_ALERT_LIMIT = 100
 MAX_ALERT_LIMIT = 1000
@@ -216,9 +217,11 @@ def _authorize(headers: Mapping[str, str], token: str | None) -> None:
 
 def _mac(raw: str) -> str:
     try:
-        if raw != raw.strip():  # normalize_mac forgives spaces around a MAC; a path segment should not carry any
+        # normalize_mac forgives spaces around a MAC; a path segment should not carry any. Too long is refused, never
+        # cut: a cut segment ("<mac>   ...junk") would name the device its first characters spell.
+        if raw != raw.strip() or len(raw) > MAX_MAC_CHARS:
             raise ValueError(raw)
-        return normalize_mac(raw[:64])
+        return normalize_mac(raw)
     except ValueError:
         raise ApiError(400, "bad-mac", f"not a MAC address: {_printable(raw, 64)!r}") from None
 

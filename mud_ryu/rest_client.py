@@ -130,7 +130,9 @@ def _document(status: int, body: bytes) -> dict[str, Any]:
 def mac_path(mac: str, suffix: str = "") -> str:
     """``devices/<mac>[/suffix]`` for a MAC checked here, so a typo never reaches the server."""
     try:
-        normal = normalize_mac(mac[:64])
+        if len(mac) > 64:  # refused, not cut: a cut "<mac>   ...junk" would name another device's MAC
+            raise ValueError(mac)
+        normal = normalize_mac(mac)
     except ValueError:
         raise ClientError(f"not a MAC address: {printable(mac)!r}") from None
     return f"devices/{quote(normal, safe='')}" + (f"/{suffix}" if suffix else "")
@@ -164,7 +166,7 @@ def dns_path(name: str | None = None) -> str:
     """``dns`` or ``dns?name=<percent-encoded name>`` for a name checked here (the server checks it again)."""
     if name is None:
         return "dns"
-    if normalize_name(name[:300]) is None:
+    if len(name) > 300 or normalize_name(name) is None:
         raise ClientError(f"--name must be a DNS host name, not {printable(name, 80)!r}")
     return f"dns?name={quote(name, safe='')}"
 

@@ -96,6 +96,7 @@ def test_unknown_device_is_404() -> None:
         "00:00:5e:00:53:0a%0a",
         "%00",
         f"{MAC_A}%2Fapprove",
+        f"{MAC_A}{'%20' * 47}X",  # a MAC, padding and junk: too long, refused (never cut to the MAC it starts with)
     ],
 )
 def test_malformed_mac_is_400_and_never_reaches_the_backend(mac: str) -> None:

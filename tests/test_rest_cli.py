@@ -95,8 +95,9 @@ def test_unknown_device_is_the_servers_code_and_exit_1(api: Api, capsys: pytest.
     assert (code, out) == (1, "") and err.startswith("error: unknown-device (HTTP 404): ")
 
 
-def test_a_bad_mac_is_a_usage_error_before_any_request(api: Api, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(capsys, "device", "00:11:22", "--api", api.url)
+@pytest.mark.parametrize("mac", ["00:11:22", "02:00:00:00:00:01" + " " * 47 + "junk"])
+def test_a_bad_mac_is_a_usage_error_before_any_request(api: Api, capsys: pytest.CaptureFixture[str], mac: str) -> None:
+    code, _, err = run(capsys, "device", mac, "--api", api.url)
     assert code == 2 and "not a MAC address" in err and api.backend.calls == []
 
 
