@@ -27,6 +27,7 @@ from mud_ryu.compat import framework, ofproto, parser
 from mud_ryu.devicestore import DeviceStore
 from mud_ryu.discovery import format_mac, scan_frame
 from mud_ryu.dnsframe import scan_dns
+from mud_ryu.dnsstore import DnsStore, DnsStoreError
 from mud_ryu.edgeflows import DNS_SUB, PUNT_SUB
 from mud_ryu.enforcer import Alert, Enforcer
 from mud_ryu.flowkey import stats_key
@@ -101,7 +102,15 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
         # The same for the update policy's trust state (pins, URL history): a corrupt store stops the controller.
         self.trust_store = TrustStore.open(self.settings.state_dir)
         trust = TrustGate(UpdatePolicy(self.settings.policy_settings()), self.trust_store)
-        self.enforcer = Enforcer(self.settings, self.store, trust, time.time())
+        # DNS-learned bindings survive a restart (R11). Not trust state: without the file the controller still runs,
+        # and names wait for the devices' next answers (fail closed).
+        try:
+            self.dns_store: DnsStore | None = DnsStore.open(self.settings.dns_db_path)
+        except DnsStoreError as error:
+            LOG.error("DNS binding store unavailable (%s): %s; bindings kept in memory only", error.reason,
+                      error.message)  # fmt: skip
+            self.dns_store = None
+        self.enforcer = Enforcer(self.settings, self.store, trust, time.time(), self.dns_store)
         self.connected: dict[int, str] = {}
         self._setup: dict[int, dict[str, Any]] = {}
         self._flow_stats: dict[int, list[Any]] = {}
@@ -145,8 +154,11 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
     def stop(self) -> None:
         self.worker.stop()
         super().stop()
+        self.enforcer.save_dns(time.time(), force=True)
         self.store.close()
         self.trust_store.close()
+        if self.dns_store is not None:
+            self.dns_store.close()
 
     # ---- resolver worker
     def _on_resolution(self, result: WireResult) -> None:

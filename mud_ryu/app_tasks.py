@@ -21,6 +21,7 @@ LOG = logging.getLogger("mud_ryu.app")
 REFRESH_INTERVAL_S = 300.0  # the worker's cache decides whether a URL is actually fetched again
 RETRY_INTERVAL_S = 10.0
 DNS_POLL_S = 5.0  # the longest an expiry waits when nothing is due sooner
+DNS_SAVE_S = 2.0  # how often changed DNS bindings are saved (enforcer_dns.DNS_SAVE_INTERVAL_S)
 
 Sleep = Callable[[float], object]
 Execute = Callable[[Iterable[Effect]], None]
@@ -51,15 +52,17 @@ def refresh_loop(enforcer: Enforcer, worker: WorkerClient, sleep: Sleep) -> None
 
 
 def dns_loop(enforcer: Enforcer, execute: Execute, sleep: Sleep) -> None:
-    """Expire DNS-learned addresses when their (clamped) TTL runs out."""
+    """Expire DNS-learned addresses when their (clamped) TTL runs out; save the bindings for a restart (every
+    DNS_SAVE_S at most, when they changed)."""
     while True:
         due = enforcer.dns.next_expiry()
         now = time.time()
+        _survived("dns save", functools.partial(enforcer.save_dns, now))
         if due is not None and due <= now:
             if not _survived("dns expiry", functools.partial(_expire, enforcer, execute, now)):
                 sleep(DNS_POLL_S)  # not a busy loop when the same round keeps failing
             continue
-        sleep(min(DNS_POLL_S, due - now) if due is not None else DNS_POLL_S)
+        sleep(min(DNS_POLL_S, DNS_SAVE_S, due - now) if due is not None else min(DNS_POLL_S, DNS_SAVE_S))
 
 
 def _expire(enforcer: Enforcer, execute: Execute, now: float) -> None:

@@ -177,6 +177,39 @@ class DnsBindings:
             self._counters["seeds-merged"] += 1
         return result
 
+    def restore(self, bindings: Iterable[tuple[str, str, float]], now: float) -> Update:
+        """Bind again what was bound before a controller restart: ``(name, address, expiry)`` rows as
+        :meth:`expiries` gave them. Each was accepted under the answer rules when learnt; it comes back until its
+        saved expiry only (capped at ``now`` + the ceiling, no floor: a restart never lengthens a binding), for a
+        watched name, a bindable address and within the per-name cap. Rows that fail any of these are dropped."""
+        check_seconds(now, "now")
+        added: dict[str, set[str]] = {}
+        for name, address, expires_at in bindings:
+            norm = normalize_name(name)
+            try:
+                text = str(ipaddress.ip_address(address))
+            except ValueError:
+                continue
+            if norm is None or norm not in self._refs or not bindable(text) or not math.isfinite(expires_at):
+                continue
+            until = min(expires_at, now + self.settings.ttl_ceiling_s)
+            table = self._bound.setdefault(norm, {})
+            if until <= now or (text not in table and len(table) >= self.settings.max_addresses_per_name):
+                if not table:
+                    del self._bound[norm]
+                continue
+            if until <= table.get(text, -math.inf):
+                continue
+            if text not in table:
+                added.setdefault(norm, set()).add(text)
+                self._live += 1
+                self._changed(norm)
+            table[text] = until
+            heapq.heappush(self._heap, (until, norm, text))
+            self._counters["restored"] += 1
+        self._compact()
+        return Update(added={n: frozenset(a) for n, a in added.items()})
+
     def _merge(self, chain: Iterable[str], records: Iterable[tuple[str, float]], now: float) -> Update | Ignored:
         names = [n for n in dict.fromkeys(chain) if n in self._refs]
         if not names:

@@ -25,6 +25,7 @@ COUNTERS: frozenset[str] = IGNORE_REASONS | frozenset(
         "outstanding-evicted",
         "answers-merged",
         "seeds-merged",
+        "restored",  # bindings saved before a controller restart, bound again
         "addresses-added",
         "addresses-extended",
         "address-cap",

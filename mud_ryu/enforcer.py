@@ -30,6 +30,7 @@ import logging
 from collections.abc import Iterable
 
 from mud_ryu.devicestore import DeviceStore
+from mud_ryu.dnsstore import DnsStore
 from mud_ryu.enforcer_admission import AdmissionEvents
 from mud_ryu.enforcer_resolution import RECHECK_S, RESOLVE_TIMEOUT_S
 from mud_ryu.enforcer_state import Alert, Device, Effect, FlowUpdate, Owner, ResolveRequest, SwitchState
@@ -44,13 +45,18 @@ __all__ = ["RECHECK_S", "RESOLVE_TIMEOUT_S", "Alert", "Device", "Effect", "Enfor
 
 
 class Enforcer(AdmissionEvents):
-    def __init__(self, settings: MudSettings, store: DeviceStore, trust: TrustGate, now: float) -> None:
+    def __init__(
+        self, settings: MudSettings, store: DeviceStore, trust: TrustGate, now: float, dns_store: DnsStore | None = None
+    ) -> None:
+        """``dns_store``: where DNS-learned bindings are kept across restarts (None: in memory only)."""
         super().__init__(settings, store, trust)
         for device in self.devices.values():
             if device.url and device.sha256 and device.url not in self.profiles:
                 body = store.body(device.sha256)
                 if body is not None:
                     self._install_profile(device.url, device.sha256, body)
+        if dns_store is not None:
+            self.restore_dns(dns_store, now)
         log.info("enforcer state: %d devices, %d profiles loaded", len(self.devices), len(self.profiles))
 
     # ---- switch events

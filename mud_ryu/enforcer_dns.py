@@ -1,23 +1,59 @@
 """The enforcer's DNS events: devices' queries and the answers held for them, the worker's proactive resolutions,
 and expiry. Every change recompiles the profiles that use the names and sends each switch only the changed flows
 (:meth:`FlowBook._recompile_for_dns`); a held answer is released to its device after those flows (a
-:class:`PacketOut` the app sends behind a barrier).
+:class:`PacketOut` the app sends behind a barrier). The bindings are saved to a :class:`~mud_ryu.dnsstore.DnsStore`
+every few seconds and restored at start, so a controller restart keeps the flows of addresses devices were given.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 from mud_ryu.dnsbind import Ignored
 from mud_ryu.dnsframe import DnsAnswer, DnsQuery
+from mud_ryu.dnsstore import DnsStore, DnsStoreError
 from mud_ryu.enforcer_flows import FlowBook
 from mud_ryu.enforcer_state import Effect, PacketOut
+
+log = logging.getLogger(__name__)
+DNS_SAVE_INTERVAL_S = 2.0  # at most this much of what answers taught is lost to a crash (it then fails closed)
 
 # Held DNS answers that are not released: not from a configured resolver, or answering no query the device sent.
 DROPPED_ANSWERS = frozenset({"not-resolver", "unsolicited", "wrong-txid", "wrong-client"})
 
 
 class DnsEvents(FlowBook):
+    dns_store: DnsStore | None = None
+    _dns_saved_at = float("-inf")
+
+    def restore_dns(self, store: DnsStore, now: float) -> None:
+        """At start, before any switch is reconciled: bind again what was bound before the restart (until each
+        binding's saved expiry) and compile the profiles with it, so reconciliation keeps those flows (R11). A store
+        that cannot be read restores nothing: the names wait for the devices' next answers (fail closed)."""
+        self.dns_store = store
+        try:
+            rows = store.load()
+        except DnsStoreError as error:
+            log.error("DNS bindings not restored (%s): %s", error.reason, error.message)
+            return
+        update = self.dns.restore(rows, now)
+        if not update.empty:
+            self._recompile_for_dns(frozenset(update.names()))
+        log.info("DNS bindings restored: %d of %d saved rows, %d names", sum(map(len, update.added.values())),
+                 len(rows), len(update.added))  # fmt: skip
+
+    def save_dns(self, now: float, *, force: bool = False) -> None:
+        """Save the bindings when they changed, at most every DNS_SAVE_INTERVAL_S (the app's DNS task calls this;
+        ``force``: now, at shutdown)."""
+        if self.dns_store is None or (not force and now - self._dns_saved_at < DNS_SAVE_INTERVAL_S):
+            return
+        self._dns_saved_at = now
+        try:
+            self.dns_store.save(self.dns.expiries())
+        except DnsStoreError as error:
+            log.warning("DNS bindings not saved (%s): %s", error.reason, error.message)
+
     def dns_seen(self, scanned: object, now: float, frame: bytes = b"") -> list[Effect]:
         """A punted DNS query or a held DNS answer (:func:`mud_ryu.dnsframe.scan_dns`). Answers from the configured
         resolvers to queries that were seen may add addresses to the names active profiles use; the answer is then

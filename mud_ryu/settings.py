@@ -141,6 +141,10 @@ class MudSettings:
     def device_db_path(self) -> str:
         return f"{self.state_dir}/devices.sqlite3"
 
+    @property
+    def dns_db_path(self) -> str:
+        return f"{self.state_dir}/dns-bindings.sqlite3"
+
     def worker_settings(self) -> dict[str, Any]:
         """The resolver worker's settings file (``resolve_worker.WorkerSettings``)."""
         return {

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from mud_ryu.devicestore import DeviceStore
 from mud_ryu.discovery import Announcement
+from mud_ryu.dnsstore import DnsStore
 from mud_ryu.enforcer import Alert, Effect, Enforcer, FlowUpdate
 from mud_ryu.flowkey import rule_key
 from mud_ryu.refresh import Outcome
@@ -32,7 +33,9 @@ NOW = 1_767_225_600.0
 class Lab:
     """An enforcer, its store and a simulated switch holding whatever the enforcer's updates installed."""
 
-    def __init__(self, state: Path, policy: DefaultPolicy = DefaultPolicy.ALLOW, **options: object) -> None:
+    def __init__(
+        self, state: Path, policy: DefaultPolicy = DefaultPolicy.ALLOW, *, persist_dns: bool = False, **options: object
+    ) -> None:
         self.settings = MudSettings(
             state_dir=str(state),
             default_policy=policy,
@@ -43,7 +46,8 @@ class Lab:
         self.store = DeviceStore.open(self.settings.device_db_path)
         self.trust_store = TrustStore.open(self.settings.state_dir)
         self.trust = TrustGate(UpdatePolicy(self.settings.policy_settings()), self.trust_store)
-        self.enforcer = Enforcer(self.settings, self.store, self.trust, NOW)
+        self.dns_store = DnsStore.open(self.settings.dns_db_path) if persist_dns else None
+        self.enforcer = Enforcer(self.settings, self.store, self.trust, NOW, self.dns_store)
         self.sim = FlowTableSim(frozenset({1, 2, 3, 4, 5}))
         self.effects: list[Effect] = []
 
