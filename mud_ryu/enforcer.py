@@ -38,6 +38,8 @@ from mud_ryu.flowkey import FlowKey, rule_key
 from mud_ryu.pipeline import Band, table_id
 from mud_ryu.settings import MudSettings
 from mud_ryu.trustgate import TrustGate
+from mud_ryu.truststore import TrustStoreError
+from mud_ryu.update_types import DeviceId
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,7 @@ class Enforcer(AdmissionEvents):
     ) -> None:
         """``dns_store``: where DNS-learned bindings are kept across restarts (None: in memory only)."""
         super().__init__(settings, store, trust)
+        self._trust_over_rows()
         for device in self.devices.values():
             if device.url and device.sha256 and device.url not in self.profiles:
                 body = store.body(device.sha256)
@@ -58,6 +61,23 @@ class Enforcer(AdmissionEvents):
         if dns_store is not None:
             self.restore_dns(dns_store, now)
         log.info("enforcer state: %d devices, %d profiles loaded", len(self.devices), len(self.profiles))
+
+    def _trust_over_rows(self) -> None:
+        """At start the trust store, not the device rows, decides who may be enforced: a revoke (or a refused update)
+        commits trust first and the device row after its flows, so a crash or a failed row write between the two
+        leaves a row saying "enforced" for a device its trust quarantines. Restoring from the row would undo the
+        revoke; such a device starts quarantined, as does any whose trust cannot be read (fail closed)."""
+        for device in self.devices.values():
+            if device.state != "enforced":
+                continue
+            try:
+                quarantined = self.trust.quarantined(DeviceId(device.dpid, device.port, device.mac))
+            except TrustStoreError as error:
+                log.error("trust of %s unreadable at start (%s): quarantined", device.mac, error.reason)
+                quarantined = True
+            if quarantined:
+                log.warning("%s: its row said enforced, its trust says quarantined: starting quarantined", device.mac)
+                device.state, device.reason = "quarantined", "trust:quarantined"
 
     # ---- switch events
     def switch_up(self, dpid: int, ports: Iterable[int], metered: bool) -> None:
