@@ -25,7 +25,7 @@ from pathlib import Path
 from mud_ryu.context import FIRST_MFG_ID, FIRST_PROFILE_ID
 from mud_ryu.my_controller import MyControllerRefused, check_entry
 from mud_ryu.pipeline import MAX_MFG_ID, MAX_PROFILE_ID, OWNER_BITS
-from mud_ryu.sqlite_store import prepare_versioned
+from mud_ryu.sqlite_store import open_private, prepare_versioned
 
 SCHEMA_VERSION = 2
 # Stores written before schema versioning went through sqlite_store carry no application id; they are kept
@@ -81,21 +81,17 @@ class DeviceStore:
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> DeviceStore:
         p = Path(path)
-        try:
-            p.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            if not p.exists():  # 0600 from the first byte; SQLite gives -wal/-shm the database file's mode
-                os.close(os.open(p, os.O_CREAT | os.O_RDWR, 0o600))
-            conn = sqlite3.connect(p, isolation_level=None, check_same_thread=False, timeout=10.0)
+
+        def prepare(conn: sqlite3.Connection) -> None:
             try:
                 prepare_versioned(
                     conn, p, what="device store", schema_version=SCHEMA_VERSION, application_id=APPLICATION_ID,
                     migrations=_MIGRATIONS, full_check=False, error=_store_error,
                 )  # fmt: skip
-            except BaseException:
-                conn.close()
-                raise
-        except sqlite3.Error as exc:
-            raise StoreError(f"{p}: {exc}") from exc
+            except sqlite3.Error as exc:
+                raise StoreError(f"{p}: {exc}") from exc
+
+        conn = open_private(p, prepare, _store_error)
         return cls(conn)
 
     def close(self) -> None:

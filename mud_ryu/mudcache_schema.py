@@ -19,13 +19,12 @@ re-exports both, which is where callers import them from.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sqlite3
 from pathlib import Path
 
 from mud_ryu.errors import ReasonError
-from mud_ryu.sqlite_store import prepare_versioned, write_transaction
+from mud_ryu.sqlite_store import open_private, prepare_versioned, write_transaction
 
 CACHE_REASONS: frozenset[str] = frozenset({"corrupt-entry", "corrupt-database", "schema-too-new", "unavailable"})
 SCHEMA_VERSION = 1
@@ -85,38 +84,11 @@ def as_cache_error(exc: sqlite3.Error, path: Path) -> CacheError:
 transaction = write_transaction  # the cache's writers use it under this name
 
 
-def _make_private_dirs(directory: Path) -> None:
-    """Create every missing directory on the way to ``directory`` with mode 0700 (``mkdir(parents=True)`` gives
-    the intermediate ones the umask default); existing directories are left as the operator set them."""
-    missing: list[Path] = []
-    while not directory.exists():
-        missing.append(directory)
-        directory = directory.parent
-    for d in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            d.mkdir(mode=0o700)
-
-
 def connect(path: Path) -> sqlite3.Connection:
     """A connection to the checked, migrated cache file at ``path`` (creating it if needed: directories 0700,
     file 0600), or the matching CacheError. The connection is in autocommit mode: writers use
     :func:`transaction`. It may be used from any thread; the caller serialises access."""
-    try:
-        _make_private_dirs(path.parent)
-        if not path.exists():
-            # Create it ourselves so the mode is 0600 from the first byte; SQLite gives its -wal and -shm
-            # files the mode of the database file.
-            with contextlib.suppress(FileExistsError):
-                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
-        conn = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
-    except (OSError, sqlite3.Error) as exc:
-        raise CacheError("unavailable", f"{path}: {exc}") from exc
-    try:
-        _prepare(conn, path)
-    except BaseException:
-        conn.close()
-        raise
-    return conn
+    return open_private(path, lambda conn: _prepare(conn, path), CacheError)
 
 
 def _prepare(conn: sqlite3.Connection, path: Path) -> None:

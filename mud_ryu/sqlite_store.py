@@ -1,5 +1,6 @@
-"""What mud_ryu's SQLite stores (the MUD cache, the trust store) share: WAL mode under concurrent opens, IMMEDIATE
-write transactions, and opening a versioned, application-tagged schema with its integrity checked.
+"""What mud_ryu's SQLite stores (the MUD cache, the trust store, the device and DNS binding stores) share: a private
+file opened the same way, WAL mode under concurrent opens, IMMEDIATE write transactions, and opening a versioned,
+application-tagged schema with its integrity checked.
 
 Changing the journal mode needs an exclusive lock, and SQLite answers SQLITE_BUSY at once there instead of
 waiting through the busy handler, so two processes opening a fresh state file together could make one of them
@@ -9,6 +10,7 @@ fail to start (seen in CI, 1 of 8 racing opens). The switch is retried a bounded
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -18,6 +20,40 @@ ATTEMPTS = 100
 PAUSE_S = 0.01
 
 StoreError = Callable[[str, str], Exception]  # (reason, message) -> the store's own ReasonError
+
+
+def make_private_dirs(directory: Path) -> None:
+    """Create every missing directory on the way to ``directory`` with mode 0700 (``mkdir(parents=True)`` gives
+    the intermediate ones the umask default); existing directories are left as the operator set them."""
+    missing: list[Path] = []
+    while not directory.exists():
+        missing.append(directory)
+        directory = directory.parent
+    for d in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            d.mkdir(mode=0o700)
+
+
+def open_private(
+    path: Path, prepare: Callable[[sqlite3.Connection], None], error: StoreError
+) -> sqlite3.Connection:
+    """A connection to the store file at ``path`` after ``prepare`` checked and migrated it (the connection is closed
+    if that raises). Created private: missing directories 0700, the file 0600 from its first byte (SQLite gives its
+    -wal and -shm files the database file's mode). Autocommit mode (writers use :func:`write_transaction`), usable
+    from any thread (the caller serialises access). Failing to create or connect: ``error("unavailable", ...)``."""
+    try:
+        make_private_dirs(path.parent)
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
+        conn = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
+    except (OSError, sqlite3.Error) as exc:
+        raise error("unavailable", f"{path}: {exc}") from exc
+    try:
+        prepare(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 def enable_wal(conn: sqlite3.Connection) -> str:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from mud_ryu.sqlite_store import prepare_versioned, write_transaction
+from mud_ryu.sqlite_store import open_private, prepare_versioned, write_transaction
 from mud_ryu.truststore_codec import (
     DEVICE_COLUMNS,
     STORE_REASONS,
@@ -108,20 +108,8 @@ class TrustStore:
         """Open (creating if needed: directory 0700, file 0600) ``<state_dir>/trust.sqlite3`` and check it."""
         if max_log_rows < 1:
             raise ValueError("max_log_rows must be positive")
-        directory = Path(state_dir)
-        path = directory / "trust.sqlite3"
-        try:
-            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            with contextlib.suppress(FileExistsError):
-                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
-            conn = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
-        except (OSError, sqlite3.Error) as exc:
-            raise TrustStoreError("unavailable", f"{path}: {exc}") from exc
-        try:
-            _prepare(conn, path)
-        except BaseException:
-            conn.close()
-            raise
+        path = Path(state_dir) / "trust.sqlite3"
+        conn = open_private(path, lambda c: _prepare(c, path), TrustStoreError)
         return cls(conn, path, max_log_rows)
 
     @property
