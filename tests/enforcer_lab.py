@@ -33,9 +33,9 @@ NOW = 1_767_225_600.0
 class Lab:
     """An enforcer, its store and a simulated switch holding whatever the enforcer's updates installed."""
 
-    def __init__(
-        self, state: Path, policy: DefaultPolicy = DefaultPolicy.ALLOW, *, persist_dns: bool = False, **options: object
-    ) -> None:
+    def __init__(self, state: Path, policy: DefaultPolicy = DefaultPolicy.ALLOW, **options: object) -> None:
+        """``options``: MudSettings fields, and ``persist_dns=True`` for a DNS binding store in the state directory."""
+        persist_dns = bool(options.pop("persist_dns", False))
         self.settings = MudSettings(
             state_dir=str(state),
             default_policy=policy,
