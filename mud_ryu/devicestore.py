@@ -25,7 +25,7 @@ from pathlib import Path
 from mud_ryu.context import FIRST_MFG_ID, FIRST_PROFILE_ID
 from mud_ryu.my_controller import MyControllerRefused, check_entry
 from mud_ryu.pipeline import MAX_MFG_ID, MAX_PROFILE_ID, OWNER_BITS
-from mud_ryu.sqlite_store import open_private, prepare_versioned
+from mud_ryu.sqlite_store import open_versioned
 
 SCHEMA_VERSION = 2
 # Stores written before schema versioning went through sqlite_store carry no application id; they are kept
@@ -80,18 +80,10 @@ class DeviceStore:
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> DeviceStore:
-        p = Path(path)
-
-        def prepare(conn: sqlite3.Connection) -> None:
-            try:
-                prepare_versioned(
-                    conn, p, what="device store", schema_version=SCHEMA_VERSION, application_id=APPLICATION_ID,
-                    migrations=_MIGRATIONS, full_check=False, error=_store_error,
-                )  # fmt: skip
-            except sqlite3.Error as exc:
-                raise StoreError(f"{p}: {exc}") from exc
-
-        conn = open_private(p, prepare, _store_error)
+        conn = open_versioned(
+            Path(path), what="device store", schema_version=SCHEMA_VERSION, application_id=APPLICATION_ID,
+            migrations=_MIGRATIONS, full_check=False, error=_store_error,
+        )  # fmt: skip
         return cls(conn)
 
     def close(self) -> None:

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from mud_ryu.errors import ReasonError
-from mud_ryu.sqlite_store import open_private, prepare_versioned, write_transaction
+from mud_ryu.sqlite_store import open_versioned, write_transaction
 
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x4D554444  # "MUDD"
@@ -54,17 +54,10 @@ class DnsStore:
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> DnsStore:
         p = Path(path)
-
-        def prepare(conn: sqlite3.Connection) -> None:
-            try:
-                prepare_versioned(
-                    conn, p, what="DNS binding store", schema_version=SCHEMA_VERSION, application_id=APPLICATION_ID,
-                    migrations=_MIGRATIONS, full_check=False, error=DnsStoreError,
-                )  # fmt: skip
-            except sqlite3.Error as exc:
-                raise DnsStoreError("unavailable", f"{p}: {exc}") from exc
-
-        conn = open_private(p, prepare, DnsStoreError)
+        conn = open_versioned(
+            p, what="DNS binding store", schema_version=SCHEMA_VERSION, application_id=APPLICATION_ID,
+            migrations=_MIGRATIONS, full_check=False, error=DnsStoreError,
+        )  # fmt: skip
         return cls(conn, p)
 
     def close(self) -> None:

@@ -24,7 +24,7 @@ import sqlite3
 from pathlib import Path
 
 from mud_ryu.errors import ReasonError
-from mud_ryu.sqlite_store import open_private, prepare_versioned, write_transaction
+from mud_ryu.sqlite_store import open_versioned, write_transaction
 
 CACHE_REASONS: frozenset[str] = frozenset({"corrupt-entry", "corrupt-database", "schema-too-new", "unavailable"})
 SCHEMA_VERSION = 1
@@ -88,18 +88,10 @@ def connect(path: Path) -> sqlite3.Connection:
     """A connection to the checked, migrated cache file at ``path`` (creating it if needed: directories 0700,
     file 0600), or the matching CacheError. The connection is in autocommit mode: writers use
     :func:`transaction`. It may be used from any thread; the caller serialises access."""
-    return open_private(path, lambda conn: _prepare(conn, path), CacheError)
-
-
-def _prepare(conn: sqlite3.Connection, path: Path) -> None:
-    """Durability settings, an integrity check and the schema version, or the matching CacheError."""
-    try:
-        prepare_versioned(
-            conn, path, what="cache", schema_version=SCHEMA_VERSION, application_id=APPLICATION_ID,
-            migrations=_MIGRATIONS, full_check=False, error=CacheError,
-        )  # fmt: skip
-    except sqlite3.Error as exc:
-        raise as_cache_error(exc, path) from exc
+    return open_versioned(
+        path, what="cache", schema_version=SCHEMA_VERSION, application_id=APPLICATION_ID, migrations=_MIGRATIONS,
+        full_check=False, error=CacheError, classify=lambda exc: as_cache_error(exc, path),
+    )  # fmt: skip
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -117,3 +117,30 @@ def prepare_versioned(
             for statement in migrations[step]:
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {step + 1}")
+
+
+def open_versioned(
+    path: Path,
+    *,
+    what: str,
+    schema_version: int,
+    application_id: int,
+    migrations: Mapping[int, tuple[str, ...]],
+    full_check: bool,
+    error: StoreError,
+    classify: Callable[[sqlite3.Error], Exception] | None = None,
+) -> sqlite3.Connection:
+    """:func:`open_private` + :func:`prepare_versioned`: the one way a store file is opened. An SQLite error while
+    preparing becomes ``classify(exc)`` (a store that tells corruption from unavailability), else
+    ``error("unavailable", ...)``."""
+
+    def prepare(conn: sqlite3.Connection) -> None:
+        try:
+            prepare_versioned(
+                conn, path, what=what, schema_version=schema_version, application_id=application_id,
+                migrations=migrations, full_check=full_check, error=error,
+            )  # fmt: skip
+        except sqlite3.Error as exc:
+            raise (classify(exc) if classify is not None else error("unavailable", f"{path}: {exc}")) from exc
+
+    return open_private(path, prepare, error)

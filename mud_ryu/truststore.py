@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from mud_ryu.sqlite_store import open_private, prepare_versioned, write_transaction
+from mud_ryu.sqlite_store import open_versioned, write_transaction
 from mud_ryu.truststore_codec import (
     DEVICE_COLUMNS,
     STORE_REASONS,
@@ -109,7 +109,10 @@ class TrustStore:
         if max_log_rows < 1:
             raise ValueError("max_log_rows must be positive")
         path = Path(state_dir) / "trust.sqlite3"
-        conn = open_private(path, lambda c: _prepare(c, path), TrustStoreError)
+        conn = open_versioned(
+            path, what="trust store", schema_version=SCHEMA_VERSION, application_id=APPLICATION_ID,
+            migrations=_MIGRATIONS, full_check=True, error=TrustStoreError, classify=lambda exc: _error(exc, path),
+        )  # fmt: skip
         return cls(conn, path, max_log_rows)
 
     @property
@@ -231,14 +234,3 @@ def _load(conn: sqlite3.Connection, row: tuple[object, ...]) -> TrustRecord:
 
 
 _transaction = write_transaction
-
-
-def _prepare(conn: sqlite3.Connection, path: Path) -> None:
-    """Durability settings, a full integrity check and the schema version, or the matching TrustStoreError."""
-    try:
-        prepare_versioned(
-            conn, path, what="trust store", schema_version=SCHEMA_VERSION, application_id=APPLICATION_ID,
-            migrations=_MIGRATIONS, full_check=True, error=TrustStoreError,
-        )  # fmt: skip
-    except sqlite3.Error as exc:
-        raise _error(exc, path) from exc
