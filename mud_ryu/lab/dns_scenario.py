@@ -71,9 +71,7 @@ def dns_rotation(payload: Any) -> dict[str, Any]:
     ctl = labctl.start_controller(workdir / "ctl", settings, ofp_port=OFP_PORT)
     try:
         with HomeLab.start(workdir, controller_port=OFP_PORT, pki=pki) as lab:
-            body = cloudy_file(now)
-            (lab.mud_dir / "cloudy.json").write_bytes(body)
-            (lab.mud_dir / "cloudy.p7s").write_bytes(labpki.sign_detached(body, pki.signer))
+            labmud.write_signed(lab.mud_dir, "cloudy", cloudy_file(now), pki.signer)
             for address in ROTATING:
                 lab.host("internet").cmd(f"ip addr add {address}/24 dev internet-eth0")
             ready, log = workdir / "dns.ready", workdir / "dns.log"

@@ -150,9 +150,13 @@ def write_files(directory: Path, signer: labpki.Issued, now: datetime) -> dict[s
     directory.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     for profile, services in PROFILES.items():
-        body = mud_file(profile, services, now)
-        path = directory / f"{profile}.json"
-        path.write_bytes(body)
-        (directory / f"{profile}.p7s").write_bytes(labpki.sign_detached(body, signer))
-        written[profile] = path
+        written[profile] = write_signed(directory, profile, mud_file(profile, services, now), signer)
     return written
+
+
+def write_signed(directory: Path, stem: str, body: bytes, signer: labpki.Issued) -> Path:
+    """``<stem>.json`` and its detached signature ``<stem>.p7s`` (what ``mud-signature`` names); the JSON path."""
+    path = directory / f"{stem}.json"
+    path.write_bytes(body)
+    (directory / f"{stem}.p7s").write_bytes(labpki.sign_detached(body, signer))
+    return path

@@ -37,9 +37,7 @@ def _extra_files(mud_dir: Path, pki: labpki.LabPki, other_signer: labpki.Issued,
         "bulb-x": ((labmud.Service("tcp", 22),), other_signer),
     }
     for profile, (services, signer) in files.items():
-        body = labmud.mud_file(profile, services, now)
-        (mud_dir / f"{profile}.json").write_bytes(body)
-        (mud_dir / f"{profile}.p7s").write_bytes(labpki.sign_detached(body, signer))
+        labmud.write_signed(mud_dir, profile, labmud.mud_file(profile, services, now), signer)
 
 
 def update_policy(payload: Any) -> dict[str, Any]:
