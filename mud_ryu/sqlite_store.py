@@ -81,44 +81,6 @@ def write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
     conn.execute("COMMIT")
 
 
-def prepare_versioned(
-    conn: sqlite3.Connection,
-    path: Path,
-    *,
-    what: str,
-    schema_version: int,
-    application_id: int,
-    migrations: Mapping[int, tuple[str, ...]],
-    full_check: bool,
-    error: StoreError,
-) -> None:
-    """WAL + ``synchronous=FULL``, an integrity check (``integrity_check`` when ``full_check``, else the quicker
-    ``quick_check``), then the schema: refuse a newer version or a foreign file, run pending migrations. Raises
-    ``error(reason, message)`` with ``unavailable``, ``corrupt-database`` or ``schema-too-new``; SQLite's own
-    errors propagate for the caller to classify."""
-    mode = enable_wal(conn)
-    if mode.lower() != "wal":
-        raise error("unavailable", f"{path}: SQLite refused WAL mode (got {mode!r})")
-    conn.execute("PRAGMA synchronous = FULL")
-    check = "integrity_check" if full_check else "quick_check"
-    problems = [str(r[0]) for r in conn.execute(f"PRAGMA {check}")]
-    if problems != ["ok"]:
-        raise error("corrupt-database", f"{path}: integrity check: {'; '.join(problems[:5])}")
-    # Read the version under the write lock: two processes creating the same new file must not both migrate.
-    with write_transaction(conn):
-        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
-        tables = int(conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0])
-        if version > schema_version:
-            raise error("schema-too-new", f"{path}: schema version {version}; this code knows {schema_version}")
-        if app_id != (application_id if version else 0) or (version == 0 and tables):
-            raise error("corrupt-database", f"{path}: an SQLite database, but not a mud_ryu {what}")
-        for step in range(version, schema_version):
-            for statement in migrations[step]:
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {step + 1}")
-
-
 def open_versioned(
     path: Path,
     *,
@@ -130,16 +92,35 @@ def open_versioned(
     error: StoreError,
     classify: Callable[[sqlite3.Error], Exception] | None = None,
 ) -> sqlite3.Connection:
-    """:func:`open_private` + :func:`prepare_versioned`: the one way a store file is opened. An SQLite error while
-    preparing becomes ``classify(exc)`` (a store that tells corruption from unavailability), else
-    ``error("unavailable", ...)``."""
+    """The one way a store file is opened: :func:`open_private`, then WAL + ``synchronous=FULL``, an integrity check
+    (``integrity_check`` when ``full_check``, else the quicker ``quick_check``), then the schema: refuse a newer
+    version or a foreign file (``what`` names the store), run pending ``migrations``. Raises ``error(reason,
+    message)`` with ``unavailable``, ``corrupt-database`` or ``schema-too-new``; an SQLite error while preparing
+    becomes ``classify(exc)`` (a store that tells corruption from unavailability), else ``error("unavailable")``."""
 
     def prepare(conn: sqlite3.Connection) -> None:
         try:
-            prepare_versioned(
-                conn, path, what=what, schema_version=schema_version, application_id=application_id,
-                migrations=migrations, full_check=full_check, error=error,
-            )  # fmt: skip
+            mode = enable_wal(conn)
+            if mode.lower() != "wal":
+                raise error("unavailable", f"{path}: SQLite refused WAL mode (got {mode!r})")
+            conn.execute("PRAGMA synchronous = FULL")
+            check = "integrity_check" if full_check else "quick_check"
+            problems = [str(r[0]) for r in conn.execute(f"PRAGMA {check}")]
+            if problems != ["ok"]:
+                raise error("corrupt-database", f"{path}: integrity check: {'; '.join(problems[:5])}")
+            # Read the version under the write lock: two processes creating the same new file must not both migrate.
+            with write_transaction(conn):
+                version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+                app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
+                tables = int(conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0])
+                if version > schema_version:
+                    raise error("schema-too-new", f"{path}: schema version {version}; this code knows {schema_version}")
+                if app_id != (application_id if version else 0) or (version == 0 and tables):
+                    raise error("corrupt-database", f"{path}: an SQLite database, but not a mud_ryu {what}")
+                for step in range(version, schema_version):
+                    for statement in migrations[step]:
+                        conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {step + 1}")
         except sqlite3.Error as exc:
             raise (classify(exc) if classify is not None else error("unavailable", f"{path}: {exc}")) from exc
 
