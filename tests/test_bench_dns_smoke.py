@@ -6,7 +6,6 @@ expiry deletes exactly those, the data plane follows); timings are the benchmark
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -16,7 +15,7 @@ from typing import Any
 import pytest
 
 from mud_ryu import mudfile, semantic
-from mud_ryu.lab import sandbox
+from tests.lab_tools import switch_lab_skip_reason
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "dns_update.py"
@@ -28,15 +27,7 @@ ROUND_KEYS = {"rounds", "p50_ms", "p99_ms", "max_ms", "mean_ms", "early_p50_ms",
 
 
 def _switch_skip_reason() -> str | None:
-    reason = sandbox.unavailable_reason()
-    if reason is not None:
-        return reason
-    for tool in ("ovs-vswitchd", "ovsdb-server", "ovs-ofctl", "nsenter", "ethtool"):
-        if shutil.which(tool) is None:
-            return f"{tool} not installed"
-    if not (Path(sys.executable).parent / "ryu-manager").exists():
-        return "ryu-manager not installed next to the interpreter"
-    return None
+    return switch_lab_skip_reason("ovs-vswitchd", "ovsdb-server", "ovs-ofctl", "nsenter", "ethtool")
 
 
 @pytest.fixture(scope="module")

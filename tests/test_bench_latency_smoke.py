@@ -5,7 +5,6 @@ enforced, the allowed SYN reached the peer, the forbidden one did not); timings 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from mud_ryu.lab import sandbox
+from tests.lab_tools import switch_lab_skip_reason
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "enforce_latency.py"
@@ -25,15 +24,7 @@ PHASE_KEYS = {
 
 
 def _skip_reason() -> str | None:
-    reason = sandbox.unavailable_reason()
-    if reason is not None:
-        return reason
-    for tool in ("ovs-vswitchd", "ovsdb-server", "nsenter", "ethtool"):
-        if shutil.which(tool) is None:
-            return f"{tool} not installed"
-    if not (Path(sys.executable).parent / "ryu-manager").exists():
-        return "ryu-manager not installed next to the interpreter"
-    return None
+    return switch_lab_skip_reason("ovs-vswitchd", "ovsdb-server", "nsenter", "ethtool")
 
 
 @pytest.fixture(scope="module")
