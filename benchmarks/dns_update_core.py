@@ -49,7 +49,7 @@ from mud_ryu.dnsframe import scan_dns  # noqa: E402
 from mud_ryu.enforcer import FlowUpdate  # noqa: E402
 from mud_ryu.mudfile_error import MudFileError  # noqa: E402
 from tests import dns_frames as dns  # noqa: E402
-from tests.enforcer_lab import BULB, IPS, NOW, PEER_MAC, PEER_PORT, Lab  # noqa: E402
+from tests.enforcer_lab import BULB, IPS, NOW, PEER_MAC, PEER_PORT, UPLINK, Lab  # noqa: E402
 from tests.packets import Packet  # noqa: E402
 
 RESOLVER = "10.0.0.53"
@@ -224,10 +224,10 @@ def run_size(names: int, rounds: int, *, seed: int = 1, check_every: int = 10) -
             now = NOW + k * STEP_S
             address = bench_address(k)
             query, answer = h.frames(dns_name(i), address)
-            h.lab.enforcer.dns_seen(query, now)
+            h.lab.enforcer.dns_seen(query, now, ingress=UPLINK)
             before, gc0 = h.bound(), clock.total
             t0 = time.perf_counter()
-            effects = h.lab.enforcer.dns_seen(answer, now)
+            effects = h.lab.enforcer.dns_seen(answer, now, ingress=UPLINK)
             seconds = time.perf_counter() - t0
             answers.append(Round(seconds, *_counted(effects), before, clock.total - gc0))
             stamps.append(now)
@@ -266,9 +266,9 @@ def profile_shares(names: int, rounds: int, *, seed: int = 2) -> dict[str, Any]:
             exchanges = [h.frames(dns_name(i), bench_address(k)) for k, i in enumerate(picks)]
             prof = cProfile.Profile()
             for k, (query, answer) in enumerate(exchanges):
-                h.lab.enforcer.dns_seen(query, NOW + k * STEP_S)
+                h.lab.enforcer.dns_seen(query, NOW + k * STEP_S, ingress=UPLINK)
                 prof.enable()
-                h.lab.enforcer.dns_seen(answer, NOW + k * STEP_S)
+                h.lab.enforcer.dns_seen(answer, NOW + k * STEP_S, ingress=UPLINK)
                 prof.disable()
         finally:
             h.close()

@@ -27,7 +27,7 @@ import dns_update_core as core
 from enforce_latency import percentile
 
 from mud_ryu.dnsbind import DnsBindings
-from tests.enforcer_lab import NOW
+from tests.enforcer_lab import NOW, UPLINK
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "dns_view.json"
@@ -67,9 +67,9 @@ def run(names: int, rounds: int, seed: int) -> dict[str, Any]:
                 order = [("after", after), ("before", before)][:: 1 if k % 2 else -1]
                 for label, h in order:
                     query, answer = h.frames(core.dns_name(i), core.bench_address(k))
-                    h.lab.enforcer.dns_seen(query, now)
+                    h.lab.enforcer.dns_seen(query, now, ingress=UPLINK)
                     t0 = time.perf_counter()
-                    effects = h.lab.enforcer.dns_seen(answer, now)
+                    effects = h.lab.enforcer.dns_seen(answer, now, ingress=UPLINK)
                     times[label]["answer"].append(time.perf_counter() - t0)
                     h.lab.apply(effects)
                 if k % 10 == 0:

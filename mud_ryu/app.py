@@ -28,7 +28,7 @@ from mud_ryu.devicestore import DeviceStore
 from mud_ryu.discovery import format_mac, scan_frame
 from mud_ryu.dnsframe import scan_dns
 from mud_ryu.dnsstore import DnsStore, DnsStoreError
-from mud_ryu.edgeflows import DNS_SUB, PUNT_SUB
+from mud_ryu.edgeflows import DNS_SUB, PORT_METER_BASE, PUNT_SUB
 from mud_ryu.enforcer import Alert, Enforcer
 from mud_ryu.flowkey import stats_key
 from mud_ryu.pipeline import APP_ID, APP_MASK, APP_SHIFT, CookieKind, parse_cookie
@@ -114,6 +114,7 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
         self.connected: dict[int, str] = {}
         self._setup: dict[int, dict[str, Any]] = {}
         self._flow_stats: dict[int, list[Any]] = {}
+        self._last_error: dict[int, str] = {}
         self._punt_limit = TokenBuckets(rate=50.0, burst=100.0, max_keys=65536)
         self._dropped_punts = 0
         green_subprocess = __import__("eventlet.green.subprocess", fromlist=["Popen"])
@@ -135,6 +136,7 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
         self._refresher = _fw.hub.spawn(app_tasks.refresh_loop, self.enforcer, self.worker, sleep)
         self._dns_expirer = _fw.hub.spawn(app_tasks.dns_loop, self.enforcer, self._execute, sleep)
         self._retrier = _fw.hub.spawn(app_tasks.retry_loop, self.enforcer, self._execute, sleep)
+        self._flow_retrier = _fw.hub.spawn(app_tasks.flow_retry_loop, self.enforcer, self._execute, sleep)
         wsgi = kwargs.get("wsgi")
         if wsgi is not None:
             backend = EnforcerBackend(self.enforcer, self.alerts, self._execute, time.time)
@@ -246,6 +248,7 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
             self.datapaths.pop(dp.id, None)
             self._setup.pop(dp.id, None)
             self.enforcer.switch_down(dp.id)
+            self.out.switch_gone(dp.id)
             LOG.warning("switch disconnected dpid=%s", format_dpid(dp.id))
 
     @_on(_ev.EventOFPPortStatus, _MAIN)
@@ -257,13 +260,25 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
         if ev.msg.reason == ofproto.OFPPR_DELETE or _port_down(port):
             self._execute(self.enforcer.port_down(dpid, port.port_no, now))
         else:
-            self._execute(self.enforcer.port_up(dpid, port.port_no))
+            # The port's meter before the punt flows that use it: a switch refuses a flow naming a missing meter.
             if self.enforcer.switches.get(dpid) and self.enforcer.switches[dpid].metered:
                 self.out.send(dpid, self.out.meter_mods([port.port_no]))
+            self._execute(self.enforcer.port_up(dpid, port.port_no))
 
     @_on(_ev.EventOFPBarrierReply, _MAIN)
     def _barrier_reply(self, ev: Any) -> None:
-        held, confirms = self.out.barrier_answered(ev.msg.datapath.id, ev.msg.xid)
+        dpid = ev.msg.datapath.id
+        held, confirms, refused = self.out.barrier_answered(dpid, ev.msg.xid)
+        if refused:
+            # Not confirmed: the switch does not hold what these devices' records would say. Meters first (a
+            # refused flow may name a meter the switch lost), then the enforcer resends after a backoff.
+            meters = {r.meter for r in refused if r.meter is not None}
+            if meters and self.enforcer.switches.get(dpid):
+                self.out.send(dpid, self.out.meter_mods(sorted(m - PORT_METER_BASE for m in meters
+                                                               if m >= PORT_METER_BASE)))  # fmt: skip
+            macs = [mac for mac, _ in confirms]
+            self._execute(self.enforcer.flows_refused(dpid, refused, macs, self._refusal_reason(dpid), time.time()))
+            confirms = ()
         if held is not None:
             # Open vSwitch answers the barrier once its tables changed, but revalidates its datapath caches a
             # moment later: a packet sent at once could still meet a cached drop. Release after a short settle.
@@ -284,7 +299,18 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
         msg = ev.msg
         if msg.type == ofproto.OFPET_METER_MOD_FAILED and msg.code == ofproto.OFPMMFC_METER_EXISTS:
             return  # the ADD half of an idempotent meter setup
-        LOG.error("switch dpid=%s error type=%d code=%d", format_dpid(msg.datapath.id), msg.type, msg.code)
+        dpid = msg.datapath.id
+        rule = self.out.flow_error(dpid, msg.xid)
+        if rule is not None:
+            # Tied to its flow-mod: the update's final barrier reports it to the enforcer (not confirmed, retried).
+            self._last_error[dpid] = f"error type={msg.type} code={msg.code}"
+            LOG.error("switch dpid=%s refused a flow (type=%d code=%d): table=%s priority=%d cookie=%#x",
+                      format_dpid(dpid), msg.type, msg.code, rule.table, rule.priority, rule.cookie)  # fmt: skip
+            return
+        LOG.error("switch dpid=%s error type=%d code=%d", format_dpid(dpid), msg.type, msg.code)
+
+    def _refusal_reason(self, dpid: int) -> str:
+        return self._last_error.pop(dpid, "error")
 
     # ---- packets
     @_on(_ev.EventOFPPacketIn, _MAIN)
@@ -301,7 +327,7 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
             return
         parts = parse_cookie(msg.cookie)
         if parts.kind == int(CookieKind.DEVICE) and parts.sub == DNS_SUB:
-            self._execute(self.enforcer.dns_seen(scan_dns(data), time.time(), data))
+            self._execute(self.enforcer.dns_seen(scan_dns(data), time.time(), data, ingress=(dpid, in_port)))
         elif parts.kind == int(CookieKind.FORWARD) and parts.sub == PUNT_SUB:
             self._execute(self.enforcer.discovered(dpid, in_port, scan_frame(data), time.time()))
         else:

@@ -20,6 +20,7 @@ from mud_ryu.compat import ofproto, parser
 from mud_ryu.edgeflows import DNS_METER, LEARN_METER, port_meter
 from mud_ryu.enforcer import Alert, Effect, Enforcer, FlowUpdate, ResolveRequest
 from mud_ryu.enforcer_state import PacketOut, ResolveNames
+from mud_ryu.flowrule import FlowRule
 from mud_ryu.rate_limit import TokenBuckets
 from mud_ryu.settings import MudSettings
 from mud_ryu.worker_client import WorkerClient
@@ -50,7 +51,13 @@ class EffectRunner:
         self.worker = worker
         self.datapaths: dict[int, Any] = {}
         self.alerts: collections.deque[tuple[float, Alert]] = collections.deque(maxlen=ALERT_HISTORY)
-        self._barriers: dict[tuple[int, int], Confirms] = {}
+        self._barriers: dict[tuple[int, int], tuple[Confirms, int]] = {}  # final barrier -> (confirms, update serial)
+        # Flow-mods in flight, so a switch's error can be tied to what it refused: (dpid, xid) -> (rule, serial), and
+        # per update serial the xids it sent and the rules refused so far. Dropped when its final barrier answers.
+        self._flow_xids: dict[tuple[int, int], tuple[FlowRule, int]] = {}
+        self._sent: dict[int, list[tuple[int, int]]] = {}
+        self._refused: dict[int, list[FlowRule]] = {}
+        self._serial = 0
         self._held: dict[tuple[int, int], PacketOut] = {}  # frames released when their barrier is answered
         self._alert_limit = TokenBuckets(rate=0.2, burst=5.0, max_keys=65536)
         self.suppressed_alerts = 0
@@ -64,22 +71,46 @@ class EffectRunner:
             dp.send_msg(msg)
         return dp
 
-    def barrier(self, dpid: int, confirms: tuple[str, ...]) -> None:
+    def barrier(self, dpid: int, confirms: tuple[str, ...], serial: int | None = None) -> None:
+        """A barrier; ``serial``: the final barrier of that update (it confirms ``confirms`` unless a flow-mod of the
+        update was refused)."""
         dp = self.datapaths.get(dpid)
         if dp is None:
             return
         msg = parser.OFPBarrierRequest(dp)
         dp.set_xid(msg)
-        if confirms:
+        if confirms or serial is not None:
             # The state each device is in as these flows go out: what this barrier confirms.
-            self._barriers[(dpid, msg.xid)] = tuple(
-                (mac, d.state if (d := self.enforcer.devices.get(mac)) else "?") for mac in confirms
-            )
+            states = tuple((mac, d.state if (d := self.enforcer.devices.get(mac)) else "?") for mac in confirms)
+            self._barriers[(dpid, msg.xid)] = (states, -1 if serial is None else serial)
         dp.send_msg(msg)
 
-    def barrier_answered(self, dpid: int, xid: int) -> tuple[PacketOut | None, Confirms]:
-        """What the switch's answer to barrier ``xid`` releases: a held frame, and the devices it confirms."""
-        return self._held.pop((dpid, xid), None), self._barriers.pop((dpid, xid), ())
+    def flow_error(self, dpid: int, xid: int) -> FlowRule | None:
+        """A switch error for ``xid``: the flow-mod it refused (None when the xid is not a flow-mod in flight)."""
+        found = self._flow_xids.get((dpid, xid))
+        if found is None:
+            return None
+        rule, serial = found
+        self._refused.setdefault(serial, []).append(rule)
+        return rule
+
+    def barrier_answered(self, dpid: int, xid: int) -> tuple[PacketOut | None, Confirms, tuple[FlowRule, ...]]:
+        """What the switch's answer to barrier ``xid`` releases: a held frame, the devices it confirms, and the
+        flow-mods of its update the switch refused (when any: the caller confirms none of the devices and reports
+        the refusal instead)."""
+        confirms, serial = self._barriers.pop((dpid, xid), ((), -1))
+        for key in self._sent.pop(serial, ()):
+            self._flow_xids.pop(key, None)
+        refused = tuple(self._refused.pop(serial, ()))
+        return self._held.pop((dpid, xid), None), confirms, refused
+
+    def switch_gone(self, dpid: int) -> None:
+        """Forget what was in flight to a switch that disconnected."""
+        for key in [k for k in self._barriers if k[0] == dpid]:
+            _, serial = self._barriers.pop(key)
+            for sent in self._sent.pop(serial, ()):
+                self._flow_xids.pop(sent, None)
+            self._refused.pop(serial, None)
 
     def execute(self, effects: Iterable[Effect]) -> None:
         for effect in effects:
@@ -119,14 +150,26 @@ class EffectRunner:
             dp.send_msg(parser.OFPPacketOut(dp, ofproto.OFP_NO_BUFFER, ofproto.OFPP_CONTROLLER, actions, out.data))
 
     def apply(self, update: FlowUpdate) -> None:
-        """Adds, barrier, deletes, barrier: make-before-break (see :mod:`mud_ryu.enforcer`)."""
-        if self.send(update.dpid, (ofmsg.flow_mod(r) for r in update.adds)) is None:
+        """Adds, barrier, deletes, barrier: make-before-break (see :mod:`mud_ryu.enforcer`). Every add carries its
+        own xid, remembered until the final barrier answers, so an error the switch sends for it is tied to it."""
+        dp = self.datapaths.get(update.dpid)
+        if dp is None:
             return
+        self._serial += 1
+        serial = self._serial
+        sent = self._sent.setdefault(serial, [])
+        for rule in update.adds:
+            msg = ofmsg.flow_mod(rule)
+            msg.datapath = dp
+            dp.set_xid(msg)
+            self._flow_xids[(update.dpid, msg.xid)] = (rule, serial)
+            sent.append((update.dpid, msg.xid))
+            dp.send_msg(msg)
         if update.deletes or update.stale:
             self.barrier(update.dpid, ())
             self.send(update.dpid, (ofmsg.delete_strict(r) for r in update.deletes))
             self.send(update.dpid, (delete_entry(e) for e in update.stale))
-        self.barrier(update.dpid, update.confirms)
+        self.barrier(update.dpid, update.confirms, serial)
         LOG.debug("dpid=%s +%d -%d flows", format_dpid(update.dpid), len(update.adds),
                   len(update.deletes) + len(update.stale))  # fmt: skip
 

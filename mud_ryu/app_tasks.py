@@ -20,6 +20,7 @@ from mud_ryu.worker_client import WorkerClient
 LOG = logging.getLogger("mud_ryu.app")
 REFRESH_INTERVAL_S = 300.0  # the worker's cache decides whether a URL is actually fetched again
 RETRY_INTERVAL_S = 10.0
+FLOW_RETRY_POLL_S = 0.5  # refused flows are resent after 1 s at the earliest (enforcer.REFUSAL_RETRY_FIRST_S)
 DNS_POLL_S = 5.0  # the longest an expiry waits when nothing is due sooner
 DNS_SAVE_S = 2.0  # how often changed DNS bindings are saved (enforcer_dns.DNS_SAVE_INTERVAL_S)
 
@@ -74,6 +75,13 @@ def retry_loop(enforcer: Enforcer, execute: Execute, sleep: Sleep) -> None:
     while True:
         sleep(RETRY_INTERVAL_S)
         _survived("resolution retry", lambda: execute(enforcer.retry_lost(time.time())))
+
+
+def flow_retry_loop(enforcer: Enforcer, execute: Execute, sleep: Sleep) -> None:
+    """Resend flows a switch refused once their backoff is due (see :meth:`Enforcer.retry_refused`)."""
+    while True:
+        sleep(FLOW_RETRY_POLL_S)
+        _survived("flow retry", lambda: execute(enforcer.retry_refused(time.time())))
 
 
 def check_fail_mode(dpid: int, alert: Callable[[Alert], None]) -> None:

@@ -290,6 +290,12 @@ class DnsBindings:
 
     # ---- counters and views ------------------------------------------------------------------------
 
+    def refuse(self, reason: str) -> Ignored:
+        """Count an answer the caller refused before the table saw it (``wrong-port``: not from a trusted port)."""
+        if reason not in IGNORE_REASONS:
+            raise ValueError(f"unknown ignore reason {reason!r}")
+        return self._ignore(reason)
+
     def _ignore(self, reason: str) -> Ignored:
         self._counters[reason] += 1
         return Ignored(reason)

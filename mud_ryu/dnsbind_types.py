@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 IGNORE_REASONS: frozenset[str] = frozenset(
-    {"not-resolver", "unsolicited", "wrong-txid", "wrong-client", "rcode", "not-watched", "no-addresses"}
+    {"not-resolver", "unsolicited", "wrong-txid", "wrong-client", "wrong-port", "rcode", "not-watched", "no-addresses"}
 )
 COUNTERS: frozenset[str] = IGNORE_REASONS | frozenset(
     {

@@ -19,7 +19,7 @@ forwarding flow, so reconciliation recognises every one of them.
 from __future__ import annotations
 
 from mud_ryu.flowrule import FlowRule, MatchValue, Output, make_match
-from mud_ryu.pipeline import Band, CookieKind, cookie, verify_rule
+from mud_ryu.pipeline import TRUSTED_BIT, Band, CookieKind, cookie, verify_rule
 
 ETH_IPV4, ETH_IPV6, ETH_LLDP = 0x0800, 0x86DD, 0x88CC
 IPPROTO_UDP = 17
@@ -67,8 +67,9 @@ def punt_rules(port: int, metered: bool) -> tuple[FlowRule, ...]:
     return tuple(rules)
 
 
-def switch_rules(metered: bool) -> tuple[FlowRule, ...]:
-    """Learning copy and flooding, once per switch."""
+def switch_rules(metered: bool, trust_unknown: bool = False) -> tuple[FlowRule, ...]:
+    """Learning copy and flooding, once per switch. ``trust_unknown``: the switch has no configured trusted port,
+    so the learning flow marks every unknown source trusted (:mod:`mud_ryu.portguard`)."""
     rules = (
         FlowRule(
             table="classify_src",
@@ -78,6 +79,7 @@ def switch_rules(metered: bool) -> tuple[FlowRule, ...]:
             actions=(Output("CONTROLLER", LEARN_MAX_LEN),),
             goto="classify_dst",
             meter=LEARN_METER if metered else None,
+            write_metadata=(TRUSTED_BIT, TRUSTED_BIT) if trust_unknown else None,
         ),
         FlowRule(
             table="forward", priority=100, match=make_match(eth_dst=GROUP_BIT), cookie=FORWARD_SHARED,
@@ -90,8 +92,9 @@ def switch_rules(metered: bool) -> tuple[FlowRule, ...]:
     return rules
 
 
-def learned_host_rules(mac: str, port: int) -> tuple[FlowRule, ...]:
-    """An unmanaged host: its source is known on this port, frames to it go out of it."""
+def learned_host_rules(mac: str, port: int, trusted: bool = False) -> tuple[FlowRule, ...]:
+    """An unmanaged host: its source is known on this port, frames to it go out of it. ``trusted``: the port is
+    trusted, so the host's frames carry the trusted bit (it may claim server addresses)."""
     rules = (
         FlowRule(
             table="classify_src",
@@ -99,6 +102,7 @@ def learned_host_rules(mac: str, port: int) -> tuple[FlowRule, ...]:
             match=make_match(in_port=port, eth_src=mac),
             cookie=FORWARD_SHARED,
             goto="classify_dst",
+            write_metadata=(TRUSTED_BIT, TRUSTED_BIT) if trusted else None,
         ),
         FlowRule(
             table="forward", priority=int(Band.LEARNED), match=make_match(eth_dst=mac), cookie=FORWARD_SHARED,

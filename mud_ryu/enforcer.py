@@ -26,6 +26,7 @@ this module: start-up from the stores, switch and port events, operator syncs an
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable
 
@@ -35,6 +36,7 @@ from mud_ryu.enforcer_admission import AdmissionEvents
 from mud_ryu.enforcer_resolution import RECHECK_S, RESOLVE_TIMEOUT_S
 from mud_ryu.enforcer_state import Alert, Device, Effect, FlowUpdate, Owner, ResolveRequest, SwitchState
 from mud_ryu.flowkey import FlowKey, rule_key
+from mud_ryu.flowrule import FlowRule
 from mud_ryu.pipeline import Band, table_id
 from mud_ryu.settings import MudSettings
 from mud_ryu.trustgate import TrustGate
@@ -42,6 +44,19 @@ from mud_ryu.truststore import TrustStoreError
 from mud_ryu.update_types import DeviceId
 
 log = logging.getLogger(__name__)
+REFUSAL_RETRY_FIRST_S = 1.0
+REFUSAL_RETRY_MAX_S = 60.0
+
+
+@dataclasses.dataclass
+class _Retry:
+    """Owners of one switch whose flows it refused, waiting for their resend."""
+
+    owners: set[Owner] = dataclasses.field(default_factory=set)
+    confirms: set[str] = dataclasses.field(default_factory=set)
+    due: float = 0.0  # 0: nothing waiting (the delay is kept for the next refusal)
+    delay: float = 0.0
+    last: float = 0.0  # when the last refusal came
 
 __all__ = ["RECHECK_S", "RESOLVE_TIMEOUT_S", "Alert", "Device", "Effect", "Enforcer", "FlowUpdate", "ResolveRequest"]
 
@@ -52,6 +67,7 @@ class Enforcer(AdmissionEvents):
     ) -> None:
         """``dns_store``: where DNS-learned bindings are kept across restarts (None: in memory only)."""
         super().__init__(settings, store, trust)
+        self._refusals: dict[int, _Retry] = {}
         self._trust_over_rows()
         for device in self.devices.values():
             if device.url and device.sha256 and device.url not in self.profiles:
@@ -125,6 +141,7 @@ class Enforcer(AdmissionEvents):
 
     def switch_down(self, dpid: int) -> None:
         self.switches.pop(dpid, None)
+        self._refusals.pop(dpid, None)
 
     def port_up(self, dpid: int, port: int) -> list[Effect]:
         sw = self.switches.get(dpid)
@@ -156,6 +173,53 @@ class Enforcer(AdmissionEvents):
         if device is None:
             return []
         return self._sync(device.dpid, [("device", mac)], confirms=(mac,))
+
+    # ---- flows the switch refused (an OpenFlow error tied to its flow-mod by xid)
+    def flows_refused(
+        self, dpid: int, rules: Iterable[FlowRule], confirms: Iterable[str], reason: str, now: float
+    ) -> list[Effect]:
+        """The switch refused ``rules`` (sent in one update whose barrier would have confirmed ``confirms``). The
+        owners holding them are forgotten from the book, so a retry sends all their flows again; their devices are
+        not confirmed (their records stay as they were: what the switch holds is not what they say); the operator is
+        told. :meth:`retry_refused` resends after a backoff (1 s, doubling to 60 s while refusals go on)."""
+        sw = self.switches.get(dpid)
+        if sw is None:
+            return []
+        refused = frozenset(rules)
+        owners = [owner for owner, flows in sw.owners.items() if flows & refused]
+        for owner in owners:
+            self._set_owner(sw, owner, frozenset())
+        retry = self._refusals.setdefault(dpid, _Retry())
+        retry.owners.update(owners)
+        retry.confirms.update(confirms)
+        # Refusals in a row (within twice the longest delay of the last one) double the delay; a fresh one starts over.
+        in_a_row = retry.delay and now - retry.last < 2 * REFUSAL_RETRY_MAX_S
+        retry.delay = min(REFUSAL_RETRY_MAX_S, retry.delay * 2) if in_a_row else REFUSAL_RETRY_FIRST_S
+        retry.due, retry.last = now + retry.delay, now
+        effects: list[Effect] = []
+        for owner in sorted(owners, key=repr):
+            kind, key = owner
+            device = self.devices.get(str(key)) if kind == "device" else None
+            port = device.port if device is not None else (key if kind == "punt" and isinstance(key, int) else 0)
+            why = f"switch refused flows of {kind} {key}: {reason}; retrying in {retry.delay:g} s"
+            effects.append(Alert("flow-refused", device.mac if device else "", dpid, port, "", why))
+        return effects
+
+    def retry_refused(self, now: float) -> list[Effect]:
+        """Resend the owners whose flows a switch refused, once their backoff is due (the app's flow-retry loop)."""
+        effects: list[Effect] = []
+        for dpid, retry in list(self._refusals.items()):
+            if retry.due > now:
+                continue
+            if dpid not in self.switches:
+                del self._refusals[dpid]  # reconnect reconciles everything anyway
+                continue
+            owners, confirms = set(retry.owners), tuple(sorted(retry.confirms))
+            retry.owners.clear()
+            retry.confirms.clear()
+            retry.due = 0.0  # the delay stays: a refusal of this resend doubles it
+            effects += self._sync(dpid, owners, confirms=confirms)
+        return effects
 
     def confirmed(self, macs: Iterable[str]) -> None:
         """The switch acknowledged (barrier) the flows of these devices: make their records durable."""

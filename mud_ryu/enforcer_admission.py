@@ -13,6 +13,7 @@ import contextlib
 import logging
 from collections.abc import Iterator
 
+from mud_ryu import portguard
 from mud_ryu.discovery import Announcement, Malformed, NoUrl
 from mud_ryu.enforcer_resolution import RECHECK_S, ResolutionEvents
 from mud_ryu.enforcer_state import Alert, Device, Effect, ResolveRequest
@@ -24,6 +25,7 @@ from mud_ryu.urlgate import UrlRejected
 
 log = logging.getLogger(__name__)
 DHCPRELEASE = 7
+NEW_MAC_REASON = "new-mac-on-device-port"  # a quarantined host: a new source MAC on a MUD device's access port
 
 
 class AdmissionEvents(ResolutionEvents):
@@ -60,12 +62,52 @@ class AdmissionEvents(ResolutionEvents):
                 # on another switch but seen on an access port here: never learn it as an unmanaged host.
                 return []
             # A device of another switch arriving over an uplink: forwarding only, its policy ran at its own switch.
+        elif self._beside_a_device(dpid, port, mac):
+            return self._new_mac_beside_device(dpid, port, mac, now)
         elif self.settings.default_policy is DefaultPolicy.BOOTSTRAP_ONLY and not self._uplink(dpid, port):
             return self._admit(dpid, port, mac, None, "learned", now)
         if sw.hosts.get(mac) == port:
             return []
         sw.hosts[mac] = port
         return self._sync(dpid, [("host", mac)])
+
+    def _beside_a_device(self, dpid: int, port: int, mac: str) -> bool:
+        """Whether ``mac`` is a new source on an access port that is a MUD device's place (and not a shared port):
+        a device that changes its source MAC must not leave its policy behind (README "What a device on the LAN
+        cannot do")."""
+        return not self._beside_ok(dpid, port) and bool(self.devices_at(dpid, port) - {mac})
+
+    def _new_mac_beside_device(self, dpid: int, port: int, mac: str, now: float) -> list[Effect]:
+        """Bootstrap only (quarantined, no URL) until it announces a URL of its own; the operator is told."""
+        effects = self._admit(dpid, port, mac, None, "learned", now, reason=NEW_MAC_REASON)
+        others = ", ".join(sorted(self.devices_at(dpid, port) - {mac}))
+        message = (f"a new source MAC on the port of MUD device {others}: bootstrap only until it announces a URL of "
+                   "its own (shared_ports names ports that carry many hosts)")  # fmt: skip
+        return [*effects, Alert(NEW_MAC_REASON, mac, dpid, port, "", message)]
+
+    def _demote_hosts(self, dpid: int, port: int, mac: str, now: float) -> list[Effect]:
+        """A device was just placed at (dpid, port): hosts learned there before it (a device that sent from a second
+        MAC before announcing with its first) lose their unmanaged access as well."""
+        sw = self.switches[dpid]
+        effects: list[Effect] = []
+        for other in sorted(m for m, p in sw.hosts.items() if p == port and m != mac):
+            effects += self._new_mac_beside_device(dpid, port, other, now)
+        return effects
+
+    def _beside_ok(self, dpid: int, port: int) -> bool:
+        """Ports where hosts beside a device are ordinary: shared, server and uplink ports."""
+        return (portguard.is_shared(self.settings, dpid, port) or (dpid, port) in self.settings.server_ports
+                or self._uplink(dpid, port))  # fmt: skip
+
+    def _vacated(self, device: Device) -> bool:
+        """Whether ``device`` gave up its place, so its identity may appear elsewhere (a move): its port went down
+        (seen by the switch, also before a disconnect), or its switch is connected and the port is down now. A
+        DHCPRELEASE with the port still up, or a switch that is not connected, keeps the place: anything announcing
+        the MAC elsewhere then is a spoof. The operator moves a device by forgetting it."""
+        if device.state == "absent" and device.reason == "port-down":
+            return True
+        home = self.switches.get(device.dpid)
+        return home is not None and device.port not in home.ports_up
 
     def _learnable(self, dpid: int, port: int, mac: str) -> bool:
         """Whether ``mac`` may hold learned-host flows at (dpid, port): not a device managed on this switch, and
@@ -84,15 +126,18 @@ class AdmissionEvents(ResolutionEvents):
 
     def _announcement(self, dpid: int, port: int, ann: Announcement, now: float) -> list[Effect]:
         mac = ann.src_mac
-        if self._uplink(dpid, port):
-            return []  # relayed from another switch: the access switch handles it
+        if self._uplink(dpid, port) or (dpid, port) in self.settings.server_ports:
+            return []  # relayed from another switch (the access switch handles it), or a server port: no devices
+        if ann.relay_hops:
+            # A Relay-Forward is a relay agent's message; on an access port it is a device speaking for others.
+            why = "dhcpv6-relayed-on-access-port: a Relay-Forward from an access port is not an announcement"
+            return [Alert("malformed-announcement", mac, dpid, port, ann.url[:255], why)]
         device = self.devices.get(mac)
-        home = self.switches.get(device.dpid) if device is not None else None
-        elsewhere = device is not None and device.state != "absent" and (device.dpid, device.port) != (dpid, port)
-        if elsewhere and device is not None and home is not None and device.port in home.ports_up:
-            # Its own port is still up, so this is not a move: never silently rebind (THREATS.md row 1).
-            return [Alert("spoofed-announcement", mac, dpid, port, ann.url,
-                              f"{mac} is at dpid {device.dpid:016x} port {device.port}; not rebinding")]  # fmt: skip
+        if device is not None and (device.dpid, device.port) != (dpid, port) and not self._vacated(device):
+            # Its place is still its own (port up, or its switch away): not a move. Never silently rebind (THREATS.md
+            # row 1): the trust record and the policy stay where they are.
+            return [Alert("spoofed-announcement", mac, dpid, port, ann.url[:255],
+                          f"{mac} is at dpid {device.dpid:016x} port {device.port}; not rebinding")]  # fmt: skip
         try:
             gated = self.url_gate.check(ann.url)
         except UrlRejected as rejected:
@@ -182,6 +227,8 @@ class AdmissionEvents(ResolutionEvents):
             self.devices[mac] = device
             self.store.save_device(device.record())
             effects += self._sync(dpid, [("device", mac)], confirms=(mac,))
+        if device.reason != NEW_MAC_REASON and not self._beside_ok(dpid, port):
+            effects += self._demote_hosts(dpid, port, mac, now)
         if url is None:
             return effects  # quarantined for good (no URL, or a refused one: the caller alerts)
         profile = self.profiles.get(url)

@@ -54,14 +54,22 @@ class DnsEvents(FlowBook):
         except DnsStoreError as error:
             log.warning("DNS bindings not saved (%s): %s", error.reason, error.message)
 
-    def dns_seen(self, scanned: object, now: float, frame: bytes = b"") -> list[Effect]:
-        """A punted DNS query or a held DNS answer (:func:`mud_ryu.dnsframe.scan_dns`). Answers from the configured
-        resolvers to queries that were seen may add addresses to the names active profiles use; the answer is then
-        released to its device after the flows that allow those addresses (``frame``: the held bytes)."""
+    def dns_seen(
+        self, scanned: object, now: float, frame: bytes = b"", *, ingress: tuple[int, int]
+    ) -> list[Effect]:
+        """A punted DNS query or a held DNS answer (:func:`mud_ryu.dnsframe.scan_dns`) that came in on ``ingress``
+        (dpid, port). Answers from the configured resolvers to queries that were seen may add addresses to the names
+        active profiles use; the answer is then released to its device after the flows that allow those addresses
+        (``frame``: the held bytes). An answer counts only when it entered from the resolver's side (a trusted port):
+        a device that asked for a name and forges the resolver's answer to itself from its own port is dropped and
+        counted (``wrong-port``), whatever its transaction id."""
         if isinstance(scanned, DnsQuery):
             self.dns.query_seen(scanned, now)
             return []
         if not isinstance(scanned, DnsAnswer):
+            return []
+        if not self._trusted_ingress(*ingress):
+            self.dns.refuse("wrong-port")
             return []
         device = self.devices.get(scanned.client_mac)
         update = self.dns.answer_seen(scanned, now)

@@ -13,7 +13,7 @@ import dataclasses
 import logging
 from collections.abc import Callable, Iterable
 
-from mud_ryu import mudfile, my_controller
+from mud_ryu import mudfile, my_controller, portguard
 from mud_ryu.bootstrap import pipeline_rules
 from mud_ryu.compile_types import CompileError
 from mud_ryu.compiler import compile_profile, quarantine_profile, recompile_sets
@@ -65,6 +65,8 @@ class FlowBook:
         self._users: dict[Placement, set[str]] = {}
         self._url_of_profile: dict[int, str] = {}
         self._reindex()
+        # What only a trusted port may send (server addresses, DHCP offers, RAs): the same on every switch.
+        self._guard = portguard.guard_rules(portguard.server_addresses(settings), settings.dhcp_servers)
         # Quarantined devices share one profile: the RFC 8520 local DNS/NTP defaults (DHCP/ARP/ND: bootstrap band).
         self._quarantine = Profile("", "", QUARANTINE_PROFILE_ID, 0, quarantine_profile(self._context()))
 
@@ -224,6 +226,7 @@ class FlowBook:
         """Bring the use index in line with ``mac``'s device. Called for every device an owner sync touches, before
         anything else (so also for a switch that is not connected), which covers every change of a device's switch,
         state or URL: each is followed by a sync of that device, here and in the operator actions."""
+        self._place_port(mac)
         key = _placement(self.devices.get(mac))
         old = self._placement.get(mac)
         if old == key:
@@ -239,9 +242,40 @@ class FlowBook:
             self._placement[mac] = key
             self._users.setdefault(key, set()).add(mac)
 
+    def _place_port(self, mac: str) -> None:
+        """The port index: which devices (not absent) are at each (switch, port)."""
+        device = self.devices.get(mac)
+        key = (device.dpid, device.port) if device is not None and device.state != "absent" else None
+        old = self._port_of.get(mac)
+        if old == key:
+            return
+        if old is not None:
+            here = self._at_port[old]
+            here.discard(mac)
+            if not here:
+                del self._at_port[old]
+        if key is None:
+            self._port_of.pop(mac, None)
+        else:
+            self._port_of[mac] = key
+            self._at_port.setdefault(key, set()).add(mac)
+
+    def devices_at(self, dpid: int, port: int) -> frozenset[str]:
+        """The MACs of the devices (not absent) whose place is (dpid, port)."""
+        return frozenset(self._at_port.get((dpid, port), ()))
+
+    def _trusted_ingress(self, dpid: int, port: int) -> bool:
+        """Whether frames from (dpid, port) may speak for a server (:mod:`mud_ryu.portguard`): a trusted port, or on a
+        switch without configured trusted ports, any port that is no MUD device's place."""
+        if portguard.trusted_ports(self.settings, dpid):
+            return portguard.is_trusted(self.settings, dpid, port)
+        return (dpid, port) not in self._at_port
+
     def _reindex(self) -> None:
         """Rebuild the use index from the devices (start, reconnect: also drops devices removed from the map)."""
         self._placement, self._users = {}, {}
+        self._port_of: dict[str, tuple[int, int]] = {}
+        self._at_port: dict[tuple[int, int], set[str]] = {}
         for mac in self.devices:
             self._place(mac)
 
@@ -266,17 +300,23 @@ class FlowBook:
         """What one owner should hold on one switch now (computed for that owner only: events stay cheap)."""
         kind, key = owner
         if kind == "switch":
-            return frozenset((*pipeline_rules(), *switch_rules(sw.metered)))
+            trusted = portguard.trusted_ports(self.settings, sw.dpid)
+            return frozenset((
+                *pipeline_rules(self.settings.dhcp_servers), *switch_rules(sw.metered, trust_unknown=not trusted),
+                *self._guard, *(portguard.trusted_port_rule(p, sw.metered) for p in sorted(trusted)),
+            ))  # fmt: skip
         if kind == "punt":
             assert isinstance(key, int)
-            up = key in sw.ports_up and (sw.dpid, key) not in self.settings.uplink_ports
+            up = key in sw.ports_up and key not in portguard.trusted_ports(self.settings, sw.dpid)
             return frozenset(punt_rules(key, sw.metered)) if up else frozenset()
         if kind == "device":
             device = self.devices.get(str(key))
             return self._device_flows(device) if device is not None and device.dpid == sw.dpid else frozenset()
         if kind == "host":
             port = sw.hosts.get(str(key))
-            return frozenset(learned_host_rules(str(key), port)) if port is not None else frozenset()
+            if port is None:
+                return frozenset()
+            return frozenset(learned_host_rules(str(key), port, portguard.is_trusted(self.settings, sw.dpid, port)))
         if kind == "profile":
             assert isinstance(key, int)
             profile = self._profile_in_use(sw.dpid, key)

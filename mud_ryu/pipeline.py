@@ -17,6 +17,7 @@ Metadata (64 bits, written with masks so the two classify tables combine)::
     bits  0-15  src profile id      bits 16-31  dst profile id
     bits 32-43  src manufacturer id bits 44-55  dst manufacturer id
     bit  56     src managed         bit  57     dst managed
+    bit  58     src came in on a trusted port (uplink / server port: where servers and routers are)
 
 Cookie (64 bits)::
 
@@ -98,6 +99,7 @@ class Band(IntEnum):
     PUNT = 50000  # classify_src: DHCP/DHCPv6/LLDP copied to the controller (metered), before anti-spoofing
     ANTI_SPOOF = 40000  # classify_src: a managed MAC seen on the wrong port
     CLASSIFY = 30000  # classify tables: one flow per device and direction
+    GUARD = 63000  # from_device: what only a trusted port may send (server addresses, DHCP offers, RAs): above all
     BOOTSTRAP = 62000  # ACL tables: DHCP/ARP/ND a device needs before any ACE can matter
     ACE_TOP = 60000  # first ACE of a profile; each ACE takes ACE_STEP slots below this
     ACE_BOTTOM = 10000
@@ -117,6 +119,7 @@ SRC_PROFILE_SHIFT, DST_PROFILE_SHIFT = 0, 16
 SRC_MFG_SHIFT, DST_MFG_SHIFT = 32, 44
 PROFILE_BITS, MFG_BITS = 16, 12
 SRC_MANAGED_BIT, DST_MANAGED_BIT = 1 << 56, 1 << 57
+TRUSTED_BIT = 1 << 58  # written in classify_src for frames from a trusted port; never by a device's flows
 SRC_PROFILE_MASK = ((1 << PROFILE_BITS) - 1) << SRC_PROFILE_SHIFT
 DST_PROFILE_MASK = ((1 << PROFILE_BITS) - 1) << DST_PROFILE_SHIFT
 SRC_MFG_MASK = ((1 << MFG_BITS) - 1) << SRC_MFG_SHIFT

@@ -82,6 +82,17 @@ OPTS = [
     ),
     cfg.FloatOpt("min_url_change_interval", default=600.0, min=0.0, help="seconds between accepted URL changes"),
     cfg.ListOpt("uplink_ports", default=[], help="dpid:port pairs that face other switches/routers (not devices)"),
+    cfg.ListOpt(
+        "server_ports",
+        default=[],
+        help="dpid:port pairs where the DHCP/DNS/NTP servers and controllers are plugged in: trusted like uplinks",
+    ),
+    cfg.ListOpt(
+        "shared_ports",
+        default=[],
+        help="dpid:port pairs that legitimately carry many hosts beside a MUD device (an access point, a hub)",
+    ),
+    cfg.ListOpt("dhcp_servers", default=[], help="addresses of the DHCP servers and relay agents devices may use"),
     cfg.FloatOpt("dns_ttl_floor", default=60.0, min=1.0, help="shortest life of a DNS-learned address (seconds)"),
     cfg.FloatOpt("dns_ttl_ceiling", default=86400.0, min=1.0, help="longest life of a DNS-learned address (seconds)"),
     cfg.IntOpt("dns_max_addresses", default=16, min=1, max=1024, help="addresses kept per DNS name"),
@@ -123,6 +134,9 @@ class MudSettings:
     violation_action: str = "quarantine"
     min_url_change_interval: float = 600.0
     uplink_ports: frozenset[tuple[int, int]] = frozenset()
+    server_ports: frozenset[tuple[int, int]] = frozenset()
+    shared_ports: frozenset[tuple[int, int]] = frozenset()
+    dhcp_servers: tuple[str, ...] = ()
     dns_ttl_floor: float = 60.0
     dns_ttl_ceiling: float = 86400.0
     dns_max_addresses: int = 16
@@ -190,16 +204,16 @@ def _pairs(items: list[str], what: str) -> dict[str, tuple[str, ...]]:
     return out
 
 
-def _ports(items: list[str]) -> frozenset[tuple[int, int]]:
+def _ports(items: list[str], what: str = "uplink_ports") -> frozenset[tuple[int, int]]:
     out = set()
     for item in items:
         dpid, sep, port = item.partition(":")
         try:
             out.add((int(dpid, 0), int(port, 0)))
         except ValueError:
-            raise ValueError(f"[{GROUP}] uplink_ports: expected dpid:port, got {item!r}") from None
+            raise ValueError(f"[{GROUP}] {what}: expected dpid:port, got {item!r}") from None
         if not sep:
-            raise ValueError(f"[{GROUP}] uplink_ports: expected dpid:port, got {item!r}")
+            raise ValueError(f"[{GROUP}] {what}: expected dpid:port, got {item!r}")
     return frozenset(out)
 
 
@@ -236,6 +250,9 @@ def load(conf: cfg.ConfigOpts) -> MudSettings:
         violation_action=group.violation_action,
         min_url_change_interval=group.min_url_change_interval,
         uplink_ports=_ports(group.uplink_ports),
+        server_ports=_ports(group.server_ports, "server_ports"),
+        shared_ports=_ports(group.shared_ports, "shared_ports"),
+        dhcp_servers=tuple(group.dhcp_servers),
         dns_ttl_floor=group.dns_ttl_floor,
         dns_ttl_ceiling=group.dns_ttl_ceiling,
         dns_max_addresses=group.dns_max_addresses,

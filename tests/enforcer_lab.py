@@ -25,6 +25,7 @@ DPID = 0x1
 URL = "https://mud.test/bulb.json"
 URL2 = "https://mud.test/bulb-v2.json"
 PEER, PEER_MAC, PEER_PORT = "203.0.113.10", "02:00:00:00:00:fe", 5
+UPLINK = (DPID, PEER_PORT)  # the lab switch's trusted port: the resolver's answers come in here
 BULB, BULB2, LAPTOP = "02:00:00:00:00:01", "02:00:00:00:00:02", "02:00:00:00:00:03"
 IPS = {BULB: "10.0.0.1", BULB2: "10.0.0.2", LAPTOP: "10.0.0.3"}
 NOW = 1_767_225_600.0
@@ -36,10 +37,10 @@ class Lab:
     def __init__(self, state: Path, policy: DefaultPolicy = DefaultPolicy.ALLOW, **options: object) -> None:
         """``options``: MudSettings fields, and ``persist_dns=True`` for a DNS binding store in the state directory."""
         persist_dns = bool(options.pop("persist_dns", False))
+        options.setdefault("uplink_ports", frozenset({(DPID, 5)}))
         self.settings = MudSettings(
             state_dir=str(state),
             default_policy=policy,
-            uplink_ports=frozenset({(DPID, 5)}),
             min_url_change_interval=0,
             **options,  # type: ignore[arg-type]
         )

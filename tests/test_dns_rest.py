@@ -22,7 +22,7 @@ from mud_ryu.rest_backend import EnforcerBackend
 from mud_ryu.rest_types import DnsNameView
 from tests import dns_frames as dns
 from tests.api_server import serve_api
-from tests.enforcer_lab import BULB, BULB2, IPS, NOW, Lab
+from tests.enforcer_lab import BULB, BULB2, IPS, NOW, UPLINK, Lab
 from tests.rest_fakes import FakeBackend
 
 URL_A = "https://mud.test/cloudy-a.json"
@@ -116,9 +116,9 @@ def test_names_profiles_and_addresses_with_the_time_left(lab: Lab) -> None:
         "outstanding_queries": 0,
         "counters": _counters(),
     })  # fmt: skip
-    lab.apply(lab.enforcer.dns_seen(_query(1), NOW))
+    lab.apply(lab.enforcer.dns_seen(_query(1), NOW, ingress=UPLINK))
     assert _get(_backend(lab))[1]["outstanding_queries"] == 1
-    lab.apply(lab.enforcer.dns_seen(_answer("198.51.100.7", 300, txid=1), NOW))
+    lab.apply(lab.enforcer.dns_seen(_answer("198.51.100.7", 300, txid=1), NOW, ingress=UPLINK))
     status, document = _get(_backend(lab))
     assert status == 200 and list(document) == ["names", "outstanding_queries", "counters"]
     assert document["names"][0] == {
@@ -129,15 +129,19 @@ def test_names_profiles_and_addresses_with_the_time_left(lab: Lab) -> None:
 
 
 def test_spoofed_and_unsolicited_answers_are_ignored_and_counted(lab: Lab) -> None:
-    lab.apply(lab.enforcer.dns_seen(_answer("198.51.100.66", 300, txid=7), NOW))  # nobody asked
-    lab.apply(lab.enforcer.dns_seen(_query(1), NOW))
-    lab.apply(lab.enforcer.dns_seen(_answer("198.51.100.66", 300, txid=1, resolver="192.0.2.99"), NOW))  # not ours
-    lab.apply(lab.enforcer.dns_seen(_answer("198.51.100.66", 300, txid=0x4321), NOW))  # wrong transaction id
+    lab.apply(lab.enforcer.dns_seen(_answer("198.51.100.66", 300, txid=7), NOW, ingress=UPLINK))  # nobody asked
+    lab.apply(lab.enforcer.dns_seen(_query(1), NOW, ingress=UPLINK))
+    lab.apply(
+        lab.enforcer.dns_seen(_answer("198.51.100.66", 300, txid=1, resolver="192.0.2.99"), NOW, ingress=UPLINK)
+    )  # not ours
+    lab.apply(
+        lab.enforcer.dns_seen(_answer("198.51.100.66", 300, txid=0x4321), NOW, ingress=UPLINK)
+    )  # wrong transaction id
     status, document = _get(_backend(lab))
     assert status == 200 and all(entry["addresses"] == [] for entry in document["names"])  # nothing bound
     assert document["outstanding_queries"] == 1  # the device's query still waits for its real answer
     assert document["counters"] == _counters(queries=1, unsolicited=1, not_resolver=1, wrong_txid=1)
-    lab.apply(lab.enforcer.dns_seen(_answer("198.51.100.7", 30, txid=1), NOW))  # the real one
+    lab.apply(lab.enforcer.dns_seen(_answer("198.51.100.7", 30, txid=1), NOW, ingress=UPLINK))  # the real one
     document = _get(_backend(lab))[1]
     assert document["names"][0]["addresses"] == [{"address": "198.51.100.7", "expires_in_s": 0.0}]  # TTL 60 s floor
     assert document["counters"]["answers-merged"] == 1 and document["counters"]["unsolicited"] == 1
@@ -202,8 +206,8 @@ def test_the_fake_backend_speaks_the_same_contract(lab: Lab) -> None:
         assert list(real) == list(faked) and list(real["counters"]) == list(faked["counters"]) == sorted(COUNTERS)
         assert [e["name"] for e in real["names"]] == [e["name"] for e in faked["names"]]
         assert all(list(e) == ["name", "profiles", "addresses"] for e in real["names"] + faked["names"])
-    lab.apply(lab.enforcer.dns_seen(_query(1), NOW))
-    lab.apply(lab.enforcer.dns_seen(_answer("198.51.100.7", 300, txid=1), NOW))
+    lab.apply(lab.enforcer.dns_seen(_query(1), NOW, ingress=UPLINK))
+    lab.apply(lab.enforcer.dns_seen(_answer("198.51.100.7", 300, txid=1), NOW, ingress=UPLINK))
     real_address, fake_address = (
         _get(_backend(lab))[1]["names"][0]["addresses"][0],
         _get(fake)[1]["names"][0]["addresses"][0],
@@ -236,9 +240,9 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
 
 
 def test_cli_table_and_counters(lab: Lab, api: str, capsys: pytest.CaptureFixture[str]) -> None:
-    lab.apply(lab.enforcer.dns_seen(_query(1), NOW))
-    lab.apply(lab.enforcer.dns_seen(_answer("198.51.100.66", 300, txid=9), NOW))  # wrong txid
-    lab.apply(lab.enforcer.dns_seen(_answer("198.51.100.7", 300, txid=1), NOW))
+    lab.apply(lab.enforcer.dns_seen(_query(1), NOW, ingress=UPLINK))
+    lab.apply(lab.enforcer.dns_seen(_answer("198.51.100.66", 300, txid=9), NOW, ingress=UPLINK))  # wrong txid
+    lab.apply(lab.enforcer.dns_seen(_answer("198.51.100.7", 300, txid=1), NOW, ingress=UPLINK))
     code, out, err = _run(capsys, "dns", "--api", api)
     assert (code, err) == (0, "")
     lines = out.splitlines()

@@ -12,7 +12,7 @@ import pytest
 from mud_ryu.dnsbind import DnsBindings, DnsBindSettings
 from mud_ryu.dnsstore import DnsStore, DnsStoreError
 from mud_ryu.enforcer import FlowUpdate
-from tests.enforcer_lab import BULB, NOW, Lab
+from tests.enforcer_lab import BULB, NOW, UPLINK, Lab
 from tests.test_enforcer_dns import NAME, RESOLVER, URL, _answer, _cloudy, _query, _to
 
 # ---- the store ------------------------------------------------------------------------------------------------
@@ -99,8 +99,8 @@ def _bound_lab(state: Path, *, persist: bool) -> Lab:
     lab.connect()
     lab.announce(BULB, 1, URL)
     lab.resolve(URL, _cloudy())
-    lab.apply(lab.enforcer.dns_seen(_query(), NOW))
-    lab.apply(lab.enforcer.dns_seen(_answer("198.51.100.7", 300), NOW))
+    lab.apply(lab.enforcer.dns_seen(_query(), NOW, ingress=UPLINK))
+    lab.apply(lab.enforcer.dns_seen(_answer("198.51.100.7", 300), NOW, ingress=UPLINK))
     assert _to(lab, "198.51.100.7")
     lab.enforcer.save_dns(NOW, force=True)
     return lab

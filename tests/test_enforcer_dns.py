@@ -12,7 +12,7 @@ from mud_ryu.enforcer import FlowUpdate
 from mud_ryu.enforcer_state import PacketOut, ResolveNames
 from mud_ryu.pipeline import CookieKind, parse_cookie
 from tests import dns_frames as dns
-from tests.enforcer_lab import BULB, IPS, NOW, PEER_MAC, PEER_PORT, Lab
+from tests.enforcer_lab import BULB, IPS, NOW, PEER_MAC, PEER_PORT, UPLINK, Lab
 from tests.packets import Packet
 
 URL = "https://mud.test/cloudy.json"
@@ -72,8 +72,8 @@ def _query(txid: int = dns.TXID) -> object:
 def test_answer_to_the_devices_query_binds_the_name(tmp_path: Path) -> None:
     lab = _lab(tmp_path)
     assert not _to(lab, "198.51.100.7")  # unknown until the resolver says so: fail closed
-    lab.apply(lab.enforcer.dns_seen(_query(), NOW))
-    effects = lab.apply(lab.enforcer.dns_seen(_answer("198.51.100.7", 300), NOW))
+    lab.apply(lab.enforcer.dns_seen(_query(), NOW, ingress=UPLINK))
+    effects = lab.apply(lab.enforcer.dns_seen(_answer("198.51.100.7", 300), NOW, ingress=UPLINK))
     assert _to(lab, "198.51.100.7") and not _to(lab, "198.51.100.8")
     sent = [r for e in effects if isinstance(e, FlowUpdate) for r in e.adds]
     assert sent and all(parse_cookie(r.cookie).kind == int(CookieKind.ADDRESS_SET) for r in sent)  # only the set
@@ -82,20 +82,24 @@ def test_answer_to_the_devices_query_binds_the_name(tmp_path: Path) -> None:
 
 def test_spoofed_and_unsolicited_answers_bind_nothing(tmp_path: Path) -> None:
     lab = _lab(tmp_path)
-    assert lab.enforcer.dns_seen(_answer("198.51.100.66", 300), NOW) == []  # no query seen
-    lab.apply(lab.enforcer.dns_seen(_query(), NOW))
-    assert lab.enforcer.dns_seen(_answer("198.51.100.66", 300, resolver="192.0.2.99"), NOW) == []  # not our resolver
-    assert lab.enforcer.dns_seen(_answer("198.51.100.66", 300, txid=0x4321), NOW) == []  # wrong transaction id
+    assert lab.enforcer.dns_seen(_answer("198.51.100.66", 300), NOW, ingress=UPLINK) == []  # no query seen
+    lab.apply(lab.enforcer.dns_seen(_query(), NOW, ingress=UPLINK))
+    assert (
+        lab.enforcer.dns_seen(_answer("198.51.100.66", 300, resolver="192.0.2.99"), NOW, ingress=UPLINK) == []
+    )  # not our resolver
+    assert (
+        lab.enforcer.dns_seen(_answer("198.51.100.66", 300, txid=0x4321), NOW, ingress=UPLINK) == []
+    )  # wrong transaction id
     assert not _to(lab, "198.51.100.66")
     lab.store.close()
 
 
 def test_rotation_is_make_before_break_and_old_addresses_expire(tmp_path: Path) -> None:
     lab = _lab(tmp_path)
-    lab.apply(lab.enforcer.dns_seen(_query(1), NOW))
-    lab.apply(lab.enforcer.dns_seen(_answer("198.51.100.7", 60, txid=1), NOW))
-    lab.apply(lab.enforcer.dns_seen(_query(2), NOW + 30))
-    effects = lab.apply(lab.enforcer.dns_seen(_answer("198.51.100.8", 60, txid=2), NOW + 30))
+    lab.apply(lab.enforcer.dns_seen(_query(1), NOW, ingress=UPLINK))
+    lab.apply(lab.enforcer.dns_seen(_answer("198.51.100.7", 60, txid=1), NOW, ingress=UPLINK))
+    lab.apply(lab.enforcer.dns_seen(_query(2), NOW + 30, ingress=UPLINK))
+    effects = lab.apply(lab.enforcer.dns_seen(_answer("198.51.100.8", 60, txid=2), NOW + 30, ingress=UPLINK))
     assert not [r for e in effects if isinstance(e, FlowUpdate) for r in e.deletes]  # an answer never removes
     assert _to(lab, "198.51.100.7") and _to(lab, "198.51.100.8")  # both while the old TTL runs
     lab.apply(lab.enforcer.dns_expire(NOW + 61))
@@ -112,14 +116,14 @@ def test_queries_are_copied_and_answers_held_until_their_flows_are_in(tmp_path: 
     assert lab.sim.process(query).to_controller and lab.sim.is_output(query, PEER_PORT)
     held = lab.sim.process(answer)
     assert held.to_controller and held.outputs == frozenset()  # only the controller sees it first
-    lab.apply(lab.enforcer.dns_seen(_query(), NOW))
+    lab.apply(lab.enforcer.dns_seen(_query(), NOW, ingress=UPLINK))
     frame = b"held answer bytes"
-    effects = lab.enforcer.dns_seen(_answer("198.51.100.7", 300), NOW, frame)
+    effects = lab.enforcer.dns_seen(_answer("198.51.100.7", 300), NOW, frame, ingress=UPLINK)
     kinds = [type(e).__name__ for e in effects]
     assert kinds[-1] == "PacketOut" and "FlowUpdate" in kinds  # released after the flows that allow the address
     release = effects[-1]
     assert isinstance(release, PacketOut) and (release.port, release.data) == (1, frame)
-    spoofed = lab.enforcer.dns_seen(_answer("198.51.100.66", 300, resolver="192.0.2.99"), NOW, frame)
+    spoofed = lab.enforcer.dns_seen(_answer("198.51.100.66", 300, resolver="192.0.2.99"), NOW, frame, ingress=UPLINK)
     assert spoofed == []  # dropped: never released to the device
     lab.store.close()
 

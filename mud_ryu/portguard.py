@@ -1,0 +1,144 @@
+"""Port roles and the switch-wide guards they drive: what a frame may claim depends on the port it came in on.
+
+A switch port has one of three roles (README "What a device on the LAN cannot do"):
+
+* **trusted** -- an uplink (``uplink_ports``) or a server port (``server_ports``): where routers, the DHCP/DNS/NTP
+  servers and the controllers are. Never a MUD device's place (no discovery punts there).
+* **shared** -- an access port that legitimately carries many hosts beside a MUD device (``shared_ports``: an
+  access point, a hub): a new MAC there is an ordinary host.
+* **access** -- every other port: one device, or a few unmanaged hosts.
+
+classify_src writes :data:`~mud_ryu.pipeline.TRUSTED_BIT` for frames from a trusted port (the learned-host flows
+and the per-port learning flows of trusted ports); a device's classification never writes it. The guard flows of
+from_device (:attr:`Band.GUARD`, above every other band) then drop, from every port that is not trusted:
+
+* a source address of a configured server or controller (DNS, NTP, DHCP, controller classes, my-controller hosts):
+  spoofing the NTP server's address no longer opens the RFC 8520 "from the NTP server, any port" default;
+* DHCPv4 server/relay messages (UDP source 67), DHCPv6 server/relay messages (UDP source 547), IPv6 router
+  advertisements and redirects: the "trusted port" of switch DHCP snooping and RA guard;
+
+and from every port, DHCP client messages that go anywhere but towards the DHCP servers (below the drops above, so
+a client message claiming a server's address is still dropped).
+
+A switch with no trusted port configured cannot tell a server's port from a host's: there every port that holds no
+MUD device counts as trusted (the learning flow writes the bit) and only MUD devices are held to the guards; the
+app warns about it at connect.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Sequence
+
+from mud_ryu.bootstrap import (
+    DHCP4_BROADCAST,
+    DHCP6_SERVERS_GROUP,
+    ETH_IPV4,
+    ETH_IPV6,
+    IPPROTO_ICMPV6,
+    IPPROTO_UDP,
+    ND_RA,
+)
+from mud_ryu.edgeflows import LEARN_COOKIE, LEARN_MAX_LEN, LEARN_METER
+from mud_ryu.flowrule import FlowRule, MatchValue, Output, make_match
+from mud_ryu.pipeline import TRUSTED_BIT, Band, CookieKind, cookie, verify_rule
+from mud_ryu.settings import MudSettings
+
+ND_REDIRECT = 137
+GUARD_COOKIE = cookie(CookieKind.PIPELINE, sub=1)
+UNTRUSTED = (0, TRUSTED_BIT)  # metadata value/mask: the frame did not come in on a trusted port
+MAX_GUARDED_ADDRESSES = 256  # one flow each; a configuration beyond this is refused at start
+
+
+class GuardConfigError(ValueError):
+    """A server address in the settings that is not an address."""
+
+
+def trusted_ports(settings: MudSettings, dpid: int) -> frozenset[int]:
+    return frozenset(p for d, p in settings.uplink_ports | settings.server_ports if d == dpid)
+
+
+def is_trusted(settings: MudSettings, dpid: int, port: int) -> bool:
+    """Whether frames from ``port`` may claim server addresses and send DHCP offers or RAs. On a switch without
+    configured trusted ports, every port (the caller excludes MUD devices' places)."""
+    ports = trusted_ports(settings, dpid)
+    return port in ports if ports else True
+
+
+def is_shared(settings: MudSettings, dpid: int, port: int) -> bool:
+    return (dpid, port) in settings.shared_ports
+
+
+def _host_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """A configured value as a host address; prefixes (my-controller may name one) are not guarded: a spoofing guard
+    for a whole prefix would cut off every host of it that is not behind a trusted port."""
+    try:
+        net = ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        raise GuardConfigError(f"not an address: {text[:64]!r}") from None
+    return net.network_address if net.prefixlen == net.max_prefixlen else None
+
+
+def server_addresses(settings: MudSettings) -> tuple[str, ...]:
+    """Every configured server and controller host address, sorted and unique."""
+    values: list[str] = [*settings.dns_servers, *settings.ntp_servers, *settings.dhcp_servers, *settings.my_controller]
+    for group in (settings.controllers, settings.my_controller_by_url):
+        for addresses in group.values():
+            values.extend(addresses)
+    found = {a for v in values if (a := _host_address(v)) is not None}
+    if len(found) > MAX_GUARDED_ADDRESSES:
+        raise GuardConfigError(f"{len(found)} server addresses configured; at most {MAX_GUARDED_ADDRESSES}")
+    return tuple(str(a) for a in sorted(found, key=lambda a: (a.version, int(a))))
+
+
+def guard_rules(addresses: Iterable[str], dhcp_servers: Sequence[str] = ()) -> tuple[FlowRule, ...]:
+    """The from_device drops of frames that did not come in on a trusted port and claim what only one may send, and
+    the DHCP client guard: the discovery punts copy DHCP client messages before any classification, so these frames
+    reach from_device unclassified; whoever sent them, they go on only towards the DHCP servers (the broadcast
+    address, the All-DHCP-servers group, the configured servers and relays) and are dropped otherwise."""
+    matches: list[dict[str, MatchValue]] = [
+        {"eth_type": ETH_IPV4, "ip_proto": IPPROTO_UDP, "udp_src": 67},
+        {"eth_type": ETH_IPV6, "ip_proto": IPPROTO_UDP, "udp_src": 547},
+        {"eth_type": ETH_IPV6, "ip_proto": IPPROTO_ICMPV6, "icmpv6_type": ND_RA},
+        {"eth_type": ETH_IPV6, "ip_proto": IPPROTO_ICMPV6, "icmpv6_type": ND_REDIRECT},
+    ]
+    for address in addresses:
+        v6 = ":" in address
+        matches.append({"eth_type": ETH_IPV6 if v6 else ETH_IPV4, "ipv6_src" if v6 else "ipv4_src": address})
+    rules = [
+        FlowRule(table="from_device", priority=int(Band.GUARD), match=make_match(metadata=UNTRUSTED, **m),
+                 cookie=GUARD_COOKIE)
+        for m in matches
+    ]  # fmt: skip
+    v4 = [s for s in dhcp_servers if ":" not in s]
+    v6 = [s for s in dhcp_servers if ":" in s]
+    d4: dict[str, MatchValue] = {"eth_type": ETH_IPV4, "ip_proto": IPPROTO_UDP, "udp_src": 68, "udp_dst": 67}
+    d6: dict[str, MatchValue] = {"eth_type": ETH_IPV6, "ip_proto": IPPROTO_UDP, "udp_src": 546, "udp_dst": 547}
+    allowed = [d6 | {"ipv6_dst": a} for a in (DHCP6_SERVERS_GROUP, *v6)]
+    closed = [d6]
+    if v4:  # without configured IPv4 servers a unicast renewal may go anywhere (bootstrap.py says why)
+        allowed += [d4 | {"ipv4_dst": a} for a in (DHCP4_BROADCAST, *v4)]
+        closed.append(d4)
+    rules += [FlowRule(table="from_device", priority=int(Band.GUARD) - 1, match=make_match(**m), cookie=GUARD_COOKIE,
+                       goto="to_device") for m in allowed]  # fmt: skip
+    rules += [FlowRule(table="from_device", priority=int(Band.GUARD) - 2, match=make_match(**m), cookie=GUARD_COOKIE)
+              for m in closed]  # fmt: skip
+    for rule in rules:
+        verify_rule(rule)
+    return tuple(rules)
+
+
+def trusted_port_rule(port: int, metered: bool) -> FlowRule:
+    """Unknown sources on a trusted port: the learning copy, as on any port, and the trusted bit."""
+    rule = FlowRule(
+        table="classify_src",
+        priority=int(Band.LEARN) + 1,
+        match=make_match(in_port=port),
+        cookie=LEARN_COOKIE,
+        actions=(Output("CONTROLLER", LEARN_MAX_LEN),),
+        goto="classify_dst",
+        meter=LEARN_METER if metered else None,
+        write_metadata=(TRUSTED_BIT, TRUSTED_BIT),
+    )
+    verify_rule(rule)
+    return rule

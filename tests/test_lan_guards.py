@@ -1,0 +1,186 @@
+"""What a device or host on the LAN cannot do (README), on the table simulator: each attack of issue 11 tried
+against the enforcer's flows, with a control that the legitimate frame still passes.
+
+Lab switch: devices on ports 1 and 2, a laptop on 3, the DHCP/DNS/NTP server on the server port 4, the uplink on 5.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mud_ryu.discovery import Announcement, NoUrl
+from mud_ryu.dnsframe import scan_dns
+from mud_ryu.enforcer import FlowUpdate
+from mud_ryu.flowrule import FlowRule
+from tests import dns_frames as dns
+from tests.enforcer_lab import BULB, BULB2, DPID, IPS, LAPTOP, NOW, PEER, PEER_MAC, PEER_PORT, URL, Lab, alerts
+from tests.mudfiles import ip_mud_file
+from tests.packets import Packet
+
+SERVER, SERVER_MAC, SERVER_PORT = "10.0.0.100", "02:00:00:00:00:64", 4
+NEW_MAC = "02:00:00:00:00:99"
+BCAST = "ff:ff:ff:ff:ff:ff"
+
+
+def _lab(tmp_path: Path, **options: object) -> Lab:
+    settings: dict[str, object] = {
+        "dns_servers": (SERVER,),
+        "ntp_servers": (SERVER,),
+        "dhcp_servers": (SERVER,),
+        "server_ports": frozenset({(DPID, SERVER_PORT)}),
+    }
+    settings.update(options)
+    lab = Lab(tmp_path / "state", **settings)
+    lab.connect()
+    return lab
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    running = _lab(tmp_path)
+    running.announce(BULB, 1, URL)
+    running.resolve(URL, ip_mud_file(URL))
+    yield running
+    running.store.close()
+
+
+def _reaches(lab: Lab, pkt: Packet, port: int) -> bool:
+    return lab.sim.is_output(pkt, port)
+
+
+# ---- 2. spoofed server addresses
+def test_only_the_server_port_may_claim_the_ntp_servers_address(lab: Lab) -> None:
+    spoofed = Packet.udp(3, LAPTOP, BULB, SERVER, IPS[BULB], 123, 9999)
+    assert not _reaches(lab, spoofed, 1)  # the RFC 8520 NTP default no longer opens every UDP port to a spoofer
+    assert not _reaches(lab, Packet.udp(2, BULB2, BULB, SERVER, IPS[BULB], 53, 9999), 1)
+    real = Packet.udp(SERVER_PORT, SERVER_MAC, BULB, SERVER, IPS[BULB], 123, 9999)
+    assert _reaches(lab, real, 1)  # control: the server itself, from its port
+
+
+def test_a_managed_device_cannot_claim_a_server_address(lab: Lab) -> None:
+    assert not _reaches(lab, Packet.udp(1, BULB, PEER_MAC, SERVER, PEER, 123, 123), PEER_PORT)
+
+
+def test_without_trusted_ports_unmanaged_hosts_stay_trusted_and_devices_do_not(tmp_path: Path) -> None:
+    lab = _lab(tmp_path, server_ports=frozenset(), uplink_ports=frozenset())
+    lab.announce(BULB, 1, URL)
+    lab.resolve(URL, ip_mud_file(URL))
+    assert _reaches(lab, Packet.udp(3, LAPTOP, BULB, SERVER, IPS[BULB], 123, 9999), 1)  # cannot tell: as before
+    assert not _reaches(lab, Packet.udp(1, BULB, PEER_MAC, SERVER, PEER, 123, 123), PEER_PORT)
+
+
+# ---- 4. quarantine is quarantine; rogue DHCP and RA
+def test_rogue_dhcp_offer_and_router_advertisement_from_an_access_port_are_dropped(lab: Lab) -> None:
+    assert not _reaches(lab, Packet.udp(3, LAPTOP, BULB, IPS[LAPTOP], IPS[BULB], 67, 68), 1)
+    assert not _reaches(lab, Packet.udp(3, LAPTOP, BCAST, IPS[LAPTOP], "255.255.255.255", 67, 68), 1)
+    ra = Packet.icmp(3, LAPTOP, "33:33:00:00:00:01", "fe80::3", "ff02::1", 134)
+    assert not lab.sim.process(ra).outputs
+    assert _reaches(lab, Packet.udp(SERVER_PORT, SERVER_MAC, BULB, SERVER, IPS[BULB], 67, 68), 1)  # control
+    assert _reaches(lab, Packet.icmp(SERVER_PORT, SERVER_MAC, "33:33:00:00:00:01", "fe80::64", "ff02::1", 134), 1)
+
+
+def test_a_quarantined_device_has_no_udp_channel_to_the_internet(tmp_path: Path) -> None:
+    lab = _lab(tmp_path)
+    lab.announce(BULB, 1, URL)  # quarantined while its file is fetched
+    assert not _reaches(lab, Packet.udp(1, BULB, PEER_MAC, IPS[BULB], PEER, 68, 67), PEER_PORT)
+    assert not _reaches(lab, Packet.udp(PEER_PORT, PEER_MAC, BULB, PEER, IPS[BULB], 67, 68), 1)
+    v6 = Packet.udp(1, BULB, PEER_MAC, "fe80::1", "2001:db8::1", 546, 547)
+    assert not _reaches(lab, v6, PEER_PORT)
+    # controls: its lease, over IPv4 and IPv6, and the local DNS default
+    assert _reaches(lab, Packet.udp(1, BULB, BCAST, "0.0.0.0", "255.255.255.255", 68, 67), SERVER_PORT)
+    assert _reaches(lab, Packet.udp(1, BULB, SERVER_MAC, IPS[BULB], SERVER, 68, 67), SERVER_PORT)  # a renewal
+    assert _reaches(lab, Packet.udp(SERVER_PORT, SERVER_MAC, BULB, SERVER, IPS[BULB], 67, 68), 1)
+    assert _reaches(lab, Packet.udp(1, BULB, "33:33:00:01:00:02", "fe80::1", "ff02::1:2", 546, 547), SERVER_PORT)
+    assert _reaches(lab, Packet.udp(SERVER_PORT, SERVER_MAC, BULB, "fe80::64", "fe80::1", 547, 546), 1)
+    assert _reaches(lab, Packet.udp(1, BULB, SERVER_MAC, IPS[BULB], SERVER, 40000, 53), SERVER_PORT)
+
+
+# ---- 3. forged DNS answers
+def test_a_dns_answer_from_an_access_port_binds_nothing(tmp_path: Path) -> None:
+    lab = _lab(tmp_path)
+    name = "api.vendor.example"
+    lab.enforcer.dns.watch(URL, frozenset({name}))
+    query = dns.query_frame(dns.query(name), client_ip=IPS[BULB], resolver_ip=SERVER, mac=BULB)
+    lab.apply(lab.enforcer.dns_seen(scan_dns(query), NOW, ingress=(DPID, 1)))
+    forged = dns.answer_frame(dns.response(name, [dns.a(name, IPS[BULB2], 86400)]), client_ip=IPS[BULB],
+                              resolver_ip=SERVER, mac=BULB)  # fmt: skip
+    assert lab.enforcer.dns_seen(scan_dns(forged), NOW, forged, ingress=(DPID, 2)) == []
+    assert lab.enforcer.dns.counters()["wrong-port"] == 1
+    assert lab.enforcer.dns.current().get(name, ()) == ()
+    lab.enforcer.dns_seen(scan_dns(forged), NOW, forged, ingress=(DPID, SERVER_PORT))
+    assert lab.enforcer.dns.current().get(name) == (IPS[BULB2],)  # control: the same answer from the server's port
+
+
+# ---- 5. a new MAC does not leave the policy behind
+def test_a_new_mac_on_a_device_port_gets_bootstrap_only(lab: Lab) -> None:
+    effects = lab.apply(lab.enforcer.learned(DPID, 1, NEW_MAC, NOW))
+    assert "new-mac-on-device-port" in alerts(effects)
+    assert lab.enforcer.devices[NEW_MAC].state == "quarantined"
+    assert not _reaches(lab, Packet.tcp(1, NEW_MAC, PEER_MAC, "10.0.0.9", PEER, 40000, 22), PEER_PORT)
+    assert _reaches(lab, Packet.udp(1, NEW_MAC, BCAST, "0.0.0.0", "255.255.255.255", 68, 67), SERVER_PORT)
+    # it announces a URL of its own: an ordinary MUD device from then on
+    lab.announce(NEW_MAC, 1, URL)
+    assert lab.enforcer.devices[NEW_MAC].url == URL
+
+
+def test_a_new_mac_on_a_shared_port_is_an_ordinary_host(tmp_path: Path) -> None:
+    lab = _lab(tmp_path, shared_ports=frozenset({(DPID, 1)}))
+    lab.announce(BULB, 1, URL)
+    lab.resolve(URL, ip_mud_file(URL))
+    effects = lab.apply(lab.enforcer.learned(DPID, 1, NEW_MAC, NOW))
+    assert alerts(effects) == [] and NEW_MAC not in lab.enforcer.devices
+    assert _reaches(lab, Packet.tcp(1, NEW_MAC, PEER_MAC, "10.0.0.9", PEER, 40000, 22), PEER_PORT)
+
+
+def test_a_host_learned_before_the_device_announced_loses_its_access(tmp_path: Path) -> None:
+    lab = _lab(tmp_path)
+    lab.apply(lab.enforcer.learned(DPID, 2, NEW_MAC, NOW))  # a second MAC, used before announcing
+    assert _reaches(lab, Packet.tcp(2, NEW_MAC, PEER_MAC, "10.0.0.9", PEER, 40000, 22), PEER_PORT)
+    effects = lab.announce(BULB2, 2, URL)
+    assert "new-mac-on-device-port" in alerts(effects)
+    assert not _reaches(lab, Packet.tcp(2, NEW_MAC, PEER_MAC, "10.0.0.9", PEER, 40000, 22), PEER_PORT)
+
+
+# ---- 7. taking over a device's place
+def test_after_a_release_with_the_port_up_another_port_cannot_take_the_identity(lab: Lab) -> None:
+    release = NoUrl("dhcpv4", BULB, None, msg_type=7, chaddr=BULB)
+    lab.apply(lab.enforcer.discovered(DPID, 1, release, NOW))
+    effects = lab.announce(BULB, 2, URL)
+    assert alerts(effects) == ["spoofed-announcement"]
+    assert lab.enforcer.devices[BULB].port == 1
+    lab.apply(lab.enforcer.port_down(DPID, 1, NOW))  # control: once its port is down, it may move
+    assert alerts(lab.announce(BULB, 2, URL)) == []
+    assert lab.enforcer.devices[BULB].port == 2
+
+
+def test_a_disconnected_switch_keeps_its_devices_places(lab: Lab) -> None:
+    lab.enforcer.switch_down(DPID)
+    lab.enforcer.switch_up(2, [1, 2], metered=True)
+    ann = Announcement("dhcpv4", BULB, None, URL, msg_type=3, chaddr=BULB)
+    effects = lab.enforcer.discovered(2, 1, ann, NOW)
+    assert alerts(effects) == ["spoofed-announcement"]
+    assert lab.enforcer.devices[BULB].dpid == DPID
+
+
+# ---- 8. relayed DHCPv6 from an access port
+def test_a_relay_forward_from_an_access_port_is_no_announcement(tmp_path: Path) -> None:
+    lab = _lab(tmp_path)
+    ann = Announcement("dhcpv6", NEW_MAC, None, URL, msg_type=1, duid="0001", relay_hops=1)
+    effects = lab.apply(lab.enforcer.discovered(DPID, 2, ann, NOW))
+    assert alerts(effects) == ["malformed-announcement"] and NEW_MAC not in lab.enforcer.devices
+
+
+# ---- 6. flows the switch refused
+def test_refused_flows_are_not_confirmed_and_are_resent_after_a_backoff(lab: Lab) -> None:
+    mine: list[FlowRule] = sorted(lab.enforcer.switches[DPID].owners[("device", BULB)], key=repr)
+    effects = lab.enforcer.flows_refused(DPID, mine[:1], [BULB], "error type=12 code=1", NOW)
+    assert alerts(effects) == ["flow-refused"]
+    assert lab.enforcer.retry_refused(NOW + 0.5) == []
+    (update,) = [e for e in lab.enforcer.retry_refused(NOW + 1.0) if isinstance(e, FlowUpdate)]
+    assert set(mine) <= set(update.adds) and update.confirms == (BULB,) and update.deletes == ()
+    assert lab.enforcer.retry_refused(NOW + 2.0) == []  # nothing left to resend
+    again = lab.enforcer.flows_refused(DPID, mine[:1], [BULB], "error", NOW + 3)
+    assert "retrying in 2 s" in str(again)  # refused again: the delay doubles
