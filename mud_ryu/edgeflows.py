@@ -10,7 +10,7 @@
   controller through a per-switch meter and goes on; the controller installs the host's
   ``(in_port, eth_src) -> go on`` flow so its next frames stay in the switch.
 * **Forwarding** (forward): learned and managed MACs go out of their port; group addresses and unknown
-  unicast are flooded (until learned).
+  unicast go where :mod:`mud_ryu.floodflows` says (never to a MUD device's port unless its policy lets them).
 
 Cookies: kind FORWARD, owner 0 for flows shared by the switch, owner = device id for a managed device's own
 forwarding flow, so reconciliation recognises every one of them.
@@ -34,7 +34,6 @@ PUNT_SUB, LEARN_SUB, DNS_SUB = 1, 2, 3
 DNS_METER = 2  # per-switch meter of the DNS copies
 PUNT_COOKIE = cookie(CookieKind.FORWARD, sub=PUNT_SUB)
 LEARN_COOKIE = cookie(CookieKind.FORWARD, sub=LEARN_SUB)
-GROUP_BIT = ("01:00:00:00:00:00", "01:00:00:00:00:00")
 
 _PUNT_MATCHES: tuple[tuple[dict[str, MatchValue], bool], ...] = (
     ({"eth_type": ETH_IPV4, "ip_proto": IPPROTO_UDP, "udp_src": 68, "udp_dst": 67}, True),
@@ -68,8 +67,8 @@ def punt_rules(port: int, metered: bool) -> tuple[FlowRule, ...]:
 
 
 def switch_rules(metered: bool, trust_unknown: bool = False) -> tuple[FlowRule, ...]:
-    """Learning copy and flooding, once per switch. ``trust_unknown``: the switch has no configured trusted port,
-    so the learning flow marks every unknown source trusted (:mod:`mud_ryu.portguard`)."""
+    """The learning copy, once per switch (flooding: :mod:`mud_ryu.floodflows`). ``trust_unknown``: the switch has
+    no configured trusted port, so the learning flow marks every unknown source trusted (:mod:`mud_ryu.portguard`)."""
     rules = (
         FlowRule(
             table="classify_src",
@@ -81,11 +80,6 @@ def switch_rules(metered: bool, trust_unknown: bool = False) -> tuple[FlowRule, 
             meter=LEARN_METER if metered else None,
             write_metadata=(TRUSTED_BIT, TRUSTED_BIT) if trust_unknown else None,
         ),
-        FlowRule(
-            table="forward", priority=100, match=make_match(eth_dst=GROUP_BIT), cookie=FORWARD_SHARED,
-            actions=(Output("FLOOD"),),
-        ),
-        FlowRule(table="forward", priority=0, match=(), cookie=FORWARD_SHARED, actions=(Output("FLOOD"),)),
     )  # fmt: skip
     for rule in rules:
         verify_rule(rule)

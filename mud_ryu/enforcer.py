@@ -30,6 +30,7 @@ import dataclasses
 import logging
 from collections.abc import Iterable
 
+from mud_ryu import portguard
 from mud_ryu.devicestore import DeviceStore
 from mud_ryu.dnsstore import DnsStore
 from mud_ryu.enforcer_admission import AdmissionEvents
@@ -99,6 +100,14 @@ class Enforcer(AdmissionEvents):
     def switch_up(self, dpid: int, ports: Iterable[int], metered: bool) -> None:
         """A switch connected. Nothing is sent until :meth:`reconcile` hears what it already holds."""
         sw = SwitchState(dpid, metered, set(ports))
+        trusted = portguard.trusted_ports(self.settings, dpid)
+        if trusted:
+            log.info("dpid=%016x trusted ports (uplinks, servers): %s", dpid, ", ".join(map(str, sorted(trusted))))
+        else:
+            log.warning("dpid=%016x has no uplink_ports or server_ports: every port without a MUD device counts as "
+                        "trusted (may claim server addresses, send DHCP offers, RAs); configure them", dpid)
+        if not any(":" not in s for s in self.settings.dhcp_servers):
+            log.warning("no IPv4 dhcp_servers configured: MUD devices' DHCP client messages may go to any IPv4 peer")
         old = self.switches.get(dpid)
         if old is not None:
             sw.hosts = old.hosts

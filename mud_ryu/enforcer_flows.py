@@ -13,9 +13,9 @@ import dataclasses
 import logging
 from collections.abc import Callable, Iterable
 
-from mud_ryu import mudfile, my_controller, portguard
+from mud_ryu import floodflows, mudfile, my_controller, portguard
 from mud_ryu.bootstrap import pipeline_rules
-from mud_ryu.compile_types import CompileError
+from mud_ryu.compile_types import CompiledProfile, CompileError
 from mud_ryu.compiler import compile_profile, quarantine_profile, recompile_sets
 from mud_ryu.context import DNS_CONTROLLER_URN, NTP_CONTROLLER_URN, DeviceSpec, NetworkContext, url_authority
 from mud_ryu.devflows import device_rules
@@ -30,6 +30,7 @@ from mud_ryu.pipeline import QUARANTINE_PROFILE_ID
 from mud_ryu.settings import MudSettings
 
 log = logging.getLogger(__name__)
+FLOOD_OWNER: Owner = ("flood", 0)
 
 # Where a device's flows draw on a profile: (dpid, "quarantined", None) or (dpid, "enforced", its URL).
 Placement = tuple[int, str, str | None]
@@ -65,6 +66,7 @@ class FlowBook:
         self._users: dict[Placement, set[str]] = {}
         self._url_of_profile: dict[int, str] = {}
         self._reindex()
+        self._allowance_cache: dict[int, tuple[CompiledProfile, tuple[floodflows.Allowance, ...]]] = {}
         # What only a trusted port may send (server addresses, DHCP offers, RAs): the same on every switch.
         self._guard = portguard.guard_rules(portguard.server_addresses(settings), settings.dhcp_servers)
         # Quarantined devices share one profile: the RFC 8520 local DNS/NTP defaults (DHCP/ARP/ND: bootstrap band).
@@ -317,14 +319,41 @@ class FlowBook:
             if port is None:
                 return frozenset()
             return frozenset(learned_host_rules(str(key), port, portguard.is_trusted(self.settings, sw.dpid, port)))
+        if kind == "flood":
+            return frozenset(self._flood_flows(sw))
         if kind == "profile":
             assert isinstance(key, int)
             profile = self._profile_in_use(sw.dpid, key)
             return frozenset(profile.compiled.rules) if profile is not None else frozenset()
         raise ValueError(f"unknown owner {owner!r}")
 
+    def _flood_flows(self, sw: SwitchState) -> tuple[FlowRule, ...]:
+        """Where group frames and unknown unicast go on this switch (:mod:`mud_ryu.floodflows`): the open ports (no
+        MUD device, or a shared port), plus, per group allowance of a profile in use here, its devices' ports."""
+        closed = {p for d, p in self._at_port if d == sw.dpid and not portguard.is_shared(self.settings, d, p)}
+        allowances: dict[floodflows.Allowance, set[int]] = {}
+        for (dpid, state, url), users in self._users.items():
+            if dpid != sw.dpid:
+                continue
+            profile = self._quarantine if state == "quarantined" else self.profiles.get(url or "")
+            if profile is None:
+                continue
+            ports = {self.devices[mac].port for mac in users}
+            for allowance in self._allowances_of(profile):
+                allowances.setdefault(allowance, set()).update(ports)
+        return floodflows.flood_rules(sw.ports_up - closed, {a: frozenset(p) for a, p in allowances.items()})
+
+    def _allowances_of(self, profile: Profile) -> tuple[floodflows.Allowance, ...]:
+        """A profile's group allowances, computed once per compilation."""
+        cached = self._allowance_cache.get(profile.profile_id)
+        if cached is not None and cached[0] is profile.compiled:
+            return cached[1]
+        found = floodflows.group_allowances(profile.compiled.rules)
+        self._allowance_cache[profile.profile_id] = (profile.compiled, found)
+        return found
+
     def _all_owners(self, sw: SwitchState) -> set[Owner]:
-        owners: set[Owner] = {SWITCH_OWNER, *sw.owners}
+        owners: set[Owner] = {SWITCH_OWNER, FLOOD_OWNER, *sw.owners}
         owners.update(("punt", port) for port in sw.ports_up)
         owners.update(("host", mac) for mac in sw.hosts)
         for device in self.devices.values():
@@ -361,6 +390,8 @@ class FlowBook:
         if sw is None:
             return []
         owners = self._all_owners(sw) if touched is None else set(touched)
+        if any(kind in ("device", "punt", "profile") for kind, _ in owners):
+            owners.add(FLOOD_OWNER)  # a port or a device's place or profile changed: where floods go may too
         # A device change can start or end the use of a profile on this switch: its old and its new profile.
         for owner in list(owners):
             if owner[0] == "device":

@@ -85,7 +85,8 @@ TABLES: tuple[Table, ...] = (
     Table("classify_dst", 1, frozenset({"eth_dst", "eth_type", "vlan_vid", "ip_proto", "udp_src"}), "from_device"),
     Table("from_device", 2, _L3L4 | {"metadata"}, "to_device"),
     Table("to_device", 3, _L3L4 | {"metadata"}, "forward"),
-    Table("forward", 4, frozenset({"in_port", "eth_dst", "eth_src", "eth_type", "metadata", "vlan_vid"}), None),
+    # L3/L4 too: group-addressed frames are delivered by what the devices' to-device policies allow (floodflows).
+    Table("forward", 4, _L3L4 | {"metadata"}, None),
 )
 TABLE_BY_NAME: dict[str, Table] = {t.name: t for t in TABLES}
 

@@ -103,8 +103,8 @@ def guard_rules(addresses: Iterable[str], dhcp_servers: Sequence[str] = ()) -> t
         {"eth_type": ETH_IPV6, "ip_proto": IPPROTO_ICMPV6, "icmpv6_type": ND_REDIRECT},
     ]
     for address in addresses:
-        v6 = ":" in address
-        matches.append({"eth_type": ETH_IPV6 if v6 else ETH_IPV4, "ipv6_src" if v6 else "ipv4_src": address})
+        six = ":" in address
+        matches.append({"eth_type": ETH_IPV6 if six else ETH_IPV4, "ipv6_src" if six else "ipv4_src": address})
     rules = [
         FlowRule(table="from_device", priority=int(Band.GUARD), match=make_match(metadata=UNTRUSTED, **m),
                  cookie=GUARD_COOKIE)

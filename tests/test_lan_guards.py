@@ -6,6 +6,7 @@ Lab switch: devices on ports 1 and 2, a laptop on 3, the DHCP/DNS/NTP server on 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from mud_ryu.discovery import Announcement, NoUrl
 from mud_ryu.dnsframe import scan_dns
 from mud_ryu.enforcer import FlowUpdate
 from mud_ryu.flowrule import FlowRule
+from mud_ryu.settings import DefaultPolicy
 from tests import dns_frames as dns
 from tests.enforcer_lab import BULB, BULB2, DPID, IPS, LAPTOP, NOW, PEER, PEER_MAC, PEER_PORT, URL, Lab, alerts
 from tests.mudfiles import ip_mud_file
@@ -33,7 +35,7 @@ def _lab(tmp_path: Path, **options: object) -> Lab:
         "server_ports": frozenset({(DPID, SERVER_PORT)}),
     }
     settings.update(options)
-    lab = Lab(tmp_path / "state", **settings)
+    lab = Lab(tmp_path / "state", DefaultPolicy.ALLOW, **settings)
     lab.connect()
     return lab
 
@@ -184,3 +186,50 @@ def test_refused_flows_are_not_confirmed_and_are_resent_after_a_backoff(lab: Lab
     assert lab.enforcer.retry_refused(NOW + 2.0) == []  # nothing left to resend
     again = lab.enforcer.flows_refused(DPID, mine[:1], [BULB], "error", NOW + 3)
     assert "retrying in 2 s" in str(again)  # refused again: the delay doubles
+
+
+# ---- 1. broadcast / multicast framing
+def _mdns_file(url: str) -> bytes:
+    """TCP 443 out to the peer (ip_mud_file) plus mDNS: UDP 5353 to 224.0.0.251 out, UDP 5353 from anyone in."""
+    tree = json.loads(ip_mud_file(url))
+    acls = tree["ietf-access-control-list:acls"]["acl"]
+    mdns_out = {"name": "mdns-out", "actions": {"forwarding": "accept"},
+                "matches": {"ipv4": {"protocol": 17, "destination-ipv4-network": "224.0.0.251/32"},
+                            "udp": {"destination-port": {"operator": "eq", "port": 5353}}}}  # fmt: skip
+    port_5353 = {"destination-port": {"operator": "eq", "port": 5353}}
+    mdns_in = {"name": "mdns-in", "actions": {"forwarding": "accept"},
+               "matches": {"ipv4": {"protocol": 17}, "udp": port_5353}}  # fmt: skip
+    acls[0]["aces"]["ace"].append(mdns_out)
+    acls[1]["aces"]["ace"].append(mdns_in)
+    return json.dumps(tree).encode()
+
+
+def test_a_broadcast_frame_to_a_devices_ip_does_not_reach_it(lab: Lab) -> None:
+    framed = Packet.udp(3, LAPTOP, BCAST, IPS[LAPTOP], IPS[BULB], 40000, 9999)
+    verdict = lab.sim.process(framed)
+    assert 1 not in verdict.outputs and 2 in verdict.outputs  # no MUD device behind port 2: an open port
+    multicast = Packet.udp(3, LAPTOP, "01:00:5e:00:00:01", IPS[LAPTOP], IPS[BULB], 40000, 9999)
+    assert not _reaches(lab, multicast, 1)
+    unknown_unicast = Packet.udp(3, LAPTOP, "02:00:00:00:00:77", IPS[LAPTOP], IPS[BULB], 40000, 9999)
+    assert not _reaches(lab, unknown_unicast, 1)
+    # controls: bootstrap broadcasts still reach it
+    assert _reaches(lab, Packet.arp(3, LAPTOP, BCAST, IPS[LAPTOP], IPS[BULB]), 1)
+    assert _reaches(lab, Packet.udp(SERVER_PORT, SERVER_MAC, BCAST, SERVER, "255.255.255.255", 67, 68), 1)
+    assert _reaches(lab, Packet.icmp(3, LAPTOP, "33:33:ff:00:00:01", "fe80::3", "ff02::1:ff00:1", 135), 1)
+
+
+def test_group_traffic_its_policy_allows_reaches_the_device(tmp_path: Path) -> None:
+    lab = _lab(tmp_path)
+    mdns_url = "https://mud.test/speaker.json"
+    lab.announce(BULB, 1, mdns_url)
+    lab.resolve(mdns_url, _mdns_file(mdns_url))
+    lab.announce(BULB2, 2, URL)
+    lab.resolve(URL, ip_mud_file(URL))
+    mdns = Packet.udp(3, LAPTOP, "01:00:5e:00:00:fb", IPS[LAPTOP], "224.0.0.251", 5353, 5353)
+    verdict = lab.sim.process(mdns)
+    assert 1 in verdict.outputs and 2 not in verdict.outputs  # the speaker's file allows mDNS, the bulb's does not
+    other = Packet.udp(3, LAPTOP, "01:00:5e:00:00:fb", IPS[LAPTOP], "224.0.0.251", 5353, 9999)
+    assert 1 not in lab.sim.process(other).outputs
+    lab.apply(lab.enforcer.port_down(DPID, 1, NOW))  # the speaker leaves; a host is plugged in there instead
+    lab.apply(lab.enforcer.port_up(DPID, 1))
+    assert 1 in lab.sim.process(other).outputs  # an open port again

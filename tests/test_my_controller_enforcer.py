@@ -10,6 +10,7 @@ import pytest
 from mud_ryu import operator_actions
 from mud_ryu.enforcer import FlowUpdate
 from mud_ryu.enforcer_state import Effect
+from mud_ryu.floodflows import FLOOD_COOKIE
 from mud_ryu.flowrule import FlowRule
 from mud_ryu.pipeline import CookieKind, parse_cookie
 from mud_ryu.settings import DefaultPolicy
@@ -47,9 +48,14 @@ def _set(lab: Lab, url: str, addresses: list[str] | None) -> operator_actions.Ac
 
 
 def _rules(effects: tuple[Effect, ...]) -> tuple[list[FlowRule], list[FlowRule]]:
+    """The profile flows an update sends. The switch's flood flows (floodflows: group frames a to-device ACL
+    accepts) follow the profile's rules and may change with them; they are checked to be only those."""
     updates = [e for e in effects if isinstance(e, FlowUpdate)]
     assert all(not u.stale for u in updates)
-    return [r for u in updates for r in u.adds], [r for u in updates for r in u.deletes]
+    adds = [r for u in updates for r in u.adds]
+    deletes = [r for u in updates for r in u.deletes]
+    assert all(r.table == "forward" for r in adds + deletes if r.cookie == FLOOD_COOKIE)
+    return [r for r in adds if r.cookie != FLOOD_COOKIE], [r for r in deletes if r.cookie != FLOOD_COOKIE]
 
 
 def _mentions(rule: FlowRule, address: str) -> bool:
@@ -76,7 +82,7 @@ def test_set_allows_only_the_new_address_and_sends_only_the_profiles_changed_flo
         cookie = parse_cookie(rule.cookie)
         assert (cookie.kind, cookie.owner) == (int(CookieKind.ADDRESS_SET), profile_id)
         assert _mentions(rule, MINE)
-    assert {(r.table, r.priority, r.match) for r in lab.sim.rules()} - table_before == {
+    assert {(r.table, r.priority, r.match) for r in lab.sim.rules() if r.cookie != FLOOD_COOKIE} - table_before == {
         (r.table, r.priority, r.match) for r in adds
     }
     assert lab.sim.is_output(_to(MINE), 5)

@@ -56,6 +56,10 @@ def lab_settings(
         "ntp_servers": [dhcp],
         "local_networks": [labhosts.SUBNET],
         "uplink_ports": uplinks,
+        # Port roles: the DHCP/DNS/NTP server, the MUD server and the internet host sit on trusted (server) ports of
+        # s1; only they may send DHCP offers, RAs and frames from the servers' addresses.
+        "server_ports": [f"1:{labhosts.host(name).home_port}" for name in ("dhcp", "mudsrv", "internet")],
+        "dhcp_servers": [dhcp],
     }
 
 
