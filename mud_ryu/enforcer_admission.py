@@ -13,7 +13,6 @@ import contextlib
 import logging
 from collections.abc import Iterator
 
-from mud_ryu import portguard
 from mud_ryu.discovery import Announcement, Malformed, NoUrl
 from mud_ryu.enforcer_resolution import RECHECK_S, ResolutionEvents
 from mud_ryu.enforcer_state import Alert, Device, Effect, ResolveRequest
@@ -75,7 +74,7 @@ class AdmissionEvents(ResolutionEvents):
         """Whether ``mac`` is a new source on an access port that is a MUD device's place (and not a shared port):
         a device that changes its source MAC must not leave its policy behind (README "What a device on the LAN
         cannot do")."""
-        return not self._beside_ok(dpid, port) and bool(self.devices_at(dpid, port) - {mac})
+        return not self.hosts_welcome(dpid, port) and bool(self.devices_at(dpid, port) - {mac})
 
     def _new_mac_beside_device(self, dpid: int, port: int, mac: str, now: float) -> list[Effect]:
         """Bootstrap only (quarantined, no URL) until it announces a URL of its own; the operator is told."""
@@ -93,11 +92,6 @@ class AdmissionEvents(ResolutionEvents):
         for other in sorted(m for m, p in sw.hosts.items() if p == port and m != mac):
             effects += self._new_mac_beside_device(dpid, port, other, now)
         return effects
-
-    def _beside_ok(self, dpid: int, port: int) -> bool:
-        """Ports where hosts beside a device are ordinary: shared, server and uplink ports."""
-        return (portguard.is_shared(self.settings, dpid, port) or (dpid, port) in self.settings.server_ports
-                or self._uplink(dpid, port))  # fmt: skip
 
     def _vacated(self, device: Device) -> bool:
         """Whether ``device`` gave up its place, so its identity may appear elsewhere (a move): its port went down
@@ -227,7 +221,7 @@ class AdmissionEvents(ResolutionEvents):
             self.devices[mac] = device
             self.store.save_device(device.record())
             effects += self._sync(dpid, [("device", mac)], confirms=(mac,))
-        if device.reason != NEW_MAC_REASON and not self._beside_ok(dpid, port):
+        if device.reason != NEW_MAC_REASON and not self.hosts_welcome(dpid, port):
             effects += self._demote_hosts(dpid, port, mac, now)
         if url is None:
             return effects  # quarantined for good (no URL, or a refused one: the caller alerts)

@@ -216,8 +216,18 @@ class FlowBook:
         profile_id, mfg_id = (profile.profile_id, profile.mfg_id) if profile else (QUARANTINE_PROFILE_ID, 0)
         spec = DeviceSpec(device.mac, device.port, device.port, device.device_id)
         rules = device_rules(spec, profile_id, mfg_id)
-        extra = dns_punt_rules(rules, self._metered(device.dpid)) if profile is not None and profile.dns_names else ()
-        return frozenset((*rules, *extra, device_forward_rule(device.mac, device.port, device.device_id)))
+        metered = self._metered(device.dpid)
+        extra = dns_punt_rules(rules, metered) if profile is not None and profile.dns_names else ()
+        # Its port's own catch: any other source there is quarantined from its first frame (the learning copy tells
+        # the enforcer, which alerts). Shared by every device on the port (slot refcounts).
+        welcome = self.hosts_welcome(device.dpid, device.port)
+        catch = () if welcome else (portguard.device_port_rule(device.port, metered),)
+        return frozenset((*rules, *extra, *catch, device_forward_rule(device.mac, device.port, device.device_id)))
+
+    def hosts_welcome(self, dpid: int, port: int) -> bool:
+        """Ports where other hosts beside a MUD device are ordinary: shared, server and uplink ports."""
+        return (portguard.is_shared(self.settings, dpid, port) or (dpid, port) in self.settings.server_ports
+                or (dpid, port) in self.settings.uplink_ports)  # fmt: skip
 
     def _metered(self, dpid: int) -> bool:
         sw = self.switches.get(dpid)

@@ -41,7 +41,16 @@ from mud_ryu.bootstrap import (
 )
 from mud_ryu.edgeflows import LEARN_COOKIE, LEARN_MAX_LEN, LEARN_METER
 from mud_ryu.flowrule import FlowRule, MatchValue, Output, make_match
-from mud_ryu.pipeline import TRUSTED_BIT, Band, CookieKind, cookie, verify_rule
+from mud_ryu.pipeline import (
+    QUARANTINE_PROFILE_ID,
+    SRC_WRITE_MASK,
+    TRUSTED_BIT,
+    Band,
+    CookieKind,
+    cookie,
+    src_metadata,
+    verify_rule,
+)
 from mud_ryu.settings import MudSettings
 
 ND_REDIRECT = 137
@@ -126,6 +135,25 @@ def guard_rules(addresses: Iterable[str], dhcp_servers: Sequence[str] = ()) -> t
     for rule in rules:
         verify_rule(rule)
     return tuple(rules)
+
+
+def device_port_rule(port: int, metered: bool) -> FlowRule:
+    """A MUD device's access port: a source without flows of its own there (a new MAC) is classified quarantined --
+    bootstrap and the local DNS/NTP defaults only -- from its first frame, and copied to the controller like any
+    unknown source (which quarantines it for good and alerts). Without this, its first frames would pass as an
+    unmanaged host's while the controller decides."""
+    rule = FlowRule(
+        table="classify_src",
+        priority=int(Band.LEARN) + 2,
+        match=make_match(in_port=port),
+        cookie=LEARN_COOKIE,
+        actions=(Output("CONTROLLER", LEARN_MAX_LEN),),
+        goto="classify_dst",
+        meter=LEARN_METER if metered else None,
+        write_metadata=(src_metadata(QUARANTINE_PROFILE_ID, 0), SRC_WRITE_MASK),
+    )
+    verify_rule(rule)
+    return rule
 
 
 def trusted_port_rule(port: int, metered: bool) -> FlowRule:

@@ -118,6 +118,9 @@ def test_a_dns_answer_from_an_access_port_binds_nothing(tmp_path: Path) -> None:
 
 # ---- 5. a new MAC does not leave the policy behind
 def test_a_new_mac_on_a_device_port_gets_bootstrap_only(lab: Lab) -> None:
+    first = lab.sim.process(Packet.tcp(1, NEW_MAC, PEER_MAC, "10.0.0.9", PEER, 40000, 22))
+    assert first.to_controller and not first.outputs  # its very first frame, before the controller acted
+    assert _reaches(lab, Packet.udp(1, NEW_MAC, BCAST, "0.0.0.0", "255.255.255.255", 68, 67), SERVER_PORT)
     effects = lab.apply(lab.enforcer.learned(DPID, 1, NEW_MAC, NOW))
     assert "new-mac-on-device-port" in alerts(effects)
     assert lab.enforcer.devices[NEW_MAC].state == "quarantined"

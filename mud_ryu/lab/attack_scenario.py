@@ -1,0 +1,304 @@
+"""A host or device on the LAN tries to get around the policy: crafted frames on real Open vSwitch (sandbox job for
+the e2e tests and ``make demo``; README "What a device on the LAN cannot do").
+
+The home lab runs with its port roles (the DHCP/DNS/NTP server, the MUD server and the internet host on server
+ports). bulb and bulb2 are enforced, cam runs a profile with a DNS name, broken is quarantined. The attackers --
+the unmanaged laptop, bulb, bulb2, cam, broken -- send frames forged with scapy from their own interfaces; catchers
+on the targets' own interfaces record which frames arrived. Every attack has a control: the same kind of frame from
+where it may come from, which the same catcher must see (so "blocked" is the policy, not a dead path).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mud_ryu.lab import dns_scenario, framebuild, labctl, labhosts, labmud, labpki
+from mud_ryu.lab.framecatch import marker
+from mud_ryu.lab.homelab import HomeLab, LabError, poll
+from mud_ryu.lab.scenarios import OFP_PORT, _alerted, _confirmed, _log, _ready_for_devices, _wait
+
+REST_PORT = 18091
+BLOCKED, DELIVERED = "blocked", "delivered"
+NEW_MAC = "02:00:00:00:99:01"
+LATE_MAC, LATE_PORT = "02:00:00:00:00:30", 30
+FORGED_ADDRESS = "10.0.0.13"
+CATCHERS = ("bulb", "internet", "dhcp", "broken")
+
+
+@dataclass(frozen=True, slots=True)
+class Attack:
+    id: str
+    what: str  # one line for the demo table
+    sender: str  # lab host whose interface sends the frame
+    target: str  # lab host whose catcher must (not) see it
+    expected: str
+    frame: bytes
+
+
+def _frames(now_id: str) -> list[Attack]:
+    """The attacks of issue 11 and their controls, as frames (built here, sent from the hosts' namespaces)."""
+    from scapy.layers.dhcp import BOOTP
+    from scapy.layers.dhcp6 import DHCP6_RelayForward, DHCP6_Solicit, DHCP6OptRelayMsg
+    from scapy.layers.inet import IP, TCP, UDP
+    from scapy.layers.inet6 import ICMPv6ND_RA, IPv6
+    from scapy.layers.l2 import ARP, Ether
+    from scapy.packet import Raw
+
+    h = labhosts.host
+    laptop, bulb, inet, dhcp, broken = h("laptop"), h("bulb"), h("internet"), h("dhcp"), h("broken")
+    bcast = "ff:ff:ff:ff:ff:ff"
+
+    def m(attack_id: str) -> Any:
+        return Raw(load=marker(f"{now_id}-{attack_id}"))
+
+    def a(attack_id: str, what: str, sender: str, target: str, expected: str, pkt: Any) -> Attack:
+        return Attack(attack_id, what, sender, target, expected, bytes(pkt / m(attack_id)))
+
+    fe80 = "fe80::1a"  # the laptop's forged link-local source
+    relay = DHCP6_RelayForward(linkaddr="::", peeraddr=fe80) / DHCP6OptRelayMsg(message=DHCP6_Solicit())
+    return [
+        # 1. broadcast / multicast framing of unicast IP traffic to a device
+        a("bcast-ip", "broadcast frame, IP destination bulb, UDP 9999", "laptop", "bulb", BLOCKED,
+          Ether(src=laptop.mac, dst=bcast) / IP(src=laptop.ip, dst=bulb.ip) / UDP(sport=40000, dport=9999)),
+        a("mcast-ip", "multicast frame (01:00:5e), IP destination bulb", "laptop", "bulb", BLOCKED,
+          Ether(src=laptop.mac, dst="01:00:5e:00:00:01") / IP(src=laptop.ip, dst=bulb.ip) / UDP(dport=9999)),
+        a("bcast-arp", "control: broadcast ARP who-has bulb", "laptop", "bulb", DELIVERED,
+          Ether(src=laptop.mac, dst=bcast) / ARP(hwsrc=laptop.mac, psrc=laptop.ip, pdst=bulb.ip)),
+        # 2. spoofed server addresses
+        a("spoof-ntp", "laptop claims the NTP server's address, UDP 123 -> bulb:9999", "laptop", "bulb", BLOCKED,
+          Ether(src=laptop.mac, dst=bulb.mac) / IP(src=dhcp.ip, dst=bulb.ip) / UDP(sport=123, dport=9999)),
+        a("real-ntp", "control: the NTP server itself, UDP 123 -> bulb:9999", "dhcp", "bulb", DELIVERED,
+          Ether(src=dhcp.mac, dst=bulb.mac) / IP(src=dhcp.ip, dst=bulb.ip) / UDP(sport=123, dport=9999)),
+        # 4. rogue DHCP / RA, and quarantine
+        a("rogue-offer", "laptop sends bulb a DHCP offer", "laptop", "bulb", BLOCKED,
+          Ether(src=laptop.mac, dst=bulb.mac) / IP(src=laptop.ip, dst=bulb.ip) / UDP(sport=67, dport=68)
+          / BOOTP(op=2, yiaddr=bulb.ip)),
+        a("real-offer", "control: the DHCP server's offer", "dhcp", "bulb", DELIVERED,
+          Ether(src=dhcp.mac, dst=bulb.mac) / IP(src=dhcp.ip, dst=bulb.ip) / UDP(sport=67, dport=68)
+          / BOOTP(op=2, yiaddr=bulb.ip)),
+        a("rogue-ra", "laptop sends a router advertisement", "laptop", "bulb", BLOCKED,
+          Ether(src=laptop.mac, dst="33:33:00:00:00:01") / IPv6(src=fe80, dst="ff02::1") / ICMPv6ND_RA()),
+        a("real-ra", "control: a router advertisement from the server port", "dhcp", "bulb", DELIVERED,
+          Ether(src=dhcp.mac, dst="33:33:00:00:00:01") / IPv6(src="fe80::1", dst="ff02::1") / ICMPv6ND_RA()),
+        a("quarantine-out", "quarantined broken: UDP 68 -> internet:67", "broken", "internet", BLOCKED,
+          Ether(src=broken.mac, dst=inet.mac) / IP(src=broken.ip, dst=inet.ip) / UDP(sport=68, dport=67)),
+        a("quarantine-in", "internet: UDP 67 -> quarantined broken:68", "internet", "broken", BLOCKED,
+          Ether(src=inet.mac, dst=broken.mac) / IP(src=inet.ip, dst=broken.ip) / UDP(sport=67, dport=68)),
+        a("quarantine-dhcp", "control: broken's DHCP broadcast reaches the server", "broken", "dhcp", DELIVERED,
+          Ether(src=broken.mac, dst=bcast) / IP(src="0.0.0.0", dst="255.255.255.255") / UDP(sport=68, dport=67)
+          / BOOTP(op=1, chaddr=bytes.fromhex(broken.mac.replace(":", ""))) ),
+        # 5. a new source MAC on a device's port
+        a("new-mac", "bulb sends from a fresh MAC to internet:9999", "bulb", "internet", BLOCKED,
+          Ether(src=NEW_MAC, dst=inet.mac) / IP(src=bulb.ip, dst=inet.ip) / UDP(sport=40000, dport=9999)),
+        a("own-mac", "control: bulb's own MAC, TCP 443 to internet (its policy)", "bulb", "internet", DELIVERED,
+          Ether(src=bulb.mac, dst=inet.mac) / IP(src=bulb.ip, dst=inet.ip) / TCP(sport=40001, dport=443, flags="S")),
+        # 8. relayed DHCPv6 from an access port
+        a("relay-forward", "laptop sends a DHCPv6 Relay-Forward", "laptop", "dhcp", BLOCKED,
+          Ether(src=laptop.mac, dst="33:33:00:01:00:02") / IPv6(src=fe80, dst="ff02::1:2")
+          / UDP(sport=547, dport=547) / relay),
+        a("solicit", "control: the laptop's DHCPv6 Solicit", "laptop", "dhcp", DELIVERED,
+          Ether(src=laptop.mac, dst="33:33:00:01:00:02") / IPv6(src=fe80, dst="ff02::1:2")
+          / UDP(sport=546, dport=547) / DHCP6_Solicit()),
+    ]  # fmt: skip
+
+
+def _forged_dns(cam_ip: str, cam_mac: str, sender_mac: str, resolver: str, txid: int, sport: int) -> bytes:
+    """An A answer for the cam profile's DNS name pointing at FORGED_ADDRESS, "from" the resolver."""
+    from scapy.layers.dns import DNS, DNSQR, DNSRR
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+
+    answer = DNS(id=txid, qr=1, aa=1, rd=1, ra=1, qd=DNSQR(qname=dns_scenario.NAME),
+                 an=DNSRR(rrname=dns_scenario.NAME, type="A", ttl=300, rdata=FORGED_ADDRESS))  # fmt: skip
+    return bytes(Ether(src=sender_mac, dst=cam_mac) / IP(src=resolver, dst=cam_ip) / UDP(sport=53, dport=sport)
+                 / answer)  # fmt: skip
+
+
+def _dns_query(cam_ip: str, cam_mac: str, resolver_mac: str, resolver: str, txid: int, sport: int) -> bytes:
+    from scapy.layers.dns import DNS, DNSQR
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+
+    return bytes(Ether(src=cam_mac, dst=resolver_mac) / IP(src=cam_ip, dst=resolver) / UDP(sport=sport, dport=53)
+                 / DNS(id=txid, rd=1, qd=DNSQR(qname=dns_scenario.NAME)))  # fmt: skip
+
+
+class _Catchers:
+    """One catcher per target host, started before the attacks, stopped after."""
+
+    def __init__(self, lab: HomeLab, workdir: Path) -> None:
+        self.lab, self.dir = lab, workdir / "catch"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, hosts: tuple[str, ...]) -> None:
+        for name in hosts:
+            ready = self.dir / f"{name}.ready"
+            ready.unlink(missing_ok=True)
+            argv = [sys.executable, "-m", "mud_ryu.lab.framecatch", "catch", "--iface", self.lab.ifname(name),
+                    "--out", str(self.dir / f"{name}.json"), "--ready", str(ready), "--seconds", "240"]  # fmt: skip
+            self.procs[name] = self.lab.host(name).popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for name in hosts:
+            poll((self.dir / f"{name}.ready").exists, f"catcher on {name}", 10.0)
+
+    def seen(self, host: str, key: str) -> bool:
+        path = self.dir / f"{host}.json"
+        try:
+            return key in json.loads(path.read_text())
+        except (OSError, ValueError):
+            return False
+
+    def stop(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for name, proc in self.procs.items():
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(10)
+            path = self.dir / f"{name}.json"
+            out[name] = json.loads(path.read_text()) if path.exists() else {}
+        self.procs = {}
+        return out
+
+
+def _send(lab: HomeLab, sender: str, frames: list[bytes], repeat: int = 3) -> None:
+    """Each frame ``repeat`` times, 50 ms apart: the first and the later frames of a new source take different
+    paths (learning copy, then the learned flow); both must give the same verdict."""
+    payload = json.dumps([f.hex() for _ in range(repeat) for f in frames])
+    proc = lab.host(sender).popen([sys.executable, "-m", "mud_ryu.lab.framecatch", "send", "--iface",
+                                   lab.ifname(sender)], stdin=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    _, err = proc.communicate(payload.encode(), timeout=20)
+    if proc.returncode:
+        raise RuntimeError(f"sending from {sender} failed: {err.decode(errors='replace')[-500:]}")
+
+
+def _run(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=30)
+
+
+def _hot_added_port(lab: HomeLab, ctl: labctl.ControllerProcess) -> dict[str, Any]:
+    """A port added to s1 after the switch connected: its meter and punts arrive (meter first), and a device on it
+    is discovered. Before, the punts went out before the meter, OVS refused them and the device stayed unmanaged."""
+    _run("ip", "netns", "add", "late")
+    _run("ip", "link", "add", "late-h", "type", "veth", "peer", "name", f"s1-eth{LATE_PORT}")
+    _run("ip", "link", "set", "late-h", "netns", "late")
+    _run("ip", "netns", "exec", "late", "ip", "link", "set", "late-h", "address", LATE_MAC)
+    _run("ip", "netns", "exec", "late", "ip", "link", "set", "late-h", "up")
+    _run("ip", "link", "set", f"s1-eth{LATE_PORT}", "up")
+    added = _run("ovs-vsctl", "add-port", "s1", f"s1-eth{LATE_PORT}", "--", "set", "interface",
+                f"s1-eth{LATE_PORT}", f"ofport_request={LATE_PORT}")  # fmt: skip
+    if added.returncode:
+        raise RuntimeError(f"ovs-vsctl add-port: {added.stderr}")
+
+    def punts() -> list[str]:
+        return [f for f in lab.dump_flows("s1") if "priority=50000" in f and f"in_port={LATE_PORT}" in f]
+
+    _wait(lambda: len(punts()) == 3, "punts on the hot-added port", 20.0, ctl=ctl)
+    meters = _run("ovs-ofctl", "-O", "OpenFlow13", "dump-meters", "s1").stdout
+    frame = framebuild.dhcp_discover(LATE_MAC, labhosts.mud_url("bulb"))
+    code = ("import socket,sys;s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW);s.bind(('late-h',0));"
+            "s.send(bytes.fromhex(sys.argv[1]))")  # fmt: skip
+    _run("ip", "netns", "exec", "late", sys.executable, "-c", code, frame.hex())
+    _wait(lambda: _confirmed(ctl, LATE_MAC, "enforced"), "device on the hot-added port enforced", ctl=ctl)
+    return {
+        "punts": punts(),
+        "meter_present": f"meter={16 + LATE_PORT} " in meters,
+        "enforced": True,
+        "switch_errors": [ln for ln in _log(ctl).splitlines() if "error type=" in ln][-5:],
+    }
+
+
+def _takeover(lab: HomeLab, ctl: labctl.ControllerProcess) -> dict[str, Any]:
+    """bulb2 releases its lease (its port stays up); the laptop then announces bulb2's MAC from its own port."""
+    bulb2 = labhosts.host("bulb2")
+    lab.release("bulb2")
+    _wait(lambda: _confirmed(ctl, bulb2.mac, "absent"), "bulb2 released", ctl=ctl)
+    frame = framebuild.dhcp_discover(bulb2.mac, labhosts.mud_url("bulb"))
+    _send(lab, "laptop", [frame], repeat=1)
+    _wait(lambda: _alerted(ctl, "spoofed-announcement", bulb2.mac), "takeover refused as a spoof", ctl=ctl)
+    device = labctl.rest(REST_PORT, f"/devices/{bulb2.mac}", "")
+    return {"alerted": True, "port_after": device.get("port"), "home_port": bulb2.home_port}
+
+
+def lan_attacks(payload: Any) -> dict[str, Any]:
+    del payload
+    workdir = Path("/tmp/mud-attacks")
+    workdir.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(UTC)
+    pki = labpki.create(workdir / "pki", labhosts.MUD_HOST, now)
+    settings = labctl.lab_settings(trust_anchor=pki.signing_ca, tls_ca=pki.tls_ca, state_dir=workdir / "state")
+    ctl = labctl.start_controller(workdir / "ctl", settings, ofp_port=OFP_PORT, wsapi_port=REST_PORT)
+    out: dict[str, Any] = {}
+    try:
+        with HomeLab.start(workdir, controller_port=OFP_PORT, pki=pki) as lab:
+            labmud.write_signed(lab.mud_dir, "cloudy", dns_scenario.cloudy_file(now), pki.signer)
+            _ready_for_devices(lab, ctl, ("s1",))
+            for name in ("bulb", "bulb2", "broken", "laptop"):
+                lab.announce(name)
+            lab.announce("cam", dns_scenario.URL)
+            for name in ("bulb", "bulb2", "cam"):
+                mac = labhosts.host(name).mac
+                _wait(lambda mac=mac: _confirmed(ctl, mac, "enforced"), f"{name} enforced", ctl=ctl)  # type: ignore[misc]
+            broken = labhosts.host("broken")
+            _wait(lambda: _alerted(ctl, "quarantined", broken.mac), "broken quarantined", ctl=ctl)
+            for name in ("bulb", "bulb2", "cam", "broken"):
+                lab.wait_lease(name)
+            out["attacks"] = _run_attacks(lab, workdir)
+            out["dns"] = _forged_dns_answer(lab, ctl)
+            out["new_mac_alerted"] = _alerted(ctl, "new-mac-on-device-port", NEW_MAC)
+            out["hot_added_port"] = _hot_added_port(lab, ctl)
+            out["takeover"] = _takeover(lab, ctl)
+    finally:
+        ctl.stop()
+        out["controller_log_tail"] = _log(ctl)[-3000:] if ctl.log_path.exists() else ""
+    return out
+
+
+def _run_attacks(lab: HomeLab, workdir: Path) -> list[dict[str, str]]:
+    run_id = f"r{int(time.time()) % 100000}"
+    attacks = _frames(run_id)
+    catchers = _Catchers(lab, workdir)
+    catchers.start(CATCHERS)
+    try:
+        for sender in sorted({a.sender for a in attacks}):
+            _send(lab, sender, [a.frame for a in attacks if a.sender == sender])
+        controls = [a for a in attacks if a.expected == DELIVERED]
+        # Each sender sent its attacks and controls in one go: once every control has arrived, what did not arrive
+        # was stopped (bounded: a missing control shows as its own failure).
+        with contextlib.suppress(LabError):  # the table below reports which control did not arrive
+            poll(lambda: all(catchers.seen(a.target, f"{run_id}-{a.id}") for a in controls), "controls", 10.0)
+    finally:
+        caught = catchers.stop()
+    rows = []
+    for attack in attacks:
+        seen = caught.get(attack.target, {}).get(f"{run_id}-{attack.id}", 0)
+        rows.append({"id": attack.id, "what": attack.what, "from": attack.sender, "to": attack.target,
+                     "expected": attack.expected, "observed": DELIVERED if seen else BLOCKED})  # fmt: skip
+    return rows
+
+
+def _forged_dns_answer(lab: HomeLab, ctl: labctl.ControllerProcess) -> dict[str, Any]:
+    """cam asks the resolver for its profile's name, then forges the resolver's answer to itself from its own port;
+    control: the same answer from the resolver's port binds."""
+    cam, dhcp = labhosts.host("cam"), labhosts.host("dhcp")
+    txid, sport = 0x4D55, 40053
+    _send(lab, "cam", [_dns_query(cam.ip, cam.mac, dhcp.mac, dhcp.ip, txid, sport)], repeat=1)
+    forged = _forged_dns(cam.ip, cam.mac, cam.mac, dhcp.ip, txid, sport)
+    _send(lab, "cam", [forged], repeat=1)
+
+    def view() -> dict[str, Any]:
+        return labctl.rest(REST_PORT, "/dns", "")
+
+    _wait(lambda: view().get("counters", {}).get("wrong-port", 0) >= 1, "forged answer counted", 10.0, ctl=ctl)
+    forged_bound = FORGED_ADDRESS in json.dumps(view().get("names", []))
+    _send(lab, "dhcp", [_forged_dns(cam.ip, cam.mac, dhcp.mac, dhcp.ip, txid, sport)], repeat=1)
+    _wait(lambda: FORGED_ADDRESS in json.dumps(view().get("names", [])), "the resolver's answer bound", 10.0,
+          ctl=ctl)  # fmt: skip
+    return {"wrong_port": view()["counters"]["wrong-port"], "forged_bound": forged_bound, "control_bound": True}
