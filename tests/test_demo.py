@@ -37,12 +37,14 @@ def test_demo_passes_and_reports_every_device_and_probe(result: dict[str, Any]) 
     assert "CN=mud_ryu lab MUD signer" in text
     assert "UPDATE POLICY" in text and "rollback-url" in text and "signer-changed" in text and "other-host" in text
     assert "RFC 8520 ABSTRACTIONS" in text and "https://mfgtest.nist.local/super1" in text
+    assert "ATTACKS FROM THE LAN" in text and "rogue" not in text.split("ATTACKS FROM THE LAN")[0]
 
 
 @pytest.mark.parametrize(
     "breakage",
     ["probe", "trace", "spoof", "restart-flows", "restart-deleted", "ping", "reconcile", "policy", "token", "dns",
-     "abstraction-probe", "my-controller", "mfg-join", "abstraction-state"],
+     "abstraction-probe", "my-controller", "mfg-join", "abstraction-state", "attack", "attack-dns", "attack-port",
+     "attack-takeover"],
 )
 def test_every_deviation_fails_the_demo(result: dict[str, Any], breakage: str) -> None:
     bad = copy.deepcopy(result)
@@ -70,6 +72,15 @@ def test_every_deviation_fails_the_demo(result: dict[str, Any], breakage: str) -
         bad["abstractions"]["join"]["bulb_profile_touched"] = ["event=MODIFIED table=2 cookie=0x..."]
     elif breakage == "abstraction-state":
         bad["abstractions"]["devices"][0]["state"] = "quarantined"
+    elif breakage == "attack":
+        blocked = next(r for r in bad["attacks"]["attacks"] if r["expected"] == "blocked")
+        blocked["observed"] = "delivered"
+    elif breakage == "attack-dns":
+        bad["attacks"]["dns"]["forged_bound"] = True
+    elif breakage == "attack-port":
+        bad["attacks"]["hot_added_port"]["switch_errors"] = ["switch dpid=... error type=12 code=1"]
+    elif breakage == "attack-takeover":
+        bad["attacks"]["takeover"]["port_after"] = 9
     elif breakage == "token":
         bad["policy"]["unauthorised_status"] = 200
     elif breakage == "reconcile":

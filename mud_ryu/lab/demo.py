@@ -10,8 +10,10 @@ in both directions) with its expected and observed verdict; then a spoofed annou
 controller kill -9 + restart; then the MUD URL update policy: first use, a firmware update, a rollback, a restart,
 an operator approval over the REST API, a URL under another CA and one on another host; then DNS names kept current
 through a rotating A record; then every RFC 8520 abstraction with the NIST corpus files (same-manufacturer,
-manufacturer, model, local-networks, controller, and my-controller set and cleared over the REST API). Exit status
-0 iff every observed verdict and every check is as expected.
+manufacturer, model, local-networks, controller, and my-controller set and cleared over the REST API); then the
+attacks a device or host on the LAN may try (frames forged with scapy, caught on the target's own interface), each
+expected blocked, each with a control that arrives. Exit status 0 iff every observed verdict and every check is as
+expected.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from mud_ryu.lab import sandbox
+from mud_ryu.lab import demo_attacks, sandbox
 
 T = TypeVar("T")
 
@@ -43,8 +45,10 @@ def run_demo(timeout: float = 400.0) -> dict[str, Any]:
     policy = sandbox.run_callable("mud_ryu.lab.policy_scenario:update_policy", None, timeout=timeout)
     dns = sandbox.run_callable("mud_ryu.lab.dns_scenario:dns_rotation", None, timeout=timeout)
     abstractions = sandbox.run_callable("mud_ryu.lab.abstractions_scenario:abstractions", None, timeout=timeout)
+    attacks = sandbox.run_callable("mud_ryu.lab.attack_scenario:lan_attacks", None, timeout=timeout)
     assert isinstance(result, dict) and isinstance(policy, dict) and isinstance(dns, dict)
-    assert isinstance(abstractions, dict)
+    assert isinstance(abstractions, dict) and isinstance(attacks, dict)
+    result["attacks"] = attacks
     result["policy"] = policy
     result["dns"] = dns
     result["abstractions"] = abstractions
@@ -86,6 +90,7 @@ def failures(result: Mapping[str, Any]) -> list[str]:
     if policy["unauthorised_status"] != 401:
         bad.append(f"REST: a state change without the token got {policy['unauthorised_status']}, not 401")
     bad += _abstraction_failures(result.get("abstractions"))
+    bad += demo_attacks.failures(result.get("attacks"))
     return bad
 
 
@@ -158,6 +163,7 @@ def report(result: Mapping[str, Any]) -> str:
                   f"  {dns['old_address']} no longer answered: blocked {dns['old_blocked_after_s']} s after its last "
                   "answer (TTL 3 s + expiry tick)"]  # fmt: skip
     lines += _abstraction_report(result.get("abstractions"))
+    lines += demo_attacks.report(result.get("attacks"))
     ok = sum(p["observed"] == p["expected"] for p in result["probes"])
     lines += ["", f"{ok}/{len(result['probes'])} probes as expected; all devices enforced "
                   f"{checks.get('enforced_all_s', '?')} s after their clients started"]  # fmt: skip
