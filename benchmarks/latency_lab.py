@@ -35,7 +35,14 @@ from mud_ryu.lab import labctl, labpki, netns, ovs
 HOST = "mud.bench"
 OFP_PORT = 6653
 PEER_MAC, DEVICES_MAC = "02:b0:00:00:00:01", "02:b0:00:00:00:fe"
-PEER_IP, PROBE_SRC_IP = "10.0.0.1", "10.0.0.200"
+PEER_IP = "10.0.0.1"
+
+
+def probe_src_ip(mac: str) -> str:
+    """Each device's own source address (the IP source guard binds one holder per address): 10.64.x.y from the
+    MAC's last two octets."""
+    octets = mac.split(":")
+    return f"10.64.{int(octets[-2], 16)}.{int(octets[-1], 16)}"
 ALLOWED_PORT, FORBIDDEN_PORT = 443, 8080
 WARM_MAC = net.bench_mac(0xFF, 1)
 CACHED_NAME = "shared"
@@ -199,8 +206,8 @@ def _probe(devices_sock: Any, peer_pid: int, macs: list[str]) -> list[dict[str, 
     capture = net.Capture(net.packet_socket_in(peer_pid, "eth0"))
     try:
         for mac in macs:
-            devices_sock.send(net.tcp_syn(mac, PEER_MAC, PROBE_SRC_IP, PEER_IP, 40000, FORBIDDEN_PORT))
-            devices_sock.send(net.tcp_syn(mac, PEER_MAC, PROBE_SRC_IP, PEER_IP, 40001, ALLOWED_PORT))
+            devices_sock.send(net.tcp_syn(mac, PEER_MAC, probe_src_ip(mac), PEER_IP, 40000, FORBIDDEN_PORT))
+            devices_sock.send(net.tcp_syn(mac, PEER_MAC, probe_src_ip(mac), PEER_IP, 40001, ALLOWED_PORT))
         allowed = {(mac, ALLOWED_PORT) for mac in macs}
         capture.read_until(time.monotonic() + PROBE_WAIT, stop_when=allowed)
         capture.read_until(time.monotonic() + 0.3)  # a forbidden frame sent first has had its chance too

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from mud_ryu import __version__, app_tasks, settings
+from mud_ryu import __version__, app_tasks, dhcp_lease, portguard, settings, sourceguard
 from mud_ryu.app_effects import ALERT_HISTORY, EffectRunner, format_dpid, printable
 from mud_ryu.app_tasks import REFRESH_INTERVAL_S
 from mud_ryu.compat import framework, ofproto, parser
@@ -330,6 +330,16 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
             self._execute(self.enforcer.dns_seen(scan_dns(data), time.time(), data, ingress=(dpid, in_port)))
         elif parts.kind == int(CookieKind.FORWARD) and parts.sub == PUNT_SUB:
             self._execute(self.enforcer.discovered(dpid, in_port, scan_frame(data), time.time()))
+        elif parts.kind == int(CookieKind.FORWARD) and parts.sub == portguard.LEASE_SUB:
+            lease = dhcp_lease.scan_ack(data)
+            if lease is not None:
+                self._execute(self.enforcer.lease_seen(dpid, in_port, lease))
+        elif parts.kind == int(CookieKind.FORWARD) and parts.sub in (sourceguard.HELD_SUB, sourceguard.DAD_SUB):
+            dad = parts.sub == sourceguard.DAD_SUB
+            claimed = sourceguard.claimed_source(data, dad)
+            if claimed is not None:
+                held = b"" if dad else data  # a DAD probe went on; a held frame waits for its binding
+                self._execute(self.enforcer.source_seen(dpid, in_port, *claimed, time.time(), held))
         else:
             self._execute(self.enforcer.learned(dpid, in_port, format_mac(data[6:12]), time.time()))
 

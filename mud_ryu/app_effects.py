@@ -23,6 +23,7 @@ from mud_ryu.enforcer_state import PacketOut, ResolveNames
 from mud_ryu.flowrule import FlowRule
 from mud_ryu.rate_limit import TokenBuckets
 from mud_ryu.settings import MudSettings
+from mud_ryu.sourceguard import SOURCE_METER
 from mud_ryu.worker_client import WorkerClient
 
 LOG = logging.getLogger("mud_ryu.app")
@@ -145,9 +146,14 @@ class EffectRunner:
 
     def release(self, out: PacketOut) -> None:
         dp = self.datapaths.get(out.dpid)
-        if dp is not None:
-            actions = [parser.OFPActionOutput(out.port)]
-            dp.send_msg(parser.OFPPacketOut(dp, ofproto.OFP_NO_BUFFER, ofproto.OFPP_CONTROLLER, actions, out.data))
+        if dp is None:
+            return
+        if out.resubmit:  # back into the pipeline, as if it came in on its port: the new flows decide
+            actions = [parser.OFPActionOutput(ofproto.OFPP_TABLE)]
+            dp.send_msg(parser.OFPPacketOut(dp, ofproto.OFP_NO_BUFFER, out.port, actions, out.data))
+            return
+        actions = [parser.OFPActionOutput(out.port)]
+        dp.send_msg(parser.OFPPacketOut(dp, ofproto.OFP_NO_BUFFER, ofproto.OFPP_CONTROLLER, actions, out.data))
 
     def apply(self, update: FlowUpdate) -> None:
         """Adds, barrier, deletes, barrier: make-before-break (see :mod:`mud_ryu.enforcer`). Every add carries its
@@ -177,7 +183,8 @@ class EffectRunner:
         """ADD then MODIFY each meter: ADD fails harmlessly when it exists (a reconnect), MODIFY sets the rate.
         Meters are never deleted: that would delete every flow using them."""
         wanted = [(LEARN_METER, self.settings.learn_rate_pps, self.settings.learn_rate_pps),
-                  (DNS_METER, self.settings.learn_rate_pps, self.settings.learn_rate_pps)]  # fmt: skip
+                  (DNS_METER, self.settings.learn_rate_pps, self.settings.learn_rate_pps),
+                  (SOURCE_METER, self.settings.learn_rate_pps, self.settings.learn_rate_pps)]  # fmt: skip
         wanted += [(m, self.settings.punt_rate_pps, self.settings.punt_burst) for p in ports if (m := port_meter(p))]
         msgs = []
         for meter_id, rate, burst in wanted:

@@ -64,7 +64,7 @@ def device_rules(dev: DeviceSpec, profile_id: int, mfg_id: int) -> tuple[FlowRul
             match=make_match(in_port=dev.device_port, eth_src=mac),
             cookie=ck,
             write_metadata=(src_metadata(profile_id, mfg_id), SRC_WRITE_MASK),
-            goto="classify_dst",
+            goto="source_guard",
         ),
         FlowRule(table="classify_src", priority=int(Band.ANTI_SPOOF), match=make_match(eth_src=mac), cookie=ck),
         FlowRule(

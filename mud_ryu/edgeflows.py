@@ -57,7 +57,7 @@ def punt_rules(port: int, metered: bool) -> tuple[FlowRule, ...]:
                 match=make_match(in_port=port, **fields),
                 cookie=PUNT_COOKIE,
                 actions=(Output("CONTROLLER", NO_BUFFER),),
-                goto="classify_dst" if forward else None,
+                goto="source_guard" if forward else None,
                 meter=port_meter(port) if metered else None,
             )
         )
@@ -76,7 +76,7 @@ def switch_rules(metered: bool, trust_unknown: bool = False) -> tuple[FlowRule, 
             match=(),
             cookie=LEARN_COOKIE,
             actions=(Output("CONTROLLER", LEARN_MAX_LEN),),
-            goto="classify_dst",
+            goto="source_guard",
             meter=LEARN_METER if metered else None,
             write_metadata=(TRUSTED_BIT, TRUSTED_BIT) if trust_unknown else None,
         ),
@@ -95,7 +95,7 @@ def learned_host_rules(mac: str, port: int, trusted: bool = False) -> tuple[Flow
             priority=int(Band.LEARNED),
             match=make_match(in_port=port, eth_src=mac),
             cookie=FORWARD_SHARED,
-            goto="classify_dst",
+            goto="source_guard",
             write_metadata=(TRUSTED_BIT, TRUSTED_BIT) if trusted else None,
         ),
         FlowRule(

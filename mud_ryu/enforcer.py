@@ -30,12 +30,14 @@ import dataclasses
 import logging
 from collections.abc import Iterable
 
-from mud_ryu import portguard
+from mud_ryu import portguard, sourceguard
+from mud_ryu.address_bindings import Refused
 from mud_ryu.devicestore import DeviceStore
+from mud_ryu.dhcp_lease import Lease
 from mud_ryu.dnsstore import DnsStore
 from mud_ryu.enforcer_admission import AdmissionEvents
 from mud_ryu.enforcer_resolution import RECHECK_S, RESOLVE_TIMEOUT_S
-from mud_ryu.enforcer_state import Alert, Device, Effect, FlowUpdate, Owner, ResolveRequest, SwitchState
+from mud_ryu.enforcer_state import Alert, Device, Effect, FlowUpdate, Owner, PacketOut, ResolveRequest, SwitchState
 from mud_ryu.flowkey import FlowKey, rule_key
 from mud_ryu.flowrule import FlowRule
 from mud_ryu.pipeline import Band, table_id
@@ -120,6 +122,14 @@ class Enforcer(AdmissionEvents):
         sw = self.switches[dpid]
         held = list(held)
         learned_slot = (table_id("classify_src"), int(Band.LEARNED))
+        binding_slot = (table_id("source_guard"), sourceguard.BINDING_PRIORITY)
+        for key, _ in held:  # source bindings of devices placed here survive a controller restart: adopt them
+            if (key.table_id, key.priority) == binding_slot:
+                fields = dict(key.match)
+                mac, address = fields.get("eth_src"), fields.get("ipv4_src", fields.get("ipv6_src"))
+                device = self.devices.get(mac) if isinstance(mac, str) else None
+                if device is not None and device.dpid == dpid and device.state != "absent" and address is not None:
+                    self.bindings.adopt(device.mac, [str(address)])
         for key, _ in held:  # learned hosts survive a controller restart: adopt them
             if (key.table_id, key.priority) == learned_slot:
                 fields = dict(key.match)
@@ -182,6 +192,45 @@ class Enforcer(AdmissionEvents):
         if device is None:
             return []
         return self._sync(device.dpid, [("device", mac)], confirms=(mac,))
+
+    # ---- the IP source guard
+    def source_seen(self, dpid: int, port: int, mac: str, address: str, now: float, held: bytes = b"") -> list[Effect]:
+        """A managed device sent from ``address``, which is not bound to it (``held``: the frame, held at the
+        controller) or announced it with a DAD probe. Bound when no one else holds it (:mod:`mud_ryu.address_bindings`):
+        its binding flows go in and the held frame goes back into the pipeline behind them; refused: alerted, the
+        frame stays dropped."""
+        device = self.devices.get(mac)
+        if device is None or device.state == "absent" or (device.dpid, device.port) != (dpid, port):
+            return []  # not a device placed here (its own classification would have caught a wrong port)
+        result = self.bindings.claim(mac, address)
+        if isinstance(result, Refused):
+            why = f"{address} refused ({result.reason}{': held by ' + result.holder if result.holder else ''})"
+            return [Alert("address-refused", mac, dpid, port, "", why)]
+        effects = self._sync(dpid, [("device", mac)])
+        if held:
+            effects.append(PacketOut(dpid, port, held, resubmit=True))
+        return effects
+
+    def lease_seen(self, dpid: int, port: int, lease: Lease) -> list[Effect]:
+        """A DHCPACK that came in on (dpid, port): from a trusted port, its address is bound to its client (see
+        :meth:`AddressBindings.assign`); a device that had claimed it loses it, and the operator is told."""
+        if not portguard.trusted_ports(self.settings, dpid) or not self._trusted_ingress(dpid, port):
+            return []  # without configured trusted ports anyone could send an "ACK": claims stay first come
+        previous = self.bindings.holder(lease.address)
+        result = self.bindings.assign(lease.client_mac, lease.address)
+        if isinstance(result, Refused):
+            return []
+        effects: list[Effect] = []
+        for mac in dict.fromkeys((previous, lease.client_mac)):
+            device = self.devices.get(mac) if mac else None
+            if device is not None and device.state != "absent" and device.dpid in self.switches:
+                effects += self._sync(device.dpid, [("device", mac)])
+        if previous is not None and previous != lease.client_mac:
+            holder = self.devices.get(previous)
+            where = (holder.dpid, holder.port) if holder is not None else (dpid, 0)
+            why = f"{lease.address} was leased to {lease.client_mac}: no longer {previous}'s"
+            effects.append(Alert("address-reassigned", previous, *where, "", why))
+        return effects
 
     # ---- flows the switch refused (an OpenFlow error tied to its flow-mod by xid)
     def flows_refused(

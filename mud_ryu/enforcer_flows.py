@@ -13,7 +13,8 @@ import dataclasses
 import logging
 from collections.abc import Callable, Iterable
 
-from mud_ryu import floodflows, mudfile, my_controller, portguard
+from mud_ryu import floodflows, mudfile, my_controller, portguard, sourceguard
+from mud_ryu.address_bindings import AddressBindings
 from mud_ryu.bootstrap import pipeline_rules
 from mud_ryu.compile_types import CompiledProfile, CompileError
 from mud_ryu.compiler import compile_profile, quarantine_profile, recompile_sets
@@ -65,10 +66,13 @@ class FlowBook:
         self._placement: dict[str, Placement] = {}
         self._users: dict[Placement, set[str]] = {}
         self._url_of_profile: dict[int, str] = {}
+        # The IP source guard's bindings: which addresses each managed device may send from (first come).
+        servers = portguard.server_addresses(settings)
+        self.bindings = AddressBindings(servers=frozenset(servers))
         self._reindex()
         self._allowance_cache: dict[int, tuple[CompiledProfile, tuple[floodflows.Allowance, ...]]] = {}
         # What only a trusted port may send (server addresses, DHCP offers, RAs): the same on every switch.
-        self._guard = portguard.guard_rules(portguard.server_addresses(settings), settings.dhcp_servers)
+        self._guard = portguard.guard_rules(servers, settings.dhcp_servers)
         # Quarantined devices share one profile: the RFC 8520 local DNS/NTP defaults (DHCP/ARP/ND: bootstrap band).
         self._quarantine = Profile("", "", QUARANTINE_PROFILE_ID, 0, quarantine_profile(self._context()))
 
@@ -222,7 +226,9 @@ class FlowBook:
         # the enforcer, which alerts). Shared by every device on the port (slot refcounts).
         welcome = self.hosts_welcome(device.dpid, device.port)
         catch = () if welcome else (portguard.device_port_rule(device.port, metered),)
-        return frozenset((*rules, *extra, *catch, device_forward_rule(device.mac, device.port, device.device_id)))
+        bound = sourceguard.binding_rules(device.mac, device.device_id, self.bindings.of(device.mac))
+        return frozenset((*rules, *extra, *catch, *bound, device_forward_rule(device.mac, device.port,
+                                                                              device.device_id)))  # fmt: skip
 
     def hosts_welcome(self, dpid: int, port: int) -> bool:
         """Ports where other hosts beside a MUD device are ordinary: shared, server and uplink ports."""
@@ -262,6 +268,7 @@ class FlowBook:
         if old == key:
             return
         if old is not None:
+            self.bindings.release(mac)  # it left its place (absent, moved): its addresses are free again
             here = self._at_port[old]
             here.discard(mac)
             if not here:
@@ -316,6 +323,8 @@ class FlowBook:
             return frozenset((
                 *pipeline_rules(self.settings.dhcp_servers), *switch_rules(sw.metered, trust_unknown=not trusted),
                 *self._guard, *(portguard.trusted_port_rule(p, sw.metered) for p in sorted(trusted)),
+                *(portguard.lease_punt_rule(p, sw.metered) for p in sorted(trusted)),
+                *sourceguard.shared_rules(sw.metered),
             ))  # fmt: skip
         if kind == "punt":
             assert isinstance(key, int)

@@ -40,11 +40,14 @@ class Alert:
 
 @dataclass(frozen=True, slots=True)
 class PacketOut:
-    """Send ``data`` out of ``port`` -- after the flow updates returned before it (the app puts a barrier first)."""
+    """Send ``data`` out of ``port`` -- after the flow updates returned before it (the app puts a barrier first).
+    ``resubmit``: put it back into the pipeline instead, as if it had come in on ``port`` (a held frame whose
+    source was just bound)."""
 
     dpid: int
     port: int
     data: bytes
+    resubmit: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,12 +1,13 @@
 """The declared OpenFlow 1.3 pipeline: named tables, priority bands, metadata and cookie layout.
 
-Every packet walks the same five tables::
+Every packet walks the same six tables::
 
     0 classify_src  eth_src (+in_port) -> write src profile / manufacturer / managed bit
-    1 classify_dst  eth_dst            -> write dst profile / manufacturer / managed bit
-    2 from_device   ACLs of the source's profile (metadata src bits); default deny if managed
-    3 to_device     ACLs of the destination's profile (metadata dst bits); default deny if managed
-    4 forward       L2 forwarding (static in ``mud-ryu compile``, learned in the app)
+    1 source_guard  a managed source goes on only from its bound IP addresses (IP source guard)
+    2 classify_dst  eth_dst            -> write dst profile / manufacturer / managed bit
+    3 from_device   ACLs of the source's profile (metadata src bits); default deny if managed
+    4 to_device     ACLs of the destination's profile (metadata dst bits); default deny if managed
+    5 forward       L2 forwarding (static in ``mud-ryu compile``, learned in the app)
 
 Both ACL tables are consulted, so traffic between two MUD devices must be allowed by the
 sender's from-device policy AND the receiver's to-device policy. Unmanaged hosts miss the
@@ -80,13 +81,20 @@ TABLES: tuple[Table, ...] = (
         "classify_src",
         0,
         frozenset({"in_port", "eth_src", "eth_type", "vlan_vid", "ip_proto", "udp_src", "udp_dst"}),
+        "source_guard",
+    ),
+    # A managed device goes on only from its bound addresses (sourceguard).
+    Table(
+        "source_guard",
+        1,
+        frozenset({"metadata", "eth_src", "eth_type", "ipv4_src", "ipv6_src", "arp_spa", "ip_proto", "icmpv6_type"}),
         "classify_dst",
     ),
-    Table("classify_dst", 1, frozenset({"eth_dst", "eth_type", "vlan_vid", "ip_proto", "udp_src"}), "from_device"),
-    Table("from_device", 2, _L3L4 | {"metadata"}, "to_device"),
-    Table("to_device", 3, _L3L4 | {"metadata"}, "forward"),
+    Table("classify_dst", 2, frozenset({"eth_dst", "eth_type", "vlan_vid", "ip_proto", "udp_src"}), "from_device"),
+    Table("from_device", 3, _L3L4 | {"metadata"}, "to_device"),
+    Table("to_device", 4, _L3L4 | {"metadata"}, "forward"),
     # L3/L4 too: group-addressed frames are delivered by what the devices' to-device policies allow (floodflows).
-    Table("forward", 4, _L3L4 | {"metadata"}, None),
+    Table("forward", 5, _L3L4 | {"metadata"}, None),
 )
 TABLE_BY_NAME: dict[str, Table] = {t.name: t for t in TABLES}
 

@@ -39,7 +39,7 @@ from mud_ryu.bootstrap import (
     IPPROTO_UDP,
     ND_RA,
 )
-from mud_ryu.edgeflows import LEARN_COOKIE, LEARN_MAX_LEN, LEARN_METER
+from mud_ryu.edgeflows import LEARN_COOKIE, LEARN_MAX_LEN, LEARN_METER, port_meter
 from mud_ryu.flowrule import FlowRule, MatchValue, Output, make_match
 from mud_ryu.pipeline import (
     QUARANTINE_PROFILE_ID,
@@ -55,6 +55,8 @@ from mud_ryu.settings import MudSettings
 
 ND_REDIRECT = 137
 GUARD_COOKIE = cookie(CookieKind.PIPELINE, sub=1)
+LEASE_SUB = 9
+LEASE_COOKIE = cookie(CookieKind.FORWARD, sub=LEASE_SUB)
 UNTRUSTED = (0, TRUSTED_BIT)  # metadata value/mask: the frame did not come in on a trusted port
 MAX_GUARDED_ADDRESSES = 256  # one flow each; a configuration beyond this is refused at start
 
@@ -148,9 +150,26 @@ def device_port_rule(port: int, metered: bool) -> FlowRule:
         match=make_match(in_port=port),
         cookie=LEARN_COOKIE,
         actions=(Output("CONTROLLER", LEARN_MAX_LEN),),
-        goto="classify_dst",
+        goto="source_guard",
         meter=LEARN_METER if metered else None,
         write_metadata=(src_metadata(QUARANTINE_PROFILE_ID, 0), SRC_WRITE_MASK),
+    )
+    verify_rule(rule)
+    return rule
+
+
+def lease_punt_rule(port: int, metered: bool) -> FlowRule:
+    """DHCP server messages from a trusted port: copied whole to the controller (its acknowledgements bind leased
+    addresses for the IP source guard) and on, with the trusted bit."""
+    rule = FlowRule(
+        table="classify_src",
+        priority=int(Band.PUNT),
+        match=make_match(in_port=port, eth_type=ETH_IPV4, ip_proto=IPPROTO_UDP, udp_src=67, udp_dst=68),
+        cookie=LEASE_COOKIE,
+        actions=(Output("CONTROLLER", 0xFFFF),),
+        goto="source_guard",
+        meter=port_meter(port) if metered else None,
+        write_metadata=(TRUSTED_BIT, TRUSTED_BIT),
     )
     verify_rule(rule)
     return rule
@@ -164,7 +183,7 @@ def trusted_port_rule(port: int, metered: bool) -> FlowRule:
         match=make_match(in_port=port),
         cookie=LEARN_COOKIE,
         actions=(Output("CONTROLLER", LEARN_MAX_LEN),),
-        goto="classify_dst",
+        goto="source_guard",
         meter=LEARN_METER if metered else None,
         write_metadata=(TRUSTED_BIT, TRUSTED_BIT),
     )

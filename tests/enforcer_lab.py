@@ -70,9 +70,18 @@ class Lab:
         held = [(rule_key(r), (r.table, r.priority, r.match)) for r in self.sim.rules()]
         return self.apply(self.enforcer.reconcile(DPID, held))
 
-    def announce(self, mac: str, port: int, url: str) -> list[Effect]:
+    def announce(self, mac: str, port: int, url: str, *, bind: bool = True) -> list[Effect]:
+        """``mac`` announces ``url`` from ``port``; ``bind``: and then sends from its lab address (IPS), which the
+        IP source guard binds to it (the controller's answer to its first held frame)."""
         ann = Announcement("dhcpv4", mac, None, url, msg_type=3, chaddr=mac)
-        return self.apply(self.enforcer.discovered(DPID, port, ann, NOW))
+        effects = self.apply(self.enforcer.discovered(DPID, port, ann, NOW))
+        if bind and mac in IPS:
+            effects += self.bind(mac, port, IPS[mac])
+        return effects
+
+    def bind(self, mac: str, port: int, address: str) -> list[Effect]:
+        """The device's first frame from ``address``, held at the controller (the IP source guard)."""
+        return self.apply(self.enforcer.source_seen(DPID, port, mac, address, NOW))
 
     def resolve(
         self,

@@ -90,7 +90,7 @@ def test_ovs_ofctl_output(mud_path: Path, capsys: pytest.CaptureFixture[str]) ->
     out, err = capsys.readouterr()
     assert rc == 0
     lines = out.splitlines()
-    assert any("nw_dst=192.0.2.7" in ln and "tcp_dst=443" in ln and "goto_table:3" in ln for ln in lines)
+    assert any("nw_dst=192.0.2.7" in ln and "tcp_dst=443" in ln and "goto_table:4" in ln for ln in lines)
     assert any("nw_src=192.0.2.7" in ln and "tcp_flags=+syn-ack" in ln and "actions=drop" in ln for ln in lines)
     assert any("udp_dst=53" in ln for ln in lines) and "2001:db8::7" not in out  # IPv4 ACL: v4 members only
     assert "no-default-servers" in err  # NTP was not configured

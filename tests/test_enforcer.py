@@ -81,8 +81,9 @@ def test_devices_sharing_a_url_share_the_profile(lab: Lab) -> None:
     mark = len(lab.effects)
     lab.resolve(URL, ip_mud_file(URL), Outcome.CACHED)
     added = [r for e in (*effects, *lab.effects[mark:]) if isinstance(e, FlowUpdate) for r in e.adds]
-    assert {r.table for r in added} <= {"classify_src", "classify_dst", "forward"}  # device flows only
-    assert len(lab.sim) == before + 5  # 3 classification flows, its port's catch of new MACs, its forwarding
+    assert {r.table for r in added} <= {"classify_src", "source_guard", "classify_dst", "forward"}  # device flows
+    # 3 classification flows, its port's catch of new MACs, its forwarding, its IPv4 source binding (IP and ARP)
+    assert len(lab.sim) == before + 7
     assert lab.sim.is_output(lab.tcp(BULB2, 2, 443), PEER_PORT)
     assert not lab.sim.is_output(lab.tcp(BULB2, 2, 22), PEER_PORT)
 

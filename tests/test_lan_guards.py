@@ -15,8 +15,10 @@ import pytest
 from mud_ryu.discovery import Announcement, NoUrl
 from mud_ryu.dnsframe import scan_dns
 from mud_ryu.enforcer import FlowUpdate
+from mud_ryu.enforcer_state import PacketOut
 from mud_ryu.flowrule import FlowRule
 from mud_ryu.settings import DefaultPolicy
+from mud_ryu.sourceguard import claimed_source
 from tests import dns_frames as dns
 from tests.enforcer_lab import BULB, BULB2, DPID, IPS, LAPTOP, NOW, PEER, PEER_MAC, PEER_PORT, URL, Lab, alerts
 from tests.mudfiles import ip_mud_file
@@ -236,3 +238,65 @@ def test_group_traffic_its_policy_allows_reaches_the_device(tmp_path: Path) -> N
     lab.apply(lab.enforcer.port_down(DPID, 1, NOW))  # the speaker leaves; a host is plugged in there instead
     lab.apply(lab.enforcer.port_up(DPID, 1))
     assert 1 in lab.sim.process(other).outputs  # an open port again
+
+
+# ---- 2. a managed device sources only its bound addresses (IP source guard)
+def test_a_device_cannot_send_from_another_devices_address(lab: Lab) -> None:
+    lab.announce(BULB2, 2, URL)  # bulb2 sends from its own address first: bound to it
+    lab.resolve(URL, ip_mud_file(URL))
+    stolen = Packet.tcp(1, BULB, PEER_MAC, IPS[BULB2], PEER, 40000, 443)
+    verdict = lab.sim.process(stolen)
+    assert verdict.to_controller and not verdict.outputs  # held at the controller, not forwarded
+    effects = lab.apply(lab.enforcer.source_seen(DPID, 1, BULB, IPS[BULB2], NOW, b"frame"))
+    assert alerts(effects) == ["address-refused"] and not any(isinstance(e, PacketOut) for e in effects)
+    assert not _reaches(lab, stolen, PEER_PORT)
+    assert _reaches(lab, Packet.tcp(1, BULB, PEER_MAC, IPS[BULB], PEER, 40000, 443), PEER_PORT)  # control
+    assert alerts(lab.apply(lab.enforcer.source_seen(DPID, 1, BULB, SERVER, NOW))) == ["address-refused"]
+
+
+def test_a_first_frame_from_a_new_address_is_bound_and_put_back(lab: Lab) -> None:
+    fresh = Packet.tcp(1, BULB, PEER_MAC, "10.0.0.77", PEER, 40000, 443)
+    assert not _reaches(lab, fresh, PEER_PORT)
+    effects = lab.apply(lab.enforcer.source_seen(DPID, 1, BULB, "10.0.0.77", NOW, b"frame"))
+    (out,) = [e for e in effects if isinstance(e, PacketOut)]
+    assert out.resubmit and out.port == 1 and out.data == b"frame"
+    assert _reaches(lab, fresh, PEER_PORT)
+    # what it sends before it has an address still passes: DHCP from 0.0.0.0, an ARP probe
+    assert _reaches(lab, Packet.udp(1, BULB, BCAST, "0.0.0.0", "255.255.255.255", 68, 67), SERVER_PORT)
+    assert 3 in lab.sim.process(Packet.arp(1, BULB, BCAST, "0.0.0.0", IPS[BULB])).outputs
+    # ARP for an address it does not hold is held too
+    assert not lab.sim.process(Packet.arp(1, BULB, BCAST, SERVER, IPS[BULB2])).outputs
+
+
+def test_bindings_go_with_the_place_and_survive_a_controller_restart(tmp_path: Path) -> None:
+    lab = _lab(tmp_path)
+    lab.announce(BULB, 1, URL)
+    lab.resolve(URL, ip_mud_file(URL))
+    ok = Packet.tcp(1, BULB, PEER_MAC, IPS[BULB], PEER, 40000, 443)
+    assert _reaches(lab, ok, PEER_PORT)
+    restarted = Lab(tmp_path / "state", DefaultPolicy.ALLOW, dns_servers=(SERVER,), ntp_servers=(SERVER,),
+                    dhcp_servers=(SERVER,), server_ports=frozenset({(DPID, SERVER_PORT)}))  # fmt: skip
+    restarted.sim = lab.sim  # the same switch: a controller restart
+    effects = restarted.connect()
+    assert not [r for e in effects if isinstance(e, FlowUpdate) for r in e.deletes] and all(
+        not e.stale for e in effects if isinstance(e, FlowUpdate)
+    )
+    assert _reaches(restarted, ok, PEER_PORT) and restarted.enforcer.bindings.of(BULB) == {IPS[BULB]}
+    restarted.apply(restarted.enforcer.port_down(DPID, 1, NOW))
+    assert restarted.enforcer.bindings.holder(IPS[BULB]) is None  # it left: its address is free again
+
+
+def test_the_held_frame_parser_reads_the_claimed_source() -> None:
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.inet6 import ICMPv6ND_NS, IPv6
+    from scapy.layers.l2 import ARP, Ether
+
+    eth = Ether(src=BULB, dst=BCAST)
+    assert claimed_source(bytes(eth / IP(src="10.0.0.9", dst="10.0.0.1") / UDP()), False) == (BULB, "10.0.0.9")
+    assert claimed_source(bytes(eth / ARP(psrc="10.0.0.8", pdst="10.0.0.1")), False) == (BULB, "10.0.0.8")
+    assert claimed_source(bytes(eth / IPv6(src="fe80::9", dst="ff02::1") / UDP()), False) == (BULB, "fe80::9")
+    dad = eth / IPv6(src="::", dst="ff02::1:ff00:9") / ICMPv6ND_NS(tgt="fe80::9")
+    assert claimed_source(bytes(dad), True) == (BULB, "fe80::9")
+    assert claimed_source(bytes(eth / IPv6(src="::", dst="ff02::1") / UDP()), True) is None  # not a DAD probe
+    assert claimed_source(b"\x02" * 20, False) is None
+    assert claimed_source(bytes(Ether(src="01:00:5e:00:00:01", dst=BCAST) / IP(src="10.0.0.9")), False) is None

@@ -148,6 +148,7 @@ def test_an_entry_survives_a_restart(tmp_path: Path) -> None:
     _close(lab)
     restarted = Lab(tmp_path / "state")  # a new enforcer on the same state directory, a fresh switch
     restarted.connect()
+    restarted.bind(BULB, 1, IPS[BULB])  # the fresh switch holds no source binding: the device's next frame binds
     assert restarted.sim.is_output(_to(MINE), 5)
     assert [(e.url, e.addresses, e.source) for e in restarted.enforcer.my_controller_entries()] == [
         (MYCTL_URL, (MINE,), "operator")

@@ -30,9 +30,9 @@ def test_render_full_rule() -> None:
         meter=1,
     )
     assert render_flow(rule) == (
-        "table=2,priority=59999,cookie=0x4d50000700010001,metadata=0x100000000000007/0x10000000000ffff,"
+        "table=3,priority=59999,cookie=0x4d50000700010001,metadata=0x100000000000007/0x10000000000ffff,"
         "eth_type=0x800,ip_proto=6,nw_dst=10.0.0.0/255.0.0.0,tcp_dst=0x1000/0xf000,tcp_flags=+syn-ack,"
-        "actions=meter:1,output:2,write_metadata:0x1/0x3,goto_table:3"
+        "actions=meter:1,output:2,write_metadata:0x1/0x3,goto_table:4"
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from mud_ryu import ofmsg
 from mud_ryu.compat import ofproto, parser
 from mud_ryu.flowrule import FlowRule, Output, make_match
+from mud_ryu.pipeline import table_id
 
 
 def test_flow_mod_carries_every_part_of_the_rule() -> None:
@@ -21,7 +22,7 @@ def test_flow_mod_carries_every_part_of_the_rule() -> None:
     )
     msg = ofmsg.flow_mod(rule)
     assert msg.datapath is None and msg.command == ofproto.OFPFC_ADD
-    assert (msg.table_id, msg.priority, msg.cookie, msg.idle_timeout) == (2, 123, rule.cookie, 10)
+    assert (msg.table_id, msg.priority, msg.cookie, msg.idle_timeout) == (table_id("from_device"), 123, rule.cookie, 10)
     assert dict(msg.match.items()) == {
         "eth_type": 0x0800,
         "ip_proto": 6,
@@ -32,7 +33,7 @@ def test_flow_mod_carries_every_part_of_the_rule() -> None:
     assert isinstance(meter, parser.OFPInstructionMeter) and meter.meter_id == 4
     assert [(a.port, a.max_len) for a in apply.actions] == [(5, 0xFFFF), (ofproto.OFPP_CONTROLLER, 128)]
     assert (write.metadata, write.metadata_mask) == (1 << 16, 0xFFFF0000)
-    assert goto.table_id == 3
+    assert goto.table_id == table_id("to_device")
 
 
 def test_drop_rule_has_no_instructions() -> None:
@@ -44,6 +45,6 @@ def test_delete_by_cookie_and_barrier() -> None:
     assert msg.command == ofproto.OFPFC_DELETE and msg.table_id == ofproto.OFPTT_ALL
     assert (msg.cookie, msg.cookie_mask) == (0x4D30000700000000, 0xFFFFFFFF00000000)
     assert msg.out_port == ofproto.OFPP_ANY and msg.out_group == ofproto.OFPG_ANY
-    assert ofmsg.delete_by_cookie(1, 1, "forward").table_id == 4
+    assert ofmsg.delete_by_cookie(1, 1, "forward").table_id == table_id("forward")
     assert isinstance(ofmsg.barrier(), parser.OFPBarrierRequest)
     assert ofmsg.serialize(ofmsg.barrier(), xid=5)[:4] == bytes([4, 20, 0, 8])

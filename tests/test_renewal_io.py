@@ -32,7 +32,7 @@ from mud_ryu.update_policy import UpdatePolicy
 from mud_ryu.update_types import DeviceId, PolicySettings, TrustRecord, TrustState, Verdict
 from mud_ryu.urlgate import check_mud_url
 from tests.counting_stores import CountingDeviceStore, CountingTrustStore
-from tests.enforcer_lab import BULB, DPID, NOW, PEER_PORT, Lab, alerts
+from tests.enforcer_lab import BULB, DPID, IPS, NOW, PEER_PORT, Lab, alerts
 from tests.mudfiles import ip_mud_file
 
 V1 = "https://mud.test/bulb/v1.json"
@@ -93,7 +93,10 @@ class IoLab(Lab):
             ann = Announcement("lldp", mac, None, url, chassis_id="04" + mac.replace(":", ""), ttl=120)
         else:
             ann = Announcement("dhcpv4", mac, None, url, msg_type=3, chaddr=mac)
-        return self.apply(self.enforcer.discovered(DPID, port, ann, now))
+        effects = self.apply(self.enforcer.discovered(DPID, port, ann, now))
+        if mac in IPS:  # its traffic comes from its lab address (bound by the IP source guard; no store writes)
+            effects += self.bind(mac, port, IPS[mac])
+        return effects
 
     def answer(self, url: str, body: bytes, signer: Signer, now: float) -> list[Effect]:
         sha = hashlib.sha256(body).hexdigest()

@@ -42,6 +42,7 @@ class Attack:
     target: str  # lab host whose catcher must (not) see it
     expected: str
     frame: bytes
+    first: bool = False  # sent (and its arrival awaited) before the others: what the others rely on
 
 
 def _frames(now_id: str) -> list[Attack]:
@@ -54,14 +55,15 @@ def _frames(now_id: str) -> list[Attack]:
     from scapy.packet import Raw
 
     h = labhosts.host
-    laptop, bulb, inet, dhcp, broken = h("laptop"), h("bulb"), h("internet"), h("dhcp"), h("broken")
+    laptop, bulb, bulb2, inet, dhcp = h("laptop"), h("bulb"), h("bulb2"), h("internet"), h("dhcp")
+    broken = h("broken")
     bcast = "ff:ff:ff:ff:ff:ff"
 
     def m(attack_id: str) -> Any:
         return Raw(load=marker(f"{now_id}-{attack_id}"))
 
-    def a(attack_id: str, what: str, sender: str, target: str, expected: str, pkt: Any) -> Attack:
-        return Attack(attack_id, what, sender, target, expected, bytes(pkt / m(attack_id)))
+    def a(attack_id: str, what: str, sender: str, target: str, expected: str, pkt: Any, first: bool = False) -> Attack:
+        return Attack(attack_id, what, sender, target, expected, bytes(pkt / m(attack_id)), first)
 
     fe80 = "fe80::1a"  # the laptop's forged link-local source
     relay = DHCP6_RelayForward(linkaddr="::", peeraddr=fe80) / DHCP6OptRelayMsg(message=DHCP6_Solicit())
@@ -78,6 +80,12 @@ def _frames(now_id: str) -> list[Attack]:
           Ether(src=laptop.mac, dst=bulb.mac) / IP(src=dhcp.ip, dst=bulb.ip) / UDP(sport=123, dport=9999)),
         a("real-ntp", "control: the NTP server itself, UDP 123 -> bulb:9999", "dhcp", "bulb", DELIVERED,
           Ether(src=dhcp.mac, dst=bulb.mac) / IP(src=dhcp.ip, dst=bulb.ip) / UDP(sport=123, dport=9999)),
+        # 2b. a managed device sources only its own addresses (IP source guard)
+        a("own-address", "control: bulb2 from its own address, TCP 443 to internet", "bulb2", "internet",
+          DELIVERED, Ether(src=bulb2.mac, dst=inet.mac) / IP(src=bulb2.ip, dst=inet.ip)
+          / TCP(sport=40002, dport=443, flags="S"), first=True),
+        a("stolen-address", "bulb sends from bulb2's address, TCP 443 to internet", "bulb", "internet", BLOCKED,
+          Ether(src=bulb.mac, dst=inet.mac) / IP(src=bulb2.ip, dst=inet.ip) / TCP(sport=40003, dport=443, flags="S")),
         # 4. rogue DHCP / RA, and quarantine
         a("rogue-offer", "laptop sends bulb a DHCP offer", "laptop", "bulb", BLOCKED,
           Ether(src=laptop.mac, dst=bulb.mac) / IP(src=laptop.ip, dst=bulb.ip) / UDP(sport=67, dport=68)
@@ -267,8 +275,13 @@ def _run_attacks(lab: HomeLab, workdir: Path) -> list[dict[str, str]]:
     catchers = _Catchers(lab, workdir)
     catchers.start(CATCHERS)
     try:
-        for sender in sorted({a.sender for a in attacks}):
-            _send(lab, sender, [a.frame for a in attacks if a.sender == sender])
+        for a in (a for a in attacks if a.first):
+            _send(lab, a.sender, [a.frame])
+        with contextlib.suppress(LabError):  # a missing one shows as its own failure below
+            poll(lambda: all(catchers.seen(a.target, f"{run_id}-{a.id}") for a in attacks if a.first), "first", 10.0)
+        rest = [a for a in attacks if not a.first]
+        for sender in sorted({a.sender for a in rest}):
+            _send(lab, sender, [a.frame for a in rest if a.sender == sender])
         controls = [a for a in attacks if a.expected == DELIVERED]
         # Each sender sent its attacks and controls in one go: once every control has arrived, what did not arrive
         # was stopped (bounded: a missing control shows as its own failure).
@@ -285,20 +298,27 @@ def _run_attacks(lab: HomeLab, workdir: Path) -> list[dict[str, str]]:
 
 
 def _forged_dns_answer(lab: HomeLab, ctl: labctl.ControllerProcess) -> dict[str, Any]:
-    """cam asks the resolver for its profile's name, then forges the resolver's answer to itself from its own port;
-    control: the same answer from the resolver's port binds."""
-    cam, dhcp = labhosts.host("cam"), labhosts.host("dhcp")
+    """cam asks the resolver for its profile's name; then the resolver's answer is forged to it, once by cam itself
+    from its own port (the IP source guard holds it: the resolver's address is not cam's) and once by the laptop
+    (a held DNS answer that did not come in on a trusted port: ``wrong-port``). Control: the same answer from the
+    resolver's port binds."""
+    cam, dhcp, laptop = labhosts.host("cam"), labhosts.host("dhcp"), labhosts.host("laptop")
     txid, sport = 0x4D55, 40053
     _send(lab, "cam", [_dns_query(cam.ip, cam.mac, dhcp.mac, dhcp.ip, txid, sport)], repeat=1)
-    forged = _forged_dns(cam.ip, cam.mac, cam.mac, dhcp.ip, txid, sport)
-    _send(lab, "cam", [forged], repeat=1)
 
     def view() -> dict[str, Any]:
         return labctl.rest(REST_PORT, "/dns", "")
 
+    def bound() -> bool:
+        return FORGED_ADDRESS in json.dumps(view().get("names", []))
+
+    _send(lab, "cam", [_forged_dns(cam.ip, cam.mac, cam.mac, dhcp.ip, txid, sport)], repeat=1)
+    _wait(lambda: _alerted(ctl, "address-refused", cam.mac), "cam's forgery held by the source guard", 10.0, ctl=ctl)
+    by_device = bound()
+    _send(lab, "laptop", [_forged_dns(cam.ip, cam.mac, laptop.mac, dhcp.ip, txid, sport)], repeat=1)
     _wait(lambda: view().get("counters", {}).get("wrong-port", 0) >= 1, "forged answer counted", 10.0, ctl=ctl)
-    forged_bound = FORGED_ADDRESS in json.dumps(view().get("names", []))
+    by_host = bound()
     _send(lab, "dhcp", [_forged_dns(cam.ip, cam.mac, dhcp.mac, dhcp.ip, txid, sport)], repeat=1)
-    _wait(lambda: FORGED_ADDRESS in json.dumps(view().get("names", [])), "the resolver's answer bound", 10.0,
-          ctl=ctl)  # fmt: skip
-    return {"wrong_port": view()["counters"]["wrong-port"], "forged_bound": forged_bound, "control_bound": True}
+    _wait(bound, "the resolver's answer bound", 10.0, ctl=ctl)
+    return {"wrong_port": view()["counters"]["wrong-port"], "forged_bound": by_device or by_host,
+            "control_bound": True}  # fmt: skip
