@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 from mud_ryu.discovery import Announcement, Malformed, NoUrl
 from mud_ryu.enforcer_resolution import RECHECK_S, ResolutionEvents
-from mud_ryu.enforcer_state import Alert, Device, Effect, ResolveRequest
+from mud_ryu.enforcer_state import Alert, Device, Effect, ResolveRequest, SwitchState
 from mud_ryu.settings import DefaultPolicy
 from mud_ryu.truststore import TrustStoreError
 from mud_ryu.update_policy import Outcome
@@ -61,14 +61,31 @@ class AdmissionEvents(ResolutionEvents):
                 # on another switch but seen on an access port here: never learn it as an unmanaged host.
                 return []
             # A device of another switch arriving over an uplink: forwarding only, its policy ran at its own switch.
+        elif self._host_elsewhere(sw, port, mac):
+            # A source learned on another port that is still up (the router behind the uplink, a server) now seen
+            # here: taking it over would send its traffic to this port. Refused; its own flows stay where they are.
+            return [Alert("spoofed-source", mac, dpid, port, "", f"{mac} is a host on port {sw.hosts[mac]}: not moved")]
+        elif device is not None and (device.dpid, device.port) == (dpid, port) and not self.hosts_welcome(dpid, port):
+            # A MUD device back at its own place after a release or a link flap, sending before it announces again:
+            # never an unmanaged host (its policy would be left behind); bootstrap only until it announces.
+            return self._admit(dpid, port, mac, None, "learned", now, reason="returned-unannounced")
         elif self._beside_a_device(dpid, port, mac):
             return self._new_mac_beside_device(dpid, port, mac, now)
-        elif self.settings.default_policy is DefaultPolicy.BOOTSTRAP_ONLY and not self._uplink(dpid, port):
+        elif self.settings.default_policy is DefaultPolicy.BOOTSTRAP_ONLY and not self._server_side(dpid, port):
             return self._admit(dpid, port, mac, None, "learned", now)
         if sw.hosts.get(mac) == port:
             return []
         sw.hosts[mac] = port
         return self._sync(dpid, [("host", mac)])
+
+    def _server_side(self, dpid: int, port: int) -> bool:
+        """Uplinks and server ports: where routers and servers are, never quarantined as devices."""
+        return self._uplink(dpid, port) or (dpid, port) in self.settings.server_ports
+
+    def _host_elsewhere(self, sw: SwitchState, port: int, mac: str) -> bool:
+        """``mac`` is a learned host on another port of this switch that is still up."""
+        there = sw.hosts.get(mac)
+        return there is not None and there != port and there in sw.ports_up
 
     def _beside_a_device(self, dpid: int, port: int, mac: str) -> bool:
         """Whether ``mac`` is a new source on an access port that is a MUD device's place (and not a shared port):
@@ -127,6 +144,10 @@ class AdmissionEvents(ResolutionEvents):
             why = "dhcpv6-relayed-on-access-port: a Relay-Forward from an access port is not an announcement"
             return [Alert("malformed-announcement", mac, dpid, port, ann.url[:255], why)]
         device = self.devices.get(mac)
+        sw = self.switches[dpid]
+        if device is None and self._host_elsewhere(sw, port, mac):
+            return [Alert("spoofed-announcement", mac, dpid, port, ann.url[:255],
+                          f"{mac} is a host on port {sw.hosts[mac]}; not rebinding")]  # fmt: skip
         if device is not None and (device.dpid, device.port) != (dpid, port) and not self._vacated(device):
             # Its place is still its own (port up, or its switch away): not a move. Never silently rebind (THREATS.md
             # row 1): the trust record and the policy stay where they are.

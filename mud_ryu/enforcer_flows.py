@@ -285,10 +285,11 @@ class FlowBook:
 
     def _trusted_ingress(self, dpid: int, port: int) -> bool:
         """Whether frames from (dpid, port) may speak for a server (:mod:`mud_ryu.portguard`): a trusted port, or on a
-        switch without configured trusted ports, any port that is no MUD device's place."""
+        switch without configured trusted ports, any port that is no MUD device's place and not a shared port (hosts
+        learned on a port before a device arrives there are quarantined with it: see the admission path)."""
         if portguard.trusted_ports(self.settings, dpid):
             return portguard.is_trusted(self.settings, dpid, port)
-        return (dpid, port) not in self._at_port
+        return (dpid, port) not in self._at_port and not portguard.is_shared(self.settings, dpid, port)
 
     def _reindex(self) -> None:
         """Rebuild the use index from the devices (start, reconnect: also drops devices removed from the map)."""
@@ -337,7 +338,7 @@ class FlowBook:
             port = sw.hosts.get(str(key))
             if port is None:
                 return frozenset()
-            return frozenset(learned_host_rules(str(key), port, portguard.is_trusted(self.settings, sw.dpid, port)))
+            return frozenset(learned_host_rules(str(key), port, self._trusted_ingress(sw.dpid, port)))
         if kind == "flood":
             return frozenset(self._flood_flows(sw))
         if kind == "profile":

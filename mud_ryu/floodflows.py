@@ -25,7 +25,7 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 
 from mud_ryu.flowrule import FlowRule, MatchValue, Output, make_match
-from mud_ryu.pipeline import CookieKind, cookie, verify_rule
+from mud_ryu.pipeline import SRC_MANAGED_BIT, SRC_MFG_MASK, SRC_PROFILE_MASK, CookieKind, cookie, verify_rule
 
 ETH_ARP, ETH_IPV4, ETH_IPV6 = 0x0806, 0x0800, 0x86DD
 IPPROTO_ICMPV6, IPPROTO_UDP = 58, 17
@@ -36,6 +36,7 @@ FLOOD_COOKIE = cookie(CookieKind.FORWARD, sub=4)
 BOOTSTRAP_PRIORITY, ALLOWANCE_PRIORITY, GROUP_PRIORITY, UNKNOWN_PRIORITY = 130, 120, 100, 0
 
 Allowance = tuple[tuple[str, MatchValue], ...]  # a to-device accept rule's match without its metadata
+SOURCE_BITS = SRC_PROFILE_MASK | SRC_MFG_MASK | SRC_MANAGED_BIT  # what a rule knows of its peer by metadata
 
 
 def _is_group(value: MatchValue) -> bool:
@@ -83,6 +84,9 @@ def group_allowances(rules: Iterable[FlowRule]) -> tuple[Allowance, ...]:
         if rule.goto is None or "eth_dst" in rule.match_dict():
             continue  # a drop, or an Ethernet ACE naming a (unicast) destination MAC
         fields = rule.match_dict()
+        md = fields.get("metadata")
+        if isinstance(md, tuple) and isinstance(md[1], int) and md[1] & SOURCE_BITS:
+            continue  # it names its peer by metadata (manufacturer, model): the forward table could not tell
         dst = fields.get("ipv4_dst", fields.get("ipv6_dst"))
         if dst is not None and not _is_group(dst):
             continue

@@ -54,6 +54,7 @@ from mud_ryu.pipeline import (
 from mud_ryu.settings import MudSettings
 
 ND_REDIRECT = 137
+ETH_ARP = 0x0806
 GUARD_COOKIE = cookie(CookieKind.PIPELINE, sub=1)
 LEASE_SUB = 9
 LEASE_COOKIE = cookie(CookieKind.FORWARD, sub=LEASE_SUB)
@@ -116,6 +117,8 @@ def guard_rules(addresses: Iterable[str], dhcp_servers: Sequence[str] = ()) -> t
     for address in addresses:
         six = ":" in address
         matches.append({"eth_type": ETH_IPV6 if six else ETH_IPV4, "ipv6_src" if six else "ipv4_src": address})
+        if not six:  # nor an ARP claim of it: that would divert the devices' DNS/NTP traffic to the claimant
+            matches.append({"eth_type": ETH_ARP, "arp_spa": address})
     rules = [
         FlowRule(table="from_device", priority=int(Band.GUARD), match=make_match(metadata=UNTRUSTED, **m),
                  cookie=GUARD_COOKIE)

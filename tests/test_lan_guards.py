@@ -16,7 +16,7 @@ from mud_ryu.discovery import Announcement, NoUrl
 from mud_ryu.dnsframe import scan_dns
 from mud_ryu.enforcer import FlowUpdate
 from mud_ryu.enforcer_state import PacketOut
-from mud_ryu.flowrule import FlowRule
+from mud_ryu.flowrule import FlowRule, make_match
 from mud_ryu.settings import DefaultPolicy
 from mud_ryu.sourceguard import claimed_source
 from tests import dns_frames as dns
@@ -223,6 +223,19 @@ def test_a_broadcast_frame_to_a_devices_ip_does_not_reach_it(lab: Lab) -> None:
     assert _reaches(lab, Packet.icmp(3, LAPTOP, "33:33:ff:00:00:01", "fe80::3", "ff02::1:ff00:1", 135), 1)
 
 
+def test_group_allowances_never_drop_a_peer_named_by_metadata() -> None:
+    from mud_ryu.floodflows import group_allowances
+    from mud_ryu.pipeline import DST_MANAGED_BIT, DST_PROFILE_MASK, SRC_MFG_MASK, SRC_MFG_SHIFT
+
+    own = (2 << 16) | DST_MANAGED_BIT
+    same_mfg = FlowRule("to_device", 50000, make_match(metadata=(own | (7 << SRC_MFG_SHIFT), DST_PROFILE_MASK
+                        | DST_MANAGED_BIT | SRC_MFG_MASK), eth_type=0x0800, ip_proto=17, udp_dst=8008), 1,
+                        goto="forward")  # fmt: skip
+    anyone = FlowRule("to_device", 49996, make_match(metadata=(own, DST_PROFILE_MASK | DST_MANAGED_BIT),
+                      eth_type=0x0800, ip_proto=17, udp_dst=5353), 1, goto="forward")  # fmt: skip
+    assert group_allowances([same_mfg, anyone]) == ((("eth_type", 0x0800), ("ip_proto", 17), ("udp_dst", 5353)),)
+
+
 def test_group_traffic_its_policy_allows_reaches_the_device(tmp_path: Path) -> None:
     lab = _lab(tmp_path)
     mdns_url = "https://mud.test/speaker.json"
@@ -300,3 +313,45 @@ def test_the_held_frame_parser_reads_the_claimed_source() -> None:
     assert claimed_source(bytes(eth / IPv6(src="::", dst="ff02::1") / UDP()), True) is None  # not a DAD probe
     assert claimed_source(b"\x02" * 20, False) is None
     assert claimed_source(bytes(Ether(src="01:00:5e:00:00:01", dst=BCAST) / IP(src="10.0.0.9")), False) is None
+
+
+# ---- found in review: more ways around it
+def test_a_device_port_cannot_take_over_the_routers_mac(lab: Lab) -> None:
+    lab.apply(lab.enforcer.learned(DPID, PEER_PORT, PEER_MAC, NOW))  # the router, behind the uplink
+    effects = lab.apply(lab.enforcer.learned(DPID, 1, PEER_MAC, NOW))  # bulb's port sends from the router's MAC
+    assert alerts(effects) == ["spoofed-source"] and PEER_MAC not in lab.enforcer.devices
+    assert lab.enforcer.switches[DPID].hosts[PEER_MAC] == PEER_PORT
+    assert _reaches(lab, Packet.tcp(1, BULB, PEER_MAC, IPS[BULB], PEER, 40000, 443), PEER_PORT)  # still there
+    ann = Announcement("dhcpv4", PEER_MAC, None, URL, msg_type=3, chaddr=PEER_MAC)
+    assert alerts(lab.enforcer.discovered(DPID, 1, ann, NOW)) == ["spoofed-announcement"]
+
+
+def test_a_released_device_is_not_an_unmanaged_host_when_it_sends_again(lab: Lab) -> None:
+    lab.apply(lab.enforcer.discovered(DPID, 1, NoUrl("dhcpv4", BULB, None, msg_type=7, chaddr=BULB), NOW))
+    lab.apply(lab.enforcer.learned(DPID, 1, BULB, NOW))  # it goes on sending without announcing
+    assert lab.enforcer.devices[BULB].state == "quarantined"
+    assert not _reaches(lab, Packet.tcp(1, BULB, PEER_MAC, IPS[BULB], PEER, 40000, 22), PEER_PORT)
+    lab.apply(lab.enforcer.port_down(DPID, 1, NOW))  # a link flap: the same
+    lab.apply(lab.enforcer.port_up(DPID, 1))
+    lab.apply(lab.enforcer.learned(DPID, 1, BULB, NOW))
+    assert lab.enforcer.devices[BULB].state == "quarantined"
+
+
+def test_no_arp_claim_of_a_servers_address_from_an_access_port(lab: Lab) -> None:
+    assert not lab.sim.process(Packet.arp(3, LAPTOP, BCAST, SERVER, IPS[BULB], op=2)).outputs
+    assert 1 in lab.sim.process(Packet.arp(SERVER_PORT, SERVER_MAC, BCAST, SERVER, IPS[BULB], op=2)).outputs
+
+
+def test_bootstrap_only_does_not_quarantine_the_servers(tmp_path: Path) -> None:
+    lab = Lab(tmp_path / "state", DefaultPolicy.BOOTSTRAP_ONLY, server_ports=frozenset({(DPID, SERVER_PORT)}))
+    lab.connect()
+    lab.apply(lab.enforcer.learned(DPID, SERVER_PORT, SERVER_MAC, NOW))
+    assert SERVER_MAC not in lab.enforcer.devices and lab.enforcer.switches[DPID].hosts[SERVER_MAC] == SERVER_PORT
+
+
+def test_without_trusted_ports_a_shared_port_is_not_trusted(tmp_path: Path) -> None:
+    lab = _lab(tmp_path, server_ports=frozenset(), uplink_ports=frozenset(), shared_ports=frozenset({(DPID, 1)}))
+    lab.announce(BULB, 1, URL)
+    lab.resolve(URL, ip_mud_file(URL))
+    lab.apply(lab.enforcer.learned(DPID, 1, NEW_MAC, NOW))  # a host beside the device on the access point
+    assert not _reaches(lab, Packet.udp(1, NEW_MAC, BULB, SERVER, IPS[BULB], 123, 9999), 1)
