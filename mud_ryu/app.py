@@ -322,10 +322,12 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
         if in_port is None or len(data) < 14:
             return
         now = time.monotonic()
-        if not self._punt_limit.take((dpid, in_port), now):
+        parts = parse_cookie(msg.cookie)
+        # One bucket per port and kind of copy: a flood of one kind (a device's DNS queries, whose held answers all
+        # come in on the resolver's port) must not starve another (the DHCP acknowledgements on that port).
+        if not self._punt_limit.take((dpid, in_port, parts.kind, parts.sub), now):
             self._dropped_punts += 1  # the switch meter should have caught it; count, do not queue
             return
-        parts = parse_cookie(msg.cookie)
         if parts.kind == int(CookieKind.DEVICE) and parts.sub == DNS_SUB:
             self._execute(self.enforcer.dns_seen(scan_dns(data), time.time(), data, ingress=(dpid, in_port)))
         elif parts.kind == int(CookieKind.FORWARD) and parts.sub == PUNT_SUB:

@@ -24,7 +24,8 @@ from mud_ryu.urlgate import UrlRejected
 
 log = logging.getLogger(__name__)
 DHCPRELEASE = 7
-NEW_MAC_REASON = "new-mac-on-device-port"  # a quarantined host: a new source MAC on a MUD device's access port
+NEW_MAC_REASON = "new-mac-on-device-port"
+MAX_NEW_MACS_PER_PORT = 4  # a quarantined host: a new source MAC on a MUD device's access port
 
 
 class AdmissionEvents(ResolutionEvents):
@@ -94,7 +95,13 @@ class AdmissionEvents(ResolutionEvents):
         return not self.hosts_welcome(dpid, port) and bool(self.devices_at(dpid, port) - {mac})
 
     def _new_mac_beside_device(self, dpid: int, port: int, mac: str, now: float) -> list[Effect]:
-        """Bootstrap only (quarantined, no URL) until it announces a URL of its own; the operator is told."""
+        """Bootstrap only (quarantined, no URL) until it announces a URL of its own; the operator is told. At most
+        MAX_NEW_MACS_PER_PORT are recorded per port: beyond, a MAC flood gets alerts only (the port's catch flow
+        already holds every unknown source there to bootstrap, with no state at the controller)."""
+        here = [m for m in self.devices_at(dpid, port) if self.devices[m].reason == NEW_MAC_REASON]
+        if len(here) >= MAX_NEW_MACS_PER_PORT:
+            return [Alert("new-mac-flood", mac, dpid, port, "",
+                          f"more than {MAX_NEW_MACS_PER_PORT} new source MACs on this port: not recorded")]  # fmt: skip
         effects = self._admit(dpid, port, mac, None, "learned", now, reason=NEW_MAC_REASON)
         others = ", ".join(sorted(self.devices_at(dpid, port) - {mac}))
         message = (f"a new source MAC on the port of MUD device {others}: bootstrap only until it announces a URL of "
