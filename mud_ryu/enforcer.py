@@ -236,8 +236,8 @@ class Enforcer(AdmissionEvents):
     def flows_refused(
         self, dpid: int, rules: Iterable[FlowRule], confirms: Iterable[str], reason: str, now: float
     ) -> list[Effect]:
-        """The switch refused ``rules`` (sent in one update whose barrier would have confirmed ``confirms``). The
-        owners holding them are forgotten from the book, so a retry sends all their flows again; their devices are
+        """The switch refused ``rules`` (sent in one update whose barrier would have confirmed ``confirms``). Those
+        rules leave the book of the owners holding them, so a retry sends them again; their devices are
         not confirmed (their records stay as they were: what the switch holds is not what they say); the operator is
         told. :meth:`retry_refused` resends after a backoff (1 s, doubling to 60 s while refusals go on)."""
         sw = self.switches.get(dpid)
@@ -246,7 +246,9 @@ class Enforcer(AdmissionEvents):
         refused = frozenset(rules)
         owners = [owner for owner, flows in sw.owners.items() if flows & refused]
         for owner in owners:
-            self._set_owner(sw, owner, frozenset())
+            # Only what was refused leaves the book: the retry's diff sends it again, and what the switch accepted
+            # stays known, so a change before the retry still deletes what it no longer wants.
+            self._set_owner(sw, owner, sw.owners[owner] - refused)
         retry = self._refusals.setdefault(dpid, _Retry())
         retry.owners.update(owners)
         retry.confirms.update(confirms)
