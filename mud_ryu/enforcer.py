@@ -202,12 +202,15 @@ class Enforcer(AdmissionEvents):
         device = self.devices.get(mac)
         if device is None or device.state == "absent" or (device.dpid, device.port) != (dpid, port):
             return []  # not a device placed here (its own classification would have caught a wrong port)
+        already = bool(self.bindings.of(mac) & {address})
         result = self.bindings.claim(mac, address)
         if isinstance(result, Refused):
             why = f"{address} refused ({result.reason}{': held by ' + result.holder if result.holder else ''})"
             return [Alert("address-refused", mac, dpid, port, "", why)]
         effects = self._sync(dpid, [("device", mac)])
-        if held:
+        if held and not already:
+            # Put back only when this frame bound the address: a frame held although its address is bound (an ARP
+            # with another sender MAC) would be held again, for ever; it stays dropped.
             effects.append(PacketOut(dpid, port, held, resubmit=True))
         return effects
 

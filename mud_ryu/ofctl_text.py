@@ -20,6 +20,7 @@ OVS_NAMES = {
     "ipv6_flabel": "ipv6_label",
     "icmpv4_type": "icmp_type",
     "icmpv4_code": "icmp_code",
+    "ipv6_nd_target": "nd_target",
 }
 HEX_FIELDS = frozenset({"metadata", "eth_type", "vlan_vid", "ipv6_flabel"})
 TCP_FLAG_NAMES = ("fin", "syn", "rst", "psh", "ack", "urg", "ece", "cwr", "ns")

@@ -59,11 +59,13 @@ _FIELDS: dict[str, tuple[int, str, int]] = {
     "arp_op": (21, "int", 2),
     "arp_spa": (22, "ipv4", 4),
     "arp_tpa": (23, "ipv4", 4),
+    "arp_sha": (24, "mac", 6),
     "ipv6_src": (26, "ipv6", 16),
     "ipv6_dst": (27, "ipv6", 16),
     "ipv6_flabel": (28, "int", 4),
     "icmpv6_type": (29, "int", 1),
     "icmpv6_code": (30, "int", 1),
+    "ipv6_nd_target": (31, "ipv6", 16),
 }
 _EXPERIMENTER_FIELDS: dict[str, tuple[int, int, int]] = {"tcp_flags": (ONF_EXPERIMENTER_ID, 42, 2)}
 _HEADER = struct.Struct("!BBHI")

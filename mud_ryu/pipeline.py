@@ -68,6 +68,8 @@ _L3L4 = frozenset(
         "arp_op",
         "arp_spa",
         "arp_tpa",
+        "arp_sha",
+        "ipv6_nd_target",
         "eth_src",
         "eth_dst",
         "vlan_vid",
@@ -87,7 +89,8 @@ TABLES: tuple[Table, ...] = (
     Table(
         "source_guard",
         1,
-        frozenset({"metadata", "eth_src", "eth_type", "ipv4_src", "ipv6_src", "arp_spa", "ip_proto", "icmpv6_type"}),
+        frozenset({"metadata", "eth_src", "eth_type", "ipv4_src", "ipv6_src", "arp_spa", "arp_sha", "ip_proto",
+                   "icmpv6_type", "ipv6_nd_target"}),
         "classify_dst",
     ),
     Table("classify_dst", 2, frozenset({"eth_dst", "eth_type", "vlan_vid", "ip_proto", "udp_src"}), "from_device"),

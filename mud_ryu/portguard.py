@@ -117,7 +117,12 @@ def guard_rules(addresses: Iterable[str], dhcp_servers: Sequence[str] = ()) -> t
     for address in addresses:
         six = ":" in address
         matches.append({"eth_type": ETH_IPV6 if six else ETH_IPV4, "ipv6_src" if six else "ipv4_src": address})
-        if not six:  # nor an ARP claim of it: that would divert the devices' DNS/NTP traffic to the claimant
+        # nor a neighbour claim of it (ARP, an IPv6 neighbour advertisement): that would divert the devices' traffic
+        # for the server to the claimant
+        if six:
+            matches.append({"eth_type": ETH_IPV6, "ip_proto": IPPROTO_ICMPV6, "icmpv6_type": 136,
+                            "ipv6_nd_target": address})  # fmt: skip
+        else:
             matches.append({"eth_type": ETH_ARP, "arp_spa": address})
     rules = [
         FlowRule(table="from_device", priority=int(Band.GUARD), match=make_match(metadata=UNTRUSTED, **m),

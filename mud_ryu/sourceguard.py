@@ -11,7 +11,8 @@ packet from a new address is not lost -- or refuses it (alert) and the frame sta
 (their policy is no policy).
 
 What it stops: a MUD device sourcing a server's or another device's address (to pass as them in other devices'
-to-device policies, or to hide), ARP replies for addresses it does not hold.
+to-device policies, or to hide), ARP for addresses it does not hold or with another sender MAC, neighbour
+advertisements for targets that are not its own (ND cache poisoning).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ HELD_SUB, DAD_SUB, BINDING_SUB = 5, 6, 7
 HELD_COOKIE = cookie(CookieKind.FORWARD, sub=HELD_SUB)
 DAD_COOKIE = cookie(CookieKind.FORWARD, sub=DAD_SUB)
 SHARED_COOKIE = cookie(CookieKind.FORWARD, sub=8)
+ND_NA = 136
+ADVERT_PRIORITY, FOREIGN_ADVERT_PRIORITY = 310, 305  # above the source bindings: an NA's target is checked first
 BINDING_PRIORITY, DAD_PRIORITY, UNADDRESSED_PRIORITY, HELD_PRIORITY = 300, 210, 200, 100
 MANAGED = (SRC_MANAGED_BIT, SRC_MANAGED_BIT)
 
@@ -49,6 +52,10 @@ def shared_rules(metered: bool) -> tuple[FlowRule, ...]:
         FlowRule(table="source_guard", priority=UNADDRESSED_PRIORITY, cookie=SHARED_COOKIE, goto=go,
                  match=make_match(metadata=MANAGED, eth_type=ETH_ARP, arp_spa="0.0.0.0")),
     ]  # fmt: skip
+    # A neighbour advertisement for a target that is not the device's own: dropped (no ND cache poisoning).
+    rules.append(FlowRule(table="source_guard", priority=FOREIGN_ADVERT_PRIORITY, cookie=SHARED_COOKIE,
+                          match=make_match(metadata=MANAGED, eth_type=ETH_IPV6, ip_proto=IPPROTO_ICMPV6,
+                                           icmpv6_type=ND_NA)))  # fmt: skip
     for eth_type in (ETH_IPV4, ETH_IPV6, ETH_ARP):
         rules.append(FlowRule(table="source_guard", priority=HELD_PRIORITY, cookie=HELD_COOKIE, meter=meter,
                               match=make_match(metadata=MANAGED, eth_type=eth_type),
@@ -65,9 +72,15 @@ def binding_rules(mac: str, device_id: int, addresses: frozenset[str]) -> tuple[
     for address in sorted(addresses):
         if ":" in address:
             matches = [make_match(eth_src=mac, eth_type=ETH_IPV6, ipv6_src=address)]
+            # Its neighbour advertisements may speak only for its own addresses (no ND cache poisoning).
+            advert = make_match(eth_src=mac, eth_type=ETH_IPV6, ip_proto=IPPROTO_ICMPV6, icmpv6_type=ND_NA,
+                                ipv6_nd_target=address)  # fmt: skip
+            rules.append(FlowRule(table="source_guard", priority=ADVERT_PRIORITY, match=advert, cookie=ck,
+                                  goto="classify_dst"))  # fmt: skip
         else:
+            # ARP: its own sender address, and its own MAC as the sender hardware address.
             matches = [make_match(eth_src=mac, eth_type=ETH_IPV4, ipv4_src=address),
-                       make_match(eth_src=mac, eth_type=ETH_ARP, arp_spa=address)]  # fmt: skip
+                       make_match(eth_src=mac, eth_type=ETH_ARP, arp_spa=address, arp_sha=mac)]  # fmt: skip
         rules += [FlowRule(table="source_guard", priority=BINDING_PRIORITY, match=m, cookie=ck, goto="classify_dst")
                   for m in matches]  # fmt: skip
     for rule in rules:

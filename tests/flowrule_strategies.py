@@ -63,6 +63,8 @@ FIELD_VALUES.update(
     ipv4_dst=st.one_of(_v4, _v4_net),
     arp_spa=_v4,
     arp_tpa=_v4,
+    arp_sha=_mac,
+    ipv6_nd_target=_v6,
     ipv6_src=st.one_of(_v6, _v6_net),
     ipv6_dst=st.one_of(_v6, _v6_net),
 )

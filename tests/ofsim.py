@@ -36,11 +36,11 @@ WIDTH: dict[str, int] = {
     "ip_proto": 8, "ip_dscp": 6, "ip_ecn": 2, "ipv4_src": 32, "ipv4_dst": 32, "ipv6_src": 128,
     "ipv6_dst": 128, "ipv6_flabel": 20, "tcp_src": 16, "tcp_dst": 16, "udp_src": 16, "udp_dst": 16,
     "icmpv4_type": 8, "icmpv4_code": 8, "icmpv6_type": 8, "icmpv6_code": 8, "tcp_flags": 12,
-    "arp_op": 16, "arp_spa": 32, "arp_tpa": 32,
+    "arp_op": 16, "arp_spa": 32, "arp_tpa": 32, "arp_sha": 48, "ipv6_nd_target": 128,
 }
-_MAC_FIELDS = {"eth_src", "eth_dst"}
+_MAC_FIELDS = {"eth_src", "eth_dst", "arp_sha"}
 _V4_FIELDS = {"ipv4_src", "ipv4_dst", "arp_spa", "arp_tpa"}
-_V6_FIELDS = {"ipv6_src", "ipv6_dst"}
+_V6_FIELDS = {"ipv6_src", "ipv6_dst", "ipv6_nd_target"}
 _ETH_IP = frozenset({0x0800, 0x86DD})
 
 # field -> list of (prerequisite field, allowed exact values), from OpenFlow 1.3 table 12
@@ -54,7 +54,9 @@ PREREQS: dict[str, tuple[tuple[str, frozenset[int]], ...]] = {
        for f in ("icmpv4_type", "icmpv4_code")},
     **{f: (("ip_proto", frozenset({58})), ("eth_type", frozenset({0x86DD})))
        for f in ("icmpv6_type", "icmpv6_code")},
-    **{f: (("eth_type", frozenset({0x0806})),) for f in ("arp_op", "arp_spa", "arp_tpa")},
+    **{f: (("eth_type", frozenset({0x0806})),) for f in ("arp_op", "arp_spa", "arp_tpa", "arp_sha")},
+    "ipv6_nd_target": (("icmpv6_type", frozenset({135, 136})), ("ip_proto", frozenset({58})),
+                       ("eth_type", frozenset({0x86DD}))),
 }
 
 

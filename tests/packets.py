@@ -66,6 +66,8 @@ class Packet:
     icmp_type: int | None = None
     icmp_code: int | None = None
     arp_op: int | None = None
+    arp_sha: str | None = None  # ARP sender hardware address (None: the Ethernet source)
+    nd_target: str | None = None  # ICMPv6 neighbour solicitation/advertisement target (None: ::)
 
     # --- constructors -------------------------------------------------------------------
     @staticmethod
@@ -135,6 +137,7 @@ class Packet:
             f["arp_op"] = self.arp_op or 0
             f["arp_spa"] = int(ipaddress.IPv4Address(self.ip_src))
             f["arp_tpa"] = int(ipaddress.IPv4Address(self.ip_dst))
+            f["arp_sha"] = mac_to_int(self.arp_sha or self.eth_src)
             return f
         if not self.is_ip:
             return f
@@ -158,6 +161,8 @@ class Packet:
             icmp = "icmpv6" if v6 else "icmpv4"
             f[f"{icmp}_type"] = self.icmp_type or 0
             f[f"{icmp}_code"] = self.icmp_code or 0
+            if v6 and self.icmp_type in (135, 136):
+                f["ipv6_nd_target"] = int(ipaddress.IPv6Address(self.nd_target or "::"))
         return f
 
     def ovs_flow(self) -> str:
@@ -166,7 +171,8 @@ class Packet:
         if self.vlan is not None:
             parts.append(f"dl_vlan={self.vlan}")
         if self.eth_type == ETH_ARP:
-            parts += ["arp", f"arp_op={self.arp_op or 0}", f"arp_spa={self.ip_src}", f"arp_tpa={self.ip_dst}"]
+            parts += ["arp", f"arp_op={self.arp_op or 0}", f"arp_spa={self.ip_src}", f"arp_tpa={self.ip_dst}",
+                      f"arp_sha={self.arp_sha or self.eth_src}"]
             return ",".join(parts)
         if not self.is_ip:
             parts.append(f"dl_type=0x{self.eth_type:04x}")
@@ -190,6 +196,8 @@ class Packet:
         elif kw == "icmp":
             icmp = "icmpv6" if v6 else "icmp"
             parts += [f"{icmp}_type={self.icmp_type or 0}", f"{icmp}_code={self.icmp_code or 0}"]
+            if v6 and self.icmp_type in (135, 136):
+                parts.append(f"nd_target={self.nd_target or '::'}")
         return ",".join(parts)
 
 

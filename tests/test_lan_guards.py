@@ -365,3 +365,29 @@ def test_a_mac_flood_on_a_device_port_is_bounded(lab: Lab) -> None:
     assert len(lab.enforcer.devices_at(DPID, 1)) == 5  # bulb and four recorded newcomers
     flooded = Packet.tcp(1, "02:00:00:00:aa:09", PEER_MAC, "10.0.0.9", PEER, 40000, 22)
     assert not _reaches(lab, flooded, PEER_PORT)  # unrecorded, still bootstrap only at the switch
+
+
+def test_arp_and_neighbour_advertisements_speak_only_for_the_devices_own_addresses(lab: Lab) -> None:
+    own_arp = Packet(1, BULB, BCAST, 0x0806, ip_src=IPS[BULB], ip_dst=SERVER, arp_op=2)
+    assert 3 in lab.sim.process(own_arp).outputs  # control
+    other_sha = Packet(1, BULB, BCAST, 0x0806, ip_src=IPS[BULB], ip_dst=SERVER, arp_op=2, arp_sha=PEER_MAC)
+    assert not lab.sim.process(other_sha).outputs  # held: a sender MAC that is not its own
+    effects = lab.enforcer.source_seen(DPID, 1, BULB, IPS[BULB], NOW, b"frame")
+    assert not any(isinstance(e, PacketOut) for e in effects)  # not put back: it would only be held again
+    lab.bind(BULB, 1, "fe80::1")
+    na = Packet(1, BULB, "33:33:00:00:00:01", 0x86DD, ip_src="fe80::1", ip_dst="ff02::1", ip_proto=58,
+                icmp_type=136, icmp_code=0, nd_target="fe80::1")  # fmt: skip
+    assert 3 in lab.sim.process(na).outputs  # control: its own address
+    poison = Packet(1, BULB, "33:33:00:00:00:01", 0x86DD, ip_src="fe80::1", ip_dst="ff02::1", ip_proto=58,
+                    icmp_type=136, icmp_code=0, nd_target="fe80::64")  # fmt: skip
+    assert not lab.sim.process(poison).outputs  # the router's (or anyone's) address: dropped
+
+
+def test_no_neighbour_advertisement_for_a_servers_ipv6_address_from_an_access_port(tmp_path: Path) -> None:
+    lab = _lab(tmp_path, dns_servers=(SERVER, "fd00::53"))
+    na = Packet(3, LAPTOP, "33:33:00:00:00:01", 0x86DD, ip_src="fe80::3", ip_dst="ff02::1", ip_proto=58,
+                icmp_type=136, icmp_code=0, nd_target="fd00::53")  # fmt: skip
+    assert not lab.sim.process(na).outputs
+    real = Packet(SERVER_PORT, SERVER_MAC, "33:33:00:00:00:01", 0x86DD, ip_src="fe80::64", ip_dst="ff02::1",
+                  ip_proto=58, icmp_type=136, icmp_code=0, nd_target="fd00::53")  # fmt: skip
+    assert 3 in lab.sim.process(real).outputs
