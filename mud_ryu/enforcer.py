@@ -27,6 +27,7 @@ this module: start-up from the stores, switch and port events, operator syncs an
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 from collections.abc import Iterable
 
@@ -47,6 +48,7 @@ from mud_ryu.truststore import TrustStoreError
 from mud_ryu.update_types import DeviceId
 
 log = logging.getLogger(__name__)
+RESUBMIT_MEMORY = 4096  # held frames remembered as put back once
 REFUSAL_RETRY_FIRST_S = 1.0
 REFUSAL_RETRY_MAX_S = 60.0
 
@@ -71,6 +73,7 @@ class Enforcer(AdmissionEvents):
         """``dns_store``: where DNS-learned bindings are kept across restarts (None: in memory only)."""
         super().__init__(settings, store, trust)
         self._refusals: dict[int, _Retry] = {}
+        self._resubmitted: dict[bytes, None] = {}  # digests of held frames put back (oldest first)
         self._trust_over_rows()
         for device in self.devices.values():
             if device.url and device.sha256 and device.url not in self.profiles:
@@ -202,17 +205,25 @@ class Enforcer(AdmissionEvents):
         device = self.devices.get(mac)
         if device is None or device.state == "absent" or (device.dpid, device.port) != (dpid, port):
             return []  # not a device placed here (its own classification would have caught a wrong port)
-        already = bool(self.bindings.of(mac) & {address})
         result = self.bindings.claim(mac, address)
         if isinstance(result, Refused):
             why = f"{address} refused ({result.reason}{': held by ' + result.holder if result.holder else ''})"
             return [Alert("address-refused", mac, dpid, port, "", why)]
         effects = self._sync(dpid, [("device", mac)])
-        if held and not already:
-            # Put back only when this frame bound the address: a frame held although its address is bound (an ARP
-            # with another sender MAC) would be held again, for ever; it stays dropped.
+        if held and self._first_resubmit(held):
+            # Put back once: frames held while the binding was on its way pass now; one held although its address
+            # is bound (an ARP with another sender MAC) comes back and stays dropped, never a loop.
             effects.append(PacketOut(dpid, port, held, resubmit=True))
         return effects
+
+    def _first_resubmit(self, frame: bytes) -> bool:
+        key = hashlib.blake2b(frame, digest_size=16).digest()
+        if key in self._resubmitted:
+            return False
+        self._resubmitted[key] = None
+        if len(self._resubmitted) > RESUBMIT_MEMORY:
+            self._resubmitted.pop(next(iter(self._resubmitted)))
+        return True
 
     def lease_seen(self, dpid: int, port: int, lease: Lease) -> list[Effect]:
         """A DHCPACK that came in on (dpid, port): from a trusted port, its address is bound to its client (see
