@@ -66,10 +66,8 @@ class AdmissionEvents(ResolutionEvents):
             # A source learned on another port that is still up (the router behind the uplink, a server) now seen
             # here: taking it over would send its traffic to this port. Refused; its own flows stay where they are.
             return [Alert("spoofed-source", mac, dpid, port, "", f"{mac} is a host on port {sw.hosts[mac]}: not moved")]
-        elif device is not None and (device.dpid, device.port) == (dpid, port) and not self.hosts_welcome(dpid, port):
-            # A MUD device back at its own place after a release or a link flap, sending before it announces again:
-            # never an unmanaged host (its policy would be left behind); bootstrap only until it announces.
-            return self._admit(dpid, port, mac, None, "learned", now, reason="returned-unannounced")
+        elif device is not None and not self._server_side(dpid, port):
+            return self._returned(device, dpid, port, now)
         elif self._beside_a_device(dpid, port, mac):
             return self._new_mac_beside_device(dpid, port, mac, now)
         elif self.settings.default_policy is DefaultPolicy.BOOTSTRAP_ONLY and not self._server_side(dpid, port):
@@ -78,6 +76,19 @@ class AdmissionEvents(ResolutionEvents):
             return []
         sw.hosts[mac] = port
         return self._sync(dpid, [("host", mac)])
+
+    def _returned(self, device: Device, dpid: int, port: int, now: float) -> list[Effect]:
+        """A known MUD device, absent (released, its link flapped, or moved), sending before it announces again:
+        never an unmanaged host, or its policy would be left behind. Bootstrap only until it announces; at a new
+        place only once the old one is vacated (its trust moves with it, as for an announcement), else a spoof."""
+        mac = device.mac
+        if (device.dpid, device.port) != (dpid, port):
+            if not self._vacated(device):
+                why = f"{mac} is a MUD device at dpid {device.dpid:016x} port {device.port}: not moved"
+                return [Alert("spoofed-source", mac, dpid, port, "", why)]
+            with _trust_errors():
+                self.trust.moved(DeviceId(device.dpid, device.port, mac), DeviceId(dpid, port, mac))
+        return self._admit(dpid, port, mac, None, "learned", now, reason="returned-unannounced")
 
     def _server_side(self, dpid: int, port: int) -> bool:
         """Uplinks and server ports: where routers and servers are, never quarantined as devices."""

@@ -19,6 +19,7 @@ from mud_ryu.enforcer_state import PacketOut
 from mud_ryu.flowrule import FlowRule, make_match
 from mud_ryu.settings import DefaultPolicy
 from mud_ryu.sourceguard import claimed_source
+from mud_ryu.update_types import DeviceId
 from tests import dns_frames as dns
 from tests.enforcer_lab import BULB, BULB2, DPID, IPS, LAPTOP, NOW, PEER, PEER_MAC, PEER_PORT, URL, Lab, alerts
 from tests.mudfiles import ip_mud_file
@@ -392,3 +393,18 @@ def test_no_neighbour_advertisement_for_a_servers_ipv6_address_from_an_access_po
     real = Packet(SERVER_PORT, SERVER_MAC, "33:33:00:00:00:01", 0x86DD, ip_src="fe80::64", ip_dst="ff02::1",
                   ip_proto=58, icmp_type=136, icmp_code=0, nd_target="fd00::53")  # fmt: skip
     assert 3 in lab.sim.process(real).outputs
+
+
+def test_a_device_that_moves_and_sends_without_announcing_is_quarantined_with_its_trust(lab: Lab) -> None:
+    lab.apply(lab.enforcer.port_down(DPID, 1, NOW))  # unplugged from port 1 ...
+    lab.apply(lab.enforcer.learned(DPID, 2, BULB, NOW))  # ... and plugged into port 2, sending at once
+    device = lab.enforcer.devices[BULB]
+    assert (device.port, device.state) == (2, "quarantined") and BULB not in lab.enforcer.switches[DPID].hosts
+    assert not _reaches(lab, Packet.tcp(2, BULB, PEER_MAC, IPS[BULB], PEER, 40000, 22), PEER_PORT)
+    assert lab.trust.record(DeviceId(DPID, 2, BULB)).current_url == URL  # its pin and history came along
+
+
+def test_a_device_whose_port_is_up_is_not_moved_by_its_mac_elsewhere(lab: Lab) -> None:
+    lab.apply(lab.enforcer.discovered(DPID, 1, NoUrl("dhcpv4", BULB, None, msg_type=7, chaddr=BULB), NOW))
+    assert alerts(lab.apply(lab.enforcer.learned(DPID, 2, BULB, NOW))) == ["spoofed-source"]
+    assert lab.enforcer.devices[BULB].port == 1 and BULB not in lab.enforcer.switches[DPID].hosts
