@@ -31,7 +31,7 @@ import hashlib
 import logging
 from collections.abc import Iterable
 
-from mud_ryu import portguard, sourceguard
+from mud_ryu import sourceguard
 from mud_ryu.address_bindings import Refused
 from mud_ryu.devicestore import DeviceStore
 from mud_ryu.dhcp_lease import Lease
@@ -105,7 +105,7 @@ class Enforcer(AdmissionEvents):
     def switch_up(self, dpid: int, ports: Iterable[int], metered: bool) -> None:
         """A switch connected. Nothing is sent until :meth:`reconcile` hears what it already holds."""
         sw = SwitchState(dpid, metered, set(ports))
-        trusted = portguard.trusted_ports(self.settings, dpid)
+        trusted = self.trusted_ports(dpid)
         if trusted:
             log.info("dpid=%016x trusted ports (uplinks, servers): %s", dpid, ", ".join(map(str, sorted(trusted))))
         else:
@@ -228,7 +228,7 @@ class Enforcer(AdmissionEvents):
     def lease_seen(self, dpid: int, port: int, lease: Lease) -> list[Effect]:
         """A DHCPACK that came in on (dpid, port): from a trusted port, its address is bound to its client (see
         :meth:`AddressBindings.assign`); a device that had claimed it loses it, and the operator is told."""
-        if not portguard.trusted_ports(self.settings, dpid) or not self._trusted_ingress(dpid, port):
+        if not self.trusted_ports(dpid) or not self._trusted_ingress(dpid, port):
             return []  # without configured trusted ports anyone could send an "ACK": claims stay first come
         previous = self.bindings.holder(lease.address)
         result = self.bindings.assign(lease.client_mac, lease.address)

@@ -66,6 +66,7 @@ class FlowBook:
         self._placement: dict[str, Placement] = {}
         self._users: dict[Placement, set[str]] = {}
         self._url_of_profile: dict[int, str] = {}
+        self._trusted = portguard.trusted_by_switch(settings)  # dpid -> its uplinks and server ports
         # The IP source guard's bindings: which addresses each managed device may send from (first come).
         servers = portguard.server_addresses(settings)
         self.bindings = AddressBindings(servers=frozenset(servers))
@@ -279,6 +280,10 @@ class FlowBook:
             self._port_of[mac] = key
             self._at_port.setdefault(key, set()).add(mac)
 
+    def trusted_ports(self, dpid: int) -> frozenset[int]:
+        """The uplinks and server ports of ``dpid`` (:mod:`mud_ryu.portguard`)."""
+        return self._trusted.get(dpid, frozenset())
+
     def devices_at(self, dpid: int, port: int) -> frozenset[str]:
         """The MACs of the devices (not absent) whose place is (dpid, port)."""
         return frozenset(self._at_port.get((dpid, port), ()))
@@ -287,8 +292,9 @@ class FlowBook:
         """Whether frames from (dpid, port) may speak for a server (:mod:`mud_ryu.portguard`): a trusted port, or on a
         switch without configured trusted ports, any port that is no MUD device's place and not a shared port (hosts
         learned on a port before a device arrives there are quarantined with it: see the admission path)."""
-        if portguard.trusted_ports(self.settings, dpid):
-            return portguard.is_trusted(self.settings, dpid, port)
+        trusted = self.trusted_ports(dpid)
+        if trusted:
+            return port in trusted
         return (dpid, port) not in self._at_port and not portguard.is_shared(self.settings, dpid, port)
 
     def _reindex(self) -> None:
@@ -320,7 +326,7 @@ class FlowBook:
         """What one owner should hold on one switch now (computed for that owner only: events stay cheap)."""
         kind, key = owner
         if kind == "switch":
-            trusted = portguard.trusted_ports(self.settings, sw.dpid)
+            trusted = self.trusted_ports(sw.dpid)
             return frozenset((
                 *pipeline_rules(self.settings.dhcp_servers), *switch_rules(sw.metered, trust_unknown=not trusted),
                 *self._guard, *(portguard.trusted_port_rule(p, sw.metered) for p in sorted(trusted)),
@@ -329,7 +335,7 @@ class FlowBook:
             ))  # fmt: skip
         if kind == "punt":
             assert isinstance(key, int)
-            up = key in sw.ports_up and key not in portguard.trusted_ports(self.settings, sw.dpid)
+            up = key in sw.ports_up and key not in self.trusted_ports(sw.dpid)
             return frozenset(punt_rules(key, sw.metered)) if up else frozenset()
         if kind == "device":
             device = self.devices.get(str(key))

@@ -24,12 +24,11 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Mapping
 
+from mud_ryu.bootstrap import ETH_ARP, ETH_IPV4, ETH_IPV6, IPPROTO_ICMPV6, IPPROTO_UDP
+from mud_ryu.devflows import MULTICAST_BIT as GROUP_BIT
 from mud_ryu.flowrule import FlowRule, MatchValue, Output, make_match
 from mud_ryu.pipeline import SRC_MANAGED_BIT, SRC_MFG_MASK, SRC_PROFILE_MASK, CookieKind, cookie, verify_rule
 
-ETH_ARP, ETH_IPV4, ETH_IPV6 = 0x0806, 0x0800, 0x86DD
-IPPROTO_ICMPV6, IPPROTO_UDP = 58, 17
-GROUP_BIT = ("01:00:00:00:00:00", "01:00:00:00:00:00")
 # ICMPv6 a device needs from the link: MLD query/report/done/v2 report, RS, RA, NS, NA.
 LINK_ICMPV6 = (130, 131, 132, 143, 133, 134, 135, 136)
 FLOOD_COOKIE = cookie(CookieKind.FORWARD, sub=4)

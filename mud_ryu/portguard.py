@@ -33,13 +33,15 @@ from collections.abc import Iterable, Sequence
 from mud_ryu.bootstrap import (
     DHCP4_BROADCAST,
     DHCP6_SERVERS_GROUP,
+    ETH_ARP,
     ETH_IPV4,
     ETH_IPV6,
     IPPROTO_ICMPV6,
     IPPROTO_UDP,
+    ND_NA,
     ND_RA,
 )
-from mud_ryu.edgeflows import LEARN_COOKIE, LEARN_MAX_LEN, LEARN_METER, port_meter
+from mud_ryu.edgeflows import LEARN_COOKIE, LEARN_MAX_LEN, LEARN_METER, NO_BUFFER, port_meter
 from mud_ryu.flowrule import FlowRule, MatchValue, Output, make_match
 from mud_ryu.pipeline import (
     QUARANTINE_PROFILE_ID,
@@ -54,7 +56,6 @@ from mud_ryu.pipeline import (
 from mud_ryu.settings import MudSettings
 
 ND_REDIRECT = 137
-ETH_ARP = 0x0806
 GUARD_COOKIE = cookie(CookieKind.PIPELINE, sub=1)
 LEASE_SUB = 9
 LEASE_COOKIE = cookie(CookieKind.FORWARD, sub=LEASE_SUB)
@@ -66,15 +67,12 @@ class GuardConfigError(ValueError):
     """A server address in the settings that is not an address."""
 
 
-def trusted_ports(settings: MudSettings, dpid: int) -> frozenset[int]:
-    return frozenset(p for d, p in settings.uplink_ports | settings.server_ports if d == dpid)
-
-
-def is_trusted(settings: MudSettings, dpid: int, port: int) -> bool:
-    """Whether frames from ``port`` may claim server addresses and send DHCP offers or RAs. On a switch without
-    configured trusted ports, every port (the caller excludes MUD devices' places)."""
-    ports = trusted_ports(settings, dpid)
-    return port in ports if ports else True
+def trusted_by_switch(settings: MudSettings) -> dict[int, frozenset[int]]:
+    """The trusted ports (uplinks and server ports) of each switch: read once, the settings never change."""
+    out: dict[int, set[int]] = {}
+    for dpid, port in settings.uplink_ports | settings.server_ports:
+        out.setdefault(dpid, set()).add(port)
+    return {dpid: frozenset(ports) for dpid, ports in out.items()}
 
 
 def is_shared(settings: MudSettings, dpid: int, port: int) -> bool:
@@ -120,7 +118,7 @@ def guard_rules(addresses: Iterable[str], dhcp_servers: Sequence[str] = ()) -> t
         # nor a neighbour claim of it (ARP, an IPv6 neighbour advertisement): that would divert the devices' traffic
         # for the server to the claimant
         if six:
-            matches.append({"eth_type": ETH_IPV6, "ip_proto": IPPROTO_ICMPV6, "icmpv6_type": 136,
+            matches.append({"eth_type": ETH_IPV6, "ip_proto": IPPROTO_ICMPV6, "icmpv6_type": ND_NA,
                             "ipv6_nd_target": address})  # fmt: skip
         else:
             matches.append({"eth_type": ETH_ARP, "arp_spa": address})
@@ -147,23 +145,33 @@ def guard_rules(addresses: Iterable[str], dhcp_servers: Sequence[str] = ()) -> t
     return tuple(rules)
 
 
-def device_port_rule(port: int, metered: bool) -> FlowRule:
-    """A MUD device's access port: a source without flows of its own there (a new MAC) is classified quarantined --
-    bootstrap and the local DNS/NTP defaults only -- from its first frame, and copied to the controller like any
-    unknown source (which quarantines it for good and alerts). Without this, its first frames would pass as an
-    unmanaged host's while the controller decides."""
+def _port_learning(port: int, metered: bool, priority: int, write: tuple[int, int]) -> FlowRule:
+    """Unknown sources on one port: the learning copy, as on any port, with ``write`` into the metadata."""
     rule = FlowRule(
         table="classify_src",
-        priority=int(Band.LEARN) + 2,
+        priority=priority,
         match=make_match(in_port=port),
         cookie=LEARN_COOKIE,
         actions=(Output("CONTROLLER", LEARN_MAX_LEN),),
         goto="source_guard",
         meter=LEARN_METER if metered else None,
-        write_metadata=(src_metadata(QUARANTINE_PROFILE_ID, 0), SRC_WRITE_MASK),
+        write_metadata=write,
     )
     verify_rule(rule)
     return rule
+
+
+def device_port_rule(port: int, metered: bool) -> FlowRule:
+    """A MUD device's access port: a source without flows of its own there (a new MAC) is classified quarantined --
+    bootstrap and the local DNS/NTP defaults only -- from its first frame, and copied to the controller like any
+    unknown source (which quarantines it for good and alerts). Without this, its first frames would pass as an
+    unmanaged host's while the controller decides."""
+    return _port_learning(port, metered, int(Band.LEARN) + 2, (src_metadata(QUARANTINE_PROFILE_ID, 0), SRC_WRITE_MASK))
+
+
+def trusted_port_rule(port: int, metered: bool) -> FlowRule:
+    """Unknown sources on a trusted port: the learning copy, as on any port, and the trusted bit."""
+    return _port_learning(port, metered, int(Band.LEARN) + 1, (TRUSTED_BIT, TRUSTED_BIT))
 
 
 def lease_punt_rule(port: int, metered: bool) -> FlowRule:
@@ -174,25 +182,9 @@ def lease_punt_rule(port: int, metered: bool) -> FlowRule:
         priority=int(Band.PUNT),
         match=make_match(in_port=port, eth_type=ETH_IPV4, ip_proto=IPPROTO_UDP, udp_src=67, udp_dst=68),
         cookie=LEASE_COOKIE,
-        actions=(Output("CONTROLLER", 0xFFFF),),
+        actions=(Output("CONTROLLER", NO_BUFFER),),
         goto="source_guard",
         meter=port_meter(port) if metered else None,
-        write_metadata=(TRUSTED_BIT, TRUSTED_BIT),
-    )
-    verify_rule(rule)
-    return rule
-
-
-def trusted_port_rule(port: int, metered: bool) -> FlowRule:
-    """Unknown sources on a trusted port: the learning copy, as on any port, and the trusted bit."""
-    rule = FlowRule(
-        table="classify_src",
-        priority=int(Band.LEARN) + 1,
-        match=make_match(in_port=port),
-        cookie=LEARN_COOKIE,
-        actions=(Output("CONTROLLER", LEARN_MAX_LEN),),
-        goto="source_guard",
-        meter=LEARN_METER if metered else None,
         write_metadata=(TRUSTED_BIT, TRUSTED_BIT),
     )
     verify_rule(rule)

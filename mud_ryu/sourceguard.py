@@ -19,19 +19,17 @@ from __future__ import annotations
 
 import ipaddress
 
+from mud_ryu.bootstrap import ETH_ARP, ETH_IPV4, ETH_IPV6, IPPROTO_ICMPV6, ND_NA, ND_NS
+from mud_ryu.edgeflows import NO_BUFFER
 from mud_ryu.flowrule import FlowRule, Output, make_match
-from mud_ryu.framedemux import ETH_IPV4, ETH_IPV6, LinkFault, ipv4_text, read_link
+from mud_ryu.framedemux import LinkFault, ipv4_text, read_link
 from mud_ryu.pipeline import SRC_MANAGED_BIT, CookieKind, cookie, verify_rule
 
-ETH_ARP = 0x0806
-IPPROTO_ICMPV6, ND_NS = 58, 135
-NO_BUFFER = 0xFFFF
 SOURCE_METER = 3  # per switch: held frames of unbound sources and DAD copies
 HELD_SUB, DAD_SUB, BINDING_SUB = 5, 6, 7
 HELD_COOKIE = cookie(CookieKind.FORWARD, sub=HELD_SUB)
 DAD_COOKIE = cookie(CookieKind.FORWARD, sub=DAD_SUB)
 SHARED_COOKIE = cookie(CookieKind.FORWARD, sub=8)
-ND_NA = 136
 ADVERT_PRIORITY, FOREIGN_ADVERT_PRIORITY = 310, 305  # above the source bindings: an NA's target is checked first
 BINDING_PRIORITY, DAD_PRIORITY, UNADDRESSED_PRIORITY, HELD_PRIORITY = 300, 210, 200, 100
 MANAGED = (SRC_MANAGED_BIT, SRC_MANAGED_BIT)
