@@ -27,10 +27,13 @@ from mud_ryu.compat import framework, ofproto, parser
 from mud_ryu.devicestore import DeviceStore
 from mud_ryu.discovery import format_mac, scan_frame
 from mud_ryu.dnsframe import scan_dns
-from mud_ryu.dnsstore import DnsStore, DnsStoreError
+from mud_ryu.dnsstore import DnsStore
 from mud_ryu.edgeflows import DNS_SUB, PORT_METER_BASE, PUNT_SUB
 from mud_ryu.enforcer import Alert, Enforcer
+from mud_ryu.errors import ReasonError
 from mud_ryu.flowkey import stats_key
+from mud_ryu.leasestore import LeaseStore
+from mud_ryu.pairstore import ExpiringPairStore
 from mud_ryu.pipeline import APP_ID, APP_MASK, APP_SHIFT, CookieKind, parse_cookie
 from mud_ryu.rate_limit import TokenBuckets
 from mud_ryu.resolve_wire import WireNames, WireResult
@@ -44,6 +47,7 @@ from mud_ryu.worker_client import WorkerClient
 _fw = framework()
 _AppBase: Any = _fw.app_base
 _Handler = TypeVar("_Handler", bound=Callable[..., None])
+_S = TypeVar("_S", bound=ExpiringPairStore)
 
 
 def _on(event: Any, states: Any) -> Callable[[_Handler], _Handler]:
@@ -102,15 +106,11 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
         # The same for the update policy's trust state (pins, URL history): a corrupt store stops the controller.
         self.trust_store = TrustStore.open(self.settings.state_dir)
         trust = TrustGate(UpdatePolicy(self.settings.policy_settings()), self.trust_store)
-        # DNS-learned bindings survive a restart (R11). Not trust state: without the file the controller still runs,
-        # and names wait for the devices' next answers (fail closed).
-        try:
-            self.dns_store: DnsStore | None = DnsStore.open(self.settings.dns_db_path)
-        except DnsStoreError as error:
-            LOG.error("DNS binding store unavailable (%s): %s; bindings kept in memory only", error.reason,
-                      error.message)  # fmt: skip
-            self.dns_store = None
-        self.enforcer = Enforcer(self.settings, self.store, trust, time.time(), self.dns_store)
+        # DNS-learned bindings and DHCP leases survive a restart (R11). Not trust state: without the file the
+        # controller still runs; names wait for the devices' next answers, leases for the hosts' next renewals.
+        self.dns_store = _optional_store(DnsStore, self.settings.dns_db_path)
+        self.lease_store = _optional_store(LeaseStore, self.settings.lease_db_path)
+        self.enforcer = Enforcer(self.settings, self.store, trust, time.time(), self.dns_store, self.lease_store)
         self.connected: dict[int, str] = {}
         self._setup: dict[int, dict[str, Any]] = {}
         self._flow_stats: dict[int, list[Any]] = {}
@@ -137,6 +137,7 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
         self._dns_expirer = _fw.hub.spawn(app_tasks.dns_loop, self.enforcer, self._execute, sleep)
         self._retrier = _fw.hub.spawn(app_tasks.retry_loop, self.enforcer, self._execute, sleep)
         self._flow_retrier = _fw.hub.spawn(app_tasks.flow_retry_loop, self.enforcer, self._execute, sleep)
+        self._lease_expirer = _fw.hub.spawn(app_tasks.lease_loop, self.enforcer, self._execute, sleep)
         wsgi = kwargs.get("wsgi")
         if wsgi is not None:
             backend = EnforcerBackend(self.enforcer, self.alerts, self._execute, time.time)
@@ -157,10 +158,12 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
         self.worker.stop()
         super().stop()
         self.enforcer.save_dns(time.time(), force=True)
+        self.enforcer.save_leases(time.time(), force=True)
         self.store.close()
         self.trust_store.close()
-        if self.dns_store is not None:
-            self.dns_store.close()
+        for optional in (self.dns_store, self.lease_store):
+            if optional is not None:
+                optional.close()
 
     # ---- resolver worker
     def _on_resolution(self, result: WireResult) -> None:
@@ -334,8 +337,8 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
             self._execute(self.enforcer.discovered(dpid, in_port, scan_frame(data), time.time()))
         elif parts.kind == int(CookieKind.FORWARD) and parts.sub == portguard.LEASE_SUB:
             lease = dhcp_lease.scan_ack(data)
-            if lease is not None:
-                self._execute(self.enforcer.lease_seen(dpid, in_port, lease))
+            for granted in (lease,) if lease is not None else dhcp_lease.scan_reply6(data):
+                self._execute(self.enforcer.lease_seen(dpid, in_port, granted, time.time()))
         elif parts.kind == int(CookieKind.FORWARD) and parts.sub in (sourceguard.HELD_SUB, sourceguard.DAD_SUB):
             dad = parts.sub == sourceguard.DAD_SUB
             claimed = sourceguard.claimed_source(data, dad)
@@ -348,6 +351,14 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
     def _record_alert(self, alert: Alert) -> None:
         """An alert the edge raised itself (already logged by its raiser): into the history the API serves."""
         self.alerts.append((time.time(), alert))
+
+
+def _optional_store(kind: type[_S], path: str) -> _S | None:
+    try:
+        return kind.open(path)
+    except ReasonError as error:
+        LOG.error("%s unavailable (%s): %s; kept in memory only", kind.WHAT, error.reason, error.message)
+        return None
 
 
 def _port_down(port: Any) -> bool:

@@ -23,6 +23,7 @@ RETRY_INTERVAL_S = 10.0
 FLOW_RETRY_POLL_S = 0.5  # refused flows are resent after 1 s at the earliest (enforcer.REFUSAL_RETRY_FIRST_S)
 DNS_POLL_S = 5.0  # the longest an expiry waits when nothing is due sooner
 DNS_SAVE_S = 2.0  # how often changed DNS bindings are saved (enforcer_dns.DNS_SAVE_INTERVAL_S)
+LEASE_POLL_S = 2.0  # lease ends are checked, and a changed lease table saved, this often
 
 Sleep = Callable[[float], object]
 Execute = Callable[[Iterable[Effect]], None]
@@ -82,6 +83,14 @@ def flow_retry_loop(enforcer: Enforcer, execute: Execute, sleep: Sleep) -> None:
     while True:
         sleep(FLOW_RETRY_POLL_S)
         _survived("flow retry", lambda: execute(enforcer.retry_refused(time.time())))
+
+
+def lease_loop(enforcer: Enforcer, execute: Execute, sleep: Sleep) -> None:
+    """End DHCP leases that were not renewed; save the lease table for a restart (when it changed)."""
+    while True:
+        sleep(LEASE_POLL_S)
+        _survived("lease expiry", lambda: execute(enforcer.lease_expire(time.time())))
+        _survived("lease save", lambda: enforcer.save_leases(time.time()))
 
 
 def check_fail_mode(dpid: int, alert: Callable[[Alert], None]) -> None:

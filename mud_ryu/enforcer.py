@@ -20,27 +20,26 @@ frames are dropped by the anti-spoofing flow); after a port-down the device may 
 
 The class is built in layers, one module each: :mod:`~mud_ryu.enforcer_flows` (the flow book: per-owner desired
 flows and the diff), :mod:`~mud_ryu.enforcer_dns` (DNS events), :mod:`~mud_ryu.enforcer_resolution` (the worker's
-answers and verification), :mod:`~mud_ryu.enforcer_admission` (announcements, learned hosts, binding a device), and
-this module: start-up from the stores, switch and port events, operator syncs and barrier confirmations.
+answers and verification), :mod:`~mud_ryu.enforcer_admission` (announcements, learned hosts, binding a device),
+:mod:`~mud_ryu.enforcer_bindings` (the IP source guard: claims, DHCP leases), and this module: start-up from the
+stores, switch and port events, operator syncs and barrier confirmations.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 from collections.abc import Iterable
 
 from mud_ryu import sourceguard
-from mud_ryu.address_bindings import Refused
 from mud_ryu.devicestore import DeviceStore
-from mud_ryu.dhcp_lease import Lease
 from mud_ryu.dnsstore import DnsStore
-from mud_ryu.enforcer_admission import AdmissionEvents
+from mud_ryu.enforcer_bindings import BindingEvents
 from mud_ryu.enforcer_resolution import RECHECK_S, RESOLVE_TIMEOUT_S
-from mud_ryu.enforcer_state import Alert, Device, Effect, FlowUpdate, Owner, PacketOut, ResolveRequest, SwitchState
+from mud_ryu.enforcer_state import Alert, Device, Effect, FlowUpdate, Owner, ResolveRequest, SwitchState
 from mud_ryu.flowkey import FlowKey, rule_key
 from mud_ryu.flowrule import FlowRule
+from mud_ryu.leasestore import LeaseStore
 from mud_ryu.pipeline import Band, table_id
 from mud_ryu.settings import MudSettings
 from mud_ryu.trustgate import TrustGate
@@ -48,7 +47,6 @@ from mud_ryu.truststore import TrustStoreError
 from mud_ryu.update_types import DeviceId
 
 log = logging.getLogger(__name__)
-RESUBMIT_MEMORY = 4096  # held frames remembered as put back once
 REFUSAL_RETRY_FIRST_S = 1.0
 REFUSAL_RETRY_MAX_S = 60.0
 
@@ -66,14 +64,20 @@ class _Retry:
 __all__ = ["RECHECK_S", "RESOLVE_TIMEOUT_S", "Alert", "Device", "Effect", "Enforcer", "FlowUpdate", "ResolveRequest"]
 
 
-class Enforcer(AdmissionEvents):
+class Enforcer(BindingEvents):
     def __init__(
-        self, settings: MudSettings, store: DeviceStore, trust: TrustGate, now: float, dns_store: DnsStore | None = None
+        self,
+        settings: MudSettings,
+        store: DeviceStore,
+        trust: TrustGate,
+        now: float,
+        dns_store: DnsStore | None = None,
+        lease_store: LeaseStore | None = None,
     ) -> None:
-        """``dns_store``: where DNS-learned bindings are kept across restarts (None: in memory only)."""
+        """``dns_store``, ``lease_store``: where DNS-learned bindings and DHCP leases are kept across restarts (None:
+        in memory only)."""
         super().__init__(settings, store, trust)
         self._refusals: dict[int, _Retry] = {}
-        self._resubmitted: dict[bytes, None] = {}  # digests of held frames put back (oldest first)
         self._trust_over_rows()
         for device in self.devices.values():
             if device.url and device.sha256 and device.url not in self.profiles:
@@ -82,6 +86,8 @@ class Enforcer(AdmissionEvents):
                     self._install_profile(device.url, device.sha256, body)
         if dns_store is not None:
             self.restore_dns(dns_store, now)
+        if lease_store is not None:
+            self.restore_leases(lease_store, now)
         log.info("enforcer state: %d devices, %d profiles loaded", len(self.devices), len(self.profiles))
 
     def _trust_over_rows(self) -> None:
@@ -195,56 +201,6 @@ class Enforcer(AdmissionEvents):
         if device is None:
             return []
         return self._sync(device.dpid, [("device", mac)], confirms=(mac,))
-
-    # ---- the IP source guard
-    def source_seen(self, dpid: int, port: int, mac: str, address: str, now: float, held: bytes = b"") -> list[Effect]:
-        """A managed device sent from ``address``, which is not bound to it (``held``: the frame, held at the
-        controller) or announced it with a DAD probe. Bound when no one else holds it (:mod:`mud_ryu.address_bindings`):
-        its binding flows go in and the held frame goes back into the pipeline behind them; refused: alerted, the
-        frame stays dropped."""
-        device = self.devices.get(mac)
-        if device is None or device.state == "absent" or (device.dpid, device.port) != (dpid, port):
-            return []  # not a device placed here (its own classification would have caught a wrong port)
-        result = self.bindings.claim(mac, address)
-        if isinstance(result, Refused):
-            why = f"{address} refused ({result.reason}{': held by ' + result.holder if result.holder else ''})"
-            return [Alert("address-refused", mac, dpid, port, "", why)]
-        effects = self._sync(dpid, [("device", mac)])
-        if held and self._first_resubmit(held):
-            # Put back once: frames held while the binding was on its way pass now; one held although its address
-            # is bound (an ARP with another sender MAC) comes back and stays dropped, never a loop.
-            effects.append(PacketOut(dpid, port, held, resubmit=True))
-        return effects
-
-    def _first_resubmit(self, frame: bytes) -> bool:
-        key = hashlib.blake2b(frame, digest_size=16).digest()
-        if key in self._resubmitted:
-            return False
-        self._resubmitted[key] = None
-        if len(self._resubmitted) > RESUBMIT_MEMORY:
-            self._resubmitted.pop(next(iter(self._resubmitted)))
-        return True
-
-    def lease_seen(self, dpid: int, port: int, lease: Lease) -> list[Effect]:
-        """A DHCPACK that came in on (dpid, port): from a trusted port, its address is bound to its client (see
-        :meth:`AddressBindings.assign`); a device that had claimed it loses it, and the operator is told."""
-        if not self.trusted_ports(dpid) or not self._trusted_ingress(dpid, port):
-            return []  # without configured trusted ports anyone could send an "ACK": claims stay first come
-        previous = self.bindings.holder(lease.address)
-        result = self.bindings.assign(lease.client_mac, lease.address)
-        if isinstance(result, Refused):
-            return []
-        effects: list[Effect] = []
-        for mac in dict.fromkeys((previous, lease.client_mac)):
-            device = self.devices.get(mac) if mac else None
-            if device is not None and device.state != "absent" and device.dpid in self.switches:
-                effects += self._sync(device.dpid, [("device", mac)])
-        if previous is not None and previous != lease.client_mac:
-            holder = self.devices.get(previous)
-            where = (holder.dpid, holder.port) if holder is not None else (dpid, 0)
-            why = f"{lease.address} was leased to {lease.client_mac}: no longer {previous}'s"
-            effects.append(Alert("address-reassigned", previous, *where, "", why))
-        return effects
 
     # ---- flows the switch refused (an OpenFlow error tied to its flow-mod by xid)
     def flows_refused(

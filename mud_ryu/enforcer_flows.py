@@ -330,7 +330,7 @@ class FlowBook:
             return frozenset((
                 *pipeline_rules(self.settings.dhcp_servers), *switch_rules(sw.metered, trust_unknown=not trusted),
                 *self._guard, *(portguard.trusted_port_rule(p, sw.metered) for p in sorted(trusted)),
-                *(portguard.lease_punt_rule(p, sw.metered) for p in sorted(trusted)),
+                *(r for p in sorted(trusted) for r in portguard.lease_punt_rules(p, sw.metered)),
                 *sourceguard.shared_rules(sw.metered),
             ))  # fmt: skip
         if kind == "punt":

@@ -90,8 +90,9 @@ def _host_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | 
 
 
 def server_addresses(settings: MudSettings) -> tuple[str, ...]:
-    """Every configured server and controller host address, sorted and unique."""
-    values: list[str] = [*settings.dns_servers, *settings.ntp_servers, *settings.dhcp_servers, *settings.my_controller]
+    """Every configured server, controller and protected host address, sorted and unique."""
+    values: list[str] = [*settings.dns_servers, *settings.ntp_servers, *settings.dhcp_servers, *settings.my_controller,
+                         *settings.protected_addresses]  # fmt: skip
     for group in (settings.controllers, settings.my_controller_by_url):
         for addresses in group.values():
             values.extend(addresses)
@@ -174,18 +175,22 @@ def trusted_port_rule(port: int, metered: bool) -> FlowRule:
     return _port_learning(port, metered, int(Band.LEARN) + 1, (TRUSTED_BIT, TRUSTED_BIT))
 
 
-def lease_punt_rule(port: int, metered: bool) -> FlowRule:
-    """DHCP server messages from a trusted port: copied whole to the controller (its acknowledgements bind leased
-    addresses for the IP source guard) and on, with the trusted bit."""
-    rule = FlowRule(
-        table="classify_src",
-        priority=int(Band.PUNT),
-        match=make_match(in_port=port, eth_type=ETH_IPV4, ip_proto=IPPROTO_UDP, udp_src=67, udp_dst=68),
-        cookie=LEASE_COOKIE,
-        actions=(Output("CONTROLLER", NO_BUFFER),),
-        goto="source_guard",
-        meter=port_meter(port) if metered else None,
-        write_metadata=(TRUSTED_BIT, TRUSTED_BIT),
+def lease_punt_rules(port: int, metered: bool) -> tuple[FlowRule, ...]:
+    """DHCP server messages from a trusted port (DHCPv4 67 -> 68, DHCPv6 547 -> 546): copied whole to the
+    controller (its ACKs and Replies bind leased addresses for the IP source guard) and on, with the trusted bit."""
+    rules = tuple(
+        FlowRule(
+            table="classify_src",
+            priority=int(Band.PUNT),
+            match=make_match(in_port=port, eth_type=ethertype, ip_proto=IPPROTO_UDP, udp_src=server, udp_dst=client),
+            cookie=LEASE_COOKIE,
+            actions=(Output("CONTROLLER", NO_BUFFER),),
+            goto="source_guard",
+            meter=port_meter(port) if metered else None,
+            write_metadata=(TRUSTED_BIT, TRUSTED_BIT),
+        )
+        for ethertype, server, client in ((ETH_IPV4, 67, 68), (ETH_IPV6, 547, 546))
     )
-    verify_rule(rule)
-    return rule
+    for rule in rules:
+        verify_rule(rule)
+    return rules

@@ -93,6 +93,11 @@ OPTS = [
         help="dpid:port pairs that legitimately carry many hosts beside a MUD device (an access point, a hub)",
     ),
     cfg.ListOpt("dhcp_servers", default=[], help="addresses of the DHCP servers and relay agents devices may use"),
+    cfg.ListOpt(
+        "protected_addresses",
+        default=[],
+        help="addresses only a trusted port may send from or claim, e.g. a static default gateway (host addresses)",
+    ),
     cfg.FloatOpt("dns_ttl_floor", default=60.0, min=1.0, help="shortest life of a DNS-learned address (seconds)"),
     cfg.FloatOpt("dns_ttl_ceiling", default=86400.0, min=1.0, help="longest life of a DNS-learned address (seconds)"),
     cfg.IntOpt("dns_max_addresses", default=16, min=1, max=1024, help="addresses kept per DNS name"),
@@ -137,6 +142,7 @@ class MudSettings:
     server_ports: frozenset[tuple[int, int]] = frozenset()
     shared_ports: frozenset[tuple[int, int]] = frozenset()
     dhcp_servers: tuple[str, ...] = ()
+    protected_addresses: tuple[str, ...] = ()
     dns_ttl_floor: float = 60.0
     dns_ttl_ceiling: float = 86400.0
     dns_max_addresses: int = 16
@@ -158,6 +164,10 @@ class MudSettings:
     @property
     def dns_db_path(self) -> str:
         return f"{self.state_dir}/dns-bindings.sqlite3"
+
+    @property
+    def lease_db_path(self) -> str:
+        return f"{self.state_dir}/leases.sqlite3"
 
     def worker_settings(self) -> dict[str, Any]:
         """The resolver worker's settings file (``resolve_worker.WorkerSettings``)."""
@@ -253,6 +263,7 @@ def load(conf: cfg.ConfigOpts) -> MudSettings:
         server_ports=_ports(group.server_ports, "server_ports"),
         shared_ports=_ports(group.shared_ports, "shared_ports"),
         dhcp_servers=tuple(group.dhcp_servers),
+        protected_addresses=tuple(group.protected_addresses),
         dns_ttl_floor=group.dns_ttl_floor,
         dns_ttl_ceiling=group.dns_ttl_ceiling,
         dns_max_addresses=group.dns_max_addresses,

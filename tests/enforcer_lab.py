@@ -11,6 +11,7 @@ from mud_ryu.discovery import Announcement
 from mud_ryu.dnsstore import DnsStore
 from mud_ryu.enforcer import Alert, Effect, Enforcer, FlowUpdate
 from mud_ryu.flowkey import rule_key
+from mud_ryu.leasestore import LeaseStore
 from mud_ryu.refresh import Outcome
 from mud_ryu.resolve_wire import WireResult
 from mud_ryu.settings import DefaultPolicy, MudSettings
@@ -35,8 +36,10 @@ class Lab:
     """An enforcer, its store and a simulated switch holding whatever the enforcer's updates installed."""
 
     def __init__(self, state: Path, policy: DefaultPolicy = DefaultPolicy.ALLOW, **options: object) -> None:
-        """``options``: MudSettings fields, and ``persist_dns=True`` for a DNS binding store in the state directory."""
+        """``options``: MudSettings fields, and ``persist_dns=True`` / ``persist_leases=True`` for a DNS binding
+        store / a DHCP lease store in the state directory."""
         persist_dns = bool(options.pop("persist_dns", False))
+        persist_leases = bool(options.pop("persist_leases", False))
         options.setdefault("uplink_ports", frozenset({(DPID, 5)}))
         self.settings = MudSettings(
             state_dir=str(state),
@@ -48,7 +51,8 @@ class Lab:
         self.trust_store = TrustStore.open(self.settings.state_dir)
         self.trust = TrustGate(UpdatePolicy(self.settings.policy_settings()), self.trust_store)
         self.dns_store = DnsStore.open(self.settings.dns_db_path) if persist_dns else None
-        self.enforcer = Enforcer(self.settings, self.store, self.trust, NOW, self.dns_store)
+        self.lease_store = LeaseStore.open(self.settings.lease_db_path) if persist_leases else None
+        self.enforcer = Enforcer(self.settings, self.store, self.trust, NOW, self.dns_store, self.lease_store)
         self.sim = FlowTableSim(frozenset({1, 2, 3, 4, 5}))
         self.effects: list[Effect] = []
 

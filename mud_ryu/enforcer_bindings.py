@@ -1,0 +1,134 @@
+"""The enforcer's IP source guard events: a device's first frame from an unbound address (claimed, first come), a
+DHCP server's answer seen on a trusted port (the lease binds, for its lifetime, and the routers it names are
+protected), leases running out, and the lease table saved for a restart (:mod:`mud_ryu.leasestore`).
+
+See :mod:`mud_ryu.address_bindings` for the table's rules and :mod:`mud_ryu.sourceguard` for the flows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from collections.abc import Iterable
+
+from mud_ryu.address_bindings import Refused
+from mud_ryu.devicestore import DeviceStore
+from mud_ryu.dhcp_lease import Lease
+from mud_ryu.enforcer_admission import AdmissionEvents
+from mud_ryu.enforcer_state import Alert, Effect, PacketOut
+from mud_ryu.leasestore import FOREVER, LeaseStore, LeaseStoreError
+from mud_ryu.settings import MudSettings
+from mud_ryu.trustgate import TrustGate
+
+log = logging.getLogger(__name__)
+RESUBMIT_MEMORY = 4096  # held frames remembered as put back once
+LEASE_SAVE_INTERVAL_S = 2.0
+
+
+class BindingEvents(AdmissionEvents):
+    def __init__(self, settings: MudSettings, store: DeviceStore, trust: TrustGate) -> None:
+        super().__init__(settings, store, trust)
+        self._resubmitted: dict[bytes, None] = {}  # digests of held frames put back (oldest first)
+        self.lease_store: LeaseStore | None = None
+        self._leases_saved_at = -math.inf
+
+    def source_seen(self, dpid: int, port: int, mac: str, address: str, now: float, held: bytes = b"") -> list[Effect]:
+        """A managed device sent from ``address``, which is not bound to it (``held``: the frame, held at the
+        controller) or announced it with a DAD probe. Bound when no one else holds it (:mod:`mud_ryu.address_bindings`):
+        its binding flows go in and the held frame goes back into the pipeline behind them; refused: alerted, the
+        frame stays dropped."""
+        device = self.devices.get(mac)
+        if device is None or device.state == "absent" or (device.dpid, device.port) != (dpid, port):
+            return []  # not a device placed here (its own classification would have caught a wrong port)
+        result = self.bindings.claim(mac, address)
+        if isinstance(result, Refused):
+            why = f"{address} refused ({result.reason}{': held by ' + result.holder if result.holder else ''})"
+            return [Alert("address-refused", mac, dpid, port, "", why)]
+        effects = self._sync(dpid, [("device", mac)])
+        if held and self._first_resubmit(held):
+            # Put back once: frames held while the binding was on its way pass now; one held although its address
+            # is bound (an ARP with another sender MAC) comes back and stays dropped, never a loop.
+            effects.append(PacketOut(dpid, port, held, resubmit=True))
+        return effects
+
+    def _first_resubmit(self, frame: bytes) -> bool:
+        key = hashlib.blake2b(frame, digest_size=16).digest()
+        if key in self._resubmitted:
+            return False
+        self._resubmitted[key] = None
+        if len(self._resubmitted) > RESUBMIT_MEMORY:
+            self._resubmitted.pop(next(iter(self._resubmitted)))
+        return True
+
+    def lease_seen(self, dpid: int, port: int, lease: Lease, now: float = 0.0) -> list[Effect]:
+        """A DHCPv4 ACK or a DHCPv6 Reply address that came in on (dpid, port). From a trusted port its address is
+        bound to its client until the lease ends (see :meth:`AddressBindings.assign`), and the routers it names are
+        protected as long; a device that had claimed either loses it, and the operator is told."""
+        if not self.trusted_ports(dpid) or not self._trusted_ingress(dpid, port):
+            return []  # without configured trusted ports anyone could send an "ACK": claims stay first come
+        until = now + lease.lifetime_s
+        effects: list[Effect] = []
+        for router in lease.routers:
+            displaced = self.bindings.protect_router(router, until)
+            if displaced is not None:
+                why = f"{router} is a router named by the DHCP server: no longer {displaced}'s"
+                effects += self._rebind([displaced], dpid, why)
+        previous = self.bindings.holder(lease.address)
+        if isinstance(self.bindings.assign(lease.client_mac, lease.address, until), Refused):
+            return effects
+        effects += self._resync([lease.client_mac])
+        if previous is not None and previous != lease.client_mac:
+            effects += self._rebind([previous], dpid, f"{lease.address} was leased to {lease.client_mac}: "
+                                                      f"no longer {previous}'s")  # fmt: skip
+        return effects
+
+    def _rebind(self, macs: Iterable[str], dpid: int, why: str) -> list[Effect]:
+        """Devices that lost an address: their binding flows follow, and the operator hears of it."""
+        effects = self._resync(macs)
+        for mac in macs:
+            holder = self.devices.get(mac)
+            where = (holder.dpid, holder.port) if holder is not None else (dpid, 0)
+            effects.append(Alert("address-reassigned", mac, *where, "", why))
+        return effects
+
+    def _resync(self, macs: Iterable[str]) -> list[Effect]:
+        effects: list[Effect] = []
+        for mac in dict.fromkeys(macs):
+            device = self.devices.get(mac)
+            if device is not None and device.state != "absent" and device.dpid in self.switches:
+                effects += self._sync(device.dpid, [("device", mac)])
+        return effects
+
+    def lease_expire(self, now: float) -> list[Effect]:
+        """Leases not renewed by their end: the addresses are free again (a device still sending from one claims
+        it again, first come, if no one else got it meanwhile)."""
+        gone = self.bindings.expire(now)
+        if gone:
+            log.info("%d DHCP leases ended without a renewal", len(gone))
+        return self._resync(mac for mac, _ in gone)
+
+    def restore_leases(self, store: LeaseStore, now: float) -> None:
+        """At start, before any switch is reconciled: the leases still running (a store that cannot be read
+        restores none: the hosts' next renewals bind them again)."""
+        self.lease_store = store
+        try:
+            rows = store.load()
+        except LeaseStoreError as error:
+            log.error("DHCP leases not restored (%s): %s", error.reason, error.message)
+            return
+        table: dict[str, dict[str, float]] = {}
+        for mac, address, until in rows:
+            table.setdefault(mac, {})[address] = math.inf if until >= FOREVER else until
+        log.info("%d DHCP leases restored", self.bindings.restore(table, now))
+
+    def save_leases(self, now: float, *, force: bool = False) -> None:
+        """Save the lease table when it changed, at most every LEASE_SAVE_INTERVAL_S (``force``: at shutdown)."""
+        if self.lease_store is None or (not force and now - self._leases_saved_at < LEASE_SAVE_INTERVAL_S):
+            return
+        self._leases_saved_at = now
+        leases = {mac: {a: min(t, FOREVER) for a, t in table.items()} for mac, table in self.bindings.leases().items()}
+        try:
+            self.lease_store.save(leases)
+        except LeaseStoreError as error:
+            log.warning("DHCP leases not saved (%s): %s", error.reason, error.message)
