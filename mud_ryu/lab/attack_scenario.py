@@ -11,6 +11,7 @@ where it may come from, which the same catcher must see (so "blocked" is the pol
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import signal
 import subprocess
@@ -33,6 +34,15 @@ LATE_MAC, LATE_PORT = "02:00:00:00:00:30", 30
 FORGED_ADDRESS = "10.0.0.13"
 CATCHERS = ("bulb", "internet", "dhcp", "broken")
 BULB_LL = "fe80::15:1"  # a link-local address bulb advertises (bound first come by the source guard)
+LEASED6 = "fd00:10::50"  # the DHCP server's Reply leases it to bulb before bulb ever uses it
+FREE6 = "fd00:10::52"  # no one's: bulb2 may claim it, first come
+ROUTER = "10.0.0.254"  # a static gateway a DHCP server names in its ACKs (option 3)
+FREE4 = "10.0.0.250"  # no one's: bulb may claim it, first come
+EXTRA_LEASE = ("02:00:00:00:00:16", "10.0.0.78")  # the ACK naming ROUTER leases bulb2 (on s2) a second address
+# Flows each phase's frames make the controller install: the next phase is sent once they are in (phase 0: the
+# leases were read; phase 1: bulb2's DAD probe bound the free address -- a neighbour advertisement never claims one).
+PHASE_FLOWS = {0: (f"ipv6_src={LEASED6}", f"nw_src={EXTRA_LEASE[1]}"), 1: (f"nd_target={FREE6}",)}
+LAST_PHASE = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,15 +53,22 @@ class Attack:
     target: str  # lab host whose catcher must (not) see it
     expected: str
     frame: bytes
-    first: bool = False  # sent (and its arrival awaited) before the others: what the others rely on
+    phase: int = LAST_PHASE  # earlier phases are sent (their arrival and PHASE_FLOWS awaited) first: what later rely on
 
 
 def _frames(now_id: str) -> list[Attack]:
     """The attacks of issue 11 and their controls, as frames (built here, sent from the hosts' namespaces)."""
-    from scapy.layers.dhcp import BOOTP
-    from scapy.layers.dhcp6 import DHCP6_RelayForward, DHCP6_Solicit, DHCP6OptRelayMsg
+    from scapy.layers.dhcp import BOOTP, DHCP
+    from scapy.layers.dhcp6 import (
+        DHCP6_RelayForward,
+        DHCP6_Reply,
+        DHCP6_Solicit,
+        DHCP6OptIA_NA,
+        DHCP6OptIAAddress,
+        DHCP6OptRelayMsg,
+    )
     from scapy.layers.inet import IP, TCP, UDP
-    from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6ND_RA, IPv6
+    from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6ND_NS, ICMPv6ND_RA, IPv6
     from scapy.layers.l2 import ARP, Ether
     from scapy.packet import Raw
 
@@ -63,11 +80,30 @@ def _frames(now_id: str) -> list[Attack]:
     def m(attack_id: str) -> Any:
         return Raw(load=marker(f"{now_id}-{attack_id}"))
 
-    def a(attack_id: str, what: str, sender: str, target: str, expected: str, pkt: Any, first: bool = False) -> Attack:
-        return Attack(attack_id, what, sender, target, expected, bytes(pkt / m(attack_id)), first)
+    def a(attack_id: str, what: str, sender: str, target: str, expected: str, pkt: Any, phase: int = LAST_PHASE
+          ) -> Attack:  # fmt: skip
+        return Attack(attack_id, what, sender, target, expected, bytes(pkt / m(attack_id)), phase)
 
     fe80 = "fe80::1a"  # the laptop's forged link-local source
     relay = DHCP6_RelayForward(linkaddr="::", peeraddr=fe80) / DHCP6OptRelayMsg(message=DHCP6_Solicit())
+    reply = DHCP6_Reply(trid=1) / DHCP6OptIA_NA(iaid=1, ianaopts=[DHCP6OptIAAddress(addr=LEASED6, validlft=3600)])
+    chaddr = bytes.fromhex(EXTRA_LEASE[0].replace(":", ""))
+    ack = BOOTP(op=2, yiaddr=EXTRA_LEASE[1], chaddr=chaddr) / DHCP(options=[
+        ("message-type", "ack"), ("lease_time", 3600), ("router", ROUTER), "end"])
+
+    def na(sender: Any, address: str) -> Any:
+        return (Ether(src=sender.mac, dst="33:33:00:00:00:01") / IPv6(src=address, dst="ff02::1")
+                / ICMPv6ND_NA(tgt=address, R=0, S=0, O=1))
+
+    def dad(sender: Any, address: str) -> Any:
+        low = ipaddress.IPv6Address(address).packed[-3:]  # to its solicited-node group (RFC 4291 s2.7.1)
+        group = ipaddress.IPv6Address(b"\xff\x02" + b"\0" * 8 + b"\0\x01\xff" + low)
+        mac = "33:33:ff:" + ":".join(f"{b:02x}" for b in low)
+        return Ether(src=sender.mac, dst=mac) / IPv6(src="::", dst=str(group)) / ICMPv6ND_NS(tgt=address)
+
+    def arp_claim(sender: Any, address: str) -> Any:
+        return Ether(src=sender.mac, dst=bcast) / ARP(op=2, hwsrc=sender.mac, psrc=address, pdst=inet.ip)
+
     return [
         # 1. broadcast / multicast framing of unicast IP traffic to a device
         a("bcast-ip", "broadcast frame, IP destination bulb, UDP 9999", "laptop", "bulb", BLOCKED,
@@ -96,9 +132,28 @@ def _frames(now_id: str) -> list[Attack]:
           Ether(src=bulb.mac, dst=bcast) / ARP(op=2, hwsrc=bulb.mac, psrc=bulb.ip, pdst=inet.ip)),
         a("own-address", "control: bulb2 from its own address, TCP 443 to internet", "bulb2", "internet",
           DELIVERED, Ether(src=bulb2.mac, dst=inet.mac) / IP(src=bulb2.ip, dst=inet.ip)
-          / TCP(sport=40002, dport=443, flags="S"), first=True),
+          / TCP(sport=40002, dport=443, flags="S"), phase=0),
         a("stolen-address", "bulb sends from bulb2's address, TCP 443 to internet", "bulb", "internet", BLOCKED,
           Ether(src=bulb.mac, dst=inet.mac) / IP(src=bulb2.ip, dst=inet.ip) / TCP(sport=40003, dport=443, flags="S")),
+        # 2c. DHCP snooping: what a server leased (DHCPv6 too) or named as a router is no one else's to claim
+        a("reply6", "control: the DHCPv6 server's Reply leasing bulb an address", "dhcp", "bulb", DELIVERED,
+          Ether(src=dhcp.mac, dst=bulb.mac) / IPv6(src="fe80::1", dst=BULB_LL) / UDP(sport=547, dport=546) / reply,
+          phase=0),
+        a("ack-router", "control: the DHCP server's ACK naming a router", "dhcp", "bulb", DELIVERED,
+          Ether(src=dhcp.mac, dst=bcast) / IP(src=dhcp.ip, dst="255.255.255.255") / UDP(sport=67, dport=68) / ack,
+          phase=0),
+        a("dad-lease6", "control: bulb2's DAD probe for the address leased to bulb goes on", "bulb2", "internet",
+          DELIVERED, dad(bulb2, LEASED6), phase=1),
+        a("dad-free6", "control: bulb2's DAD probe for a free IPv6 address", "bulb2", "internet", DELIVERED,
+          dad(bulb2, FREE6), phase=1),
+        a("lease6-claim", "bulb2 advertises (ND) the address DHCPv6 leased to bulb", "bulb2", "internet", BLOCKED,
+          na(bulb2, LEASED6)),
+        a("free6-claim", "control: bulb2 advertises the free address its DAD bound", "bulb2", "internet",
+          DELIVERED, na(bulb2, FREE6)),
+        a("router-claim", "bulb claims (ARP) the router the DHCP server named", "bulb", "internet", BLOCKED,
+          arp_claim(bulb, ROUTER)),
+        a("free4-claim", "control: bulb claims (ARP) a free IPv4 address, first come", "bulb", "internet",
+          DELIVERED, arp_claim(bulb, FREE4)),
         # 4. rogue DHCP / RA, and quarantine
         a("rogue-offer", "laptop sends bulb a DHCP offer", "laptop", "bulb", BLOCKED,
           Ether(src=laptop.mac, dst=bulb.mac) / IP(src=laptop.ip, dst=bulb.ip) / UDP(sport=67, dport=68)
@@ -305,12 +360,15 @@ def _run_attacks(lab: HomeLab, workdir: Path) -> list[dict[str, str]]:
     catchers = _Catchers(lab, workdir)
     catchers.start(CATCHERS)
     try:
-        for a in (a for a in attacks if a.first):
-            _send(lab, a.sender, [a.frame])
-        with contextlib.suppress(LabError):  # a missing one shows as its own failure below
-            poll(lambda: all(catchers.seen(a.target, f"{run_id}-{a.id}") for a in attacks
-                             if a.first and a.expected == DELIVERED), "first", 10.0)  # fmt: skip
-        rest = [a for a in attacks if not a.first]
+        for phase in range(LAST_PHASE):
+            for a in (a for a in attacks if a.phase == phase):
+                _send(lab, a.sender, [a.frame])
+            with contextlib.suppress(LabError):  # a missing one shows as its own failure below
+                poll(lambda phase=phase: all(catchers.seen(a.target, f"{run_id}-{a.id}") for a in attacks  # type: ignore[misc]
+                                             if a.phase == phase and a.expected == DELIVERED), f"phase {phase}", 10.0)
+                poll(lambda phase=phase: all(any(b in f for sw in ("s1", "s2") for f in lab.dump_flows(sw))  # type: ignore[misc]
+                                             for b in PHASE_FLOWS[phase]), f"phase {phase} flows", 10.0)
+        rest = [a for a in attacks if a.phase == LAST_PHASE]
         for sender in sorted({a.sender for a in rest}):
             _send(lab, sender, [a.frame for a in rest if a.sender == sender])
         controls = [a for a in attacks if a.expected == DELIVERED]
