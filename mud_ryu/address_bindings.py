@@ -14,8 +14,10 @@ place (port down, release, forget) and are adopted again from the switch's flows
 A leased address is bound for its lease's lifetime: when no renewal came by then, the binding goes (the server may
 give the address to someone else; a device that still uses it claims it again, first come). Leases are the only
 bindings of hosts that are not MUD devices, so they are what the enforcer saves for a restart
-(:mod:`mud_ryu.leasestore`). Routers a DHCP server names (option 3) are protected like the configured servers for
-as long as the lease that named them: no device may claim the default gateway's address.
+(:mod:`mud_ryu.leasestore`); so are the routers a DHCP server names (option 3), which no device may claim for as
+long as the lease that named them (a day at most). A lease survives its client's port going down: it is the
+client's until it ends. What the switch itself drops from untrusted ports (:func:`mud_ryu.portguard.guard_rules`)
+is the configured server and ``protected_addresses`` set, not the learned routers.
 """
 
 from __future__ import annotations
@@ -96,10 +98,18 @@ class AddressBindings:
         if ip.is_multicast or ip.is_unspecified or ip.is_loopback:
             return Refused("bad-address")
         holder = self._holder.get(address)
+        if holder != mac:
+            # a client (or a client faking DUIDs/client ids in its requests) gets no more leases than a device may
+            # claim addresses: each one costs flows
+            mine = self._by_mac.get(mac, set())
+            if sum(1 for a in mine if (":" in a) == (ip.version == 6)) >= (
+                MAX_V6_PER_DEVICE if ip.version == 6 else MAX_V4_PER_DEVICE
+            ):
+                return Refused("cap")
+            if len(self._holder) >= MAX_BOUND and address not in self._holder:
+                return Refused("cap")
         if holder is not None and holder != mac:
             self._drop(holder, address)
-        if len(self._holder) >= MAX_BOUND and address not in self._holder:
-            return Refused("cap")
         self._by_mac.setdefault(mac, set()).add(address)
         self._holder[address] = mac
         self._lease_ends[address] = until
@@ -175,12 +185,19 @@ class AddressBindings:
         self._lease_ends.pop(address, None)
 
     def release(self, mac: str) -> frozenset[str]:
-        """Forget every address of ``mac`` (it left its place); the addresses it held."""
-        gone = self._by_mac.pop(mac, set())
-        for address in gone:
+        """Forget the claimed addresses of ``mac`` (it left its place); the addresses it held. Addresses a server
+        leased it stay its own until the lease ends: a port flap must not hand them to whoever claims first."""
+        mine = self._by_mac.pop(mac, set())
+        kept = {a for a in mine if a in self._lease_ends}
+        for address in mine - kept:
             self._holder.pop(address, None)
-            self._lease_ends.pop(address, None)
-        return frozenset(gone)
+        if kept:
+            self._by_mac[mac] = kept
+        return frozenset(mine - kept)
+
+    def routers(self) -> dict[str, float]:
+        """Router address -> until when it is protected (saved with the leases)."""
+        return dict(self._routers)
 
     def adopt(self, mac: str, addresses: Iterable[str]) -> None:
         """After a restart: bindings the switch still holds for a present device (refusals are skipped)."""

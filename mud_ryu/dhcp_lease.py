@@ -19,7 +19,17 @@ import math
 import struct
 from dataclasses import dataclass
 
-from mud_ryu.framedemux import ETH_IPV4, ETH_IPV6, LinkFault, NotUdp, format_mac, ipv4_text, read_link, read_udp
+from mud_ryu.framedemux import (
+    ETH_IPV4,
+    ETH_IPV6,
+    LinkFault,
+    NotUdp,
+    format_mac,
+    ip_addresses,
+    ipv4_text,
+    read_link,
+    read_udp,
+)
 
 BOOTREPLY, DHCPACK = 2, 5
 MAGIC = b"\x63\x82\x53\x63"
@@ -28,6 +38,7 @@ BOOTP_FIXED = 236
 MAX_OPTIONS = 128  # per message, over every nesting level: real messages hold < 20
 MAX_ROUTERS = 4
 INFINITE = 0xFFFFFFFF  # RFC 2131 s3.3 and RFC 8415 s7.7: a lease (lifetime) that never ends
+NO_LEASE_TIME_S = 3600.0  # an ACK must carry option 51 (RFC 2131 s4.3.1); one without it is not trusted for longer
 
 DHCP6_REPLY = 7
 OPT6_IA_NA, OPT6_IA_TA, OPT6_IAADDR, OPT6_STATUS = 3, 4, 5, 13
@@ -40,8 +51,9 @@ _CODE_LENGTH = struct.Struct("!HH").unpack_from
 class Lease:
     client_mac: str  # chaddr (DHCPv4), the Reply's Ethernet destination (DHCPv6)
     address: str  # yiaddr, or an IA address
-    lifetime_s: float = math.inf  # option 51 / the valid lifetime; inf: none given, or infinite
+    lifetime_s: float = math.inf  # option 51 / the valid lifetime; inf: infinite
     routers: tuple[str, ...] = ()  # option 3 (DHCPv4 only)
+    server: str = ""  # the IPv4 source of the ACK (the server or relay agent that sent it); "" for DHCPv6
 
 
 def scan_ack(frame: bytes) -> Lease | None:
@@ -49,7 +61,7 @@ def scan_ack(frame: bytes) -> Lease | None:
     udp = _udp(frame, ETH_IPV4, (67, 68))
     if udp is None:
         return None
-    d, start, end = udp
+    d, start, end, ip = udp
     if end - start < BOOTP_FIXED + 4 or d[start] != BOOTREPLY or d[start + 1] != 1 or d[start + 2] != 6:
         return None  # Ethernet hardware addresses only
     if d[start + BOOTP_FIXED : start + BOOTP_FIXED + 4] != MAGIC:
@@ -62,10 +74,11 @@ def scan_ack(frame: bytes) -> Lease | None:
     if len(msg_type) != 1 or msg_type[0] != DHCPACK:
         return None
     lease_time = options.get(OPT_LEASE_TIME, b"")
-    lifetime = _lifetime(int.from_bytes(lease_time, "big")) if len(lease_time) == 4 else math.inf
+    lifetime = _lifetime(int.from_bytes(lease_time, "big")) if len(lease_time) == 4 else NO_LEASE_TIME_S
     routers = options.get(OPT_ROUTER, b"")
     named = tuple(dict.fromkeys(ipv4_text(routers[i : i + 4]) for i in range(0, len(routers) - len(routers) % 4, 4)))
-    return Lease(format_mac(d[start + 28 : start + 34]), ipv4_text(yiaddr), lifetime, named[:MAX_ROUTERS])
+    server = ip_addresses(d, 4, ip)[0]
+    return Lease(format_mac(d[start + 28 : start + 34]), ipv4_text(yiaddr), lifetime, named[:MAX_ROUTERS], server)
 
 
 def scan_reply6(frame: bytes) -> tuple[Lease, ...]:
@@ -76,13 +89,16 @@ def scan_reply6(frame: bytes) -> tuple[Lease, ...]:
     udp = _udp(frame, ETH_IPV6, (547, 546))
     if udp is None:
         return ()
-    d, start, end = udp
+    d, start, end, _ip = udp
     if end - start < 4 or d[start] != DHCP6_REPLY:
         return ()
     client = format_mac(d[0:6])
     budget = [MAX_OPTIONS]
     leases: list[Lease] = []
-    for code, at, length in _v6_options(d, start + 4, end, budget):
+    top = _v6_options(d, start + 4, end, budget)
+    if any(c == OPT6_STATUS and ln >= 2 and d[a : a + 2] != b"\0\0" for c, a, ln in top):
+        return ()  # the whole request failed (NoAddrsAvail, UnspecFail, ...): nothing in it is leased
+    for code, at, length in top:
         fixed = IA_NA_FIXED if code == OPT6_IA_NA else IA_TA_FIXED if code == OPT6_IA_TA else None
         if fixed is None or length < fixed:
             continue
@@ -98,7 +114,8 @@ def scan_reply6(frame: bytes) -> tuple[Lease, ...]:
     return tuple(leases)
 
 
-def _udp(frame: bytes, ethertype: int, ports: tuple[int, int]) -> tuple[bytes, int, int] | None:
+def _udp(frame: bytes, ethertype: int, ports: tuple[int, int]) -> tuple[bytes, int, int, int] | None:
+    """(frame, payload start, payload end, IP header offset) of a well-formed datagram between ``ports``."""
     link = read_link(frame)
     if isinstance(link, LinkFault):
         return None
@@ -108,10 +125,10 @@ def _udp(frame: bytes, ethertype: int, ports: tuple[int, int]) -> tuple[bytes, i
     udp = read_udp(d, found, off)
     if isinstance(udp, NotUdp | str):
         return None
-    sport, dport, start, end, _version, _ip, fault = udp
+    sport, dport, start, end, _version, ip, fault = udp
     if (sport, dport) != ports or fault is not None:
         return None
-    return d, start, end
+    return d, start, end, ip
 
 
 def _lifetime(seconds: int) -> float:

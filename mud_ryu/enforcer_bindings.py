@@ -24,6 +24,8 @@ from mud_ryu.trustgate import TrustGate
 log = logging.getLogger(__name__)
 RESUBMIT_MEMORY = 4096  # held frames remembered as put back once
 LEASE_SAVE_INTERVAL_S = 2.0
+ROUTER_HOLD_MAX_S = 86400.0  # a router stays protected at most this long after the last ACK naming it
+ROUTER_KEY = "router"  # the lease store's key for the learned routers' rows (a MAC never spells it)
 
 
 class BindingEvents(AdmissionEvents):
@@ -61,22 +63,28 @@ class BindingEvents(AdmissionEvents):
             self._resubmitted.pop(next(iter(self._resubmitted)))
         return True
 
-    def lease_seen(self, dpid: int, port: int, lease: Lease, now: float = 0.0) -> list[Effect]:
-        """A DHCPv4 ACK or a DHCPv6 Reply address that came in on (dpid, port). From a trusted port its address is
-        bound to its client until the lease ends (see :meth:`AddressBindings.assign`), and the routers it names are
-        protected as long; a device that had claimed either loses it, and the operator is told."""
+    def lease_seen(self, dpid: int, port: int, lease: Lease, now: float) -> list[Effect]:
+        """A DHCPv4 ACK or a DHCPv6 Reply address that came in on (dpid, port). From a trusted port (and, with IPv4
+        servers configured, from one of them or a relay agent listed with them) its address is bound to its client
+        until the lease ends (see :meth:`AddressBindings.assign`), and the routers it names are protected as long
+        (a day at most); a device that had claimed either loses it, and the operator is told."""
         if not self.trusted_ports(dpid) or not self._trusted_ingress(dpid, port):
             return []  # without configured trusted ports anyone could send an "ACK": claims stay first come
-        until = now + lease.lifetime_s
+        servers = [s for s in self.settings.dhcp_servers if ":" not in s]
+        if lease.server and servers and lease.server not in servers:
+            why = f"DHCP ACK from {lease.server}, not a configured DHCP server or relay: ignored"
+            return [Alert("lease-refused", lease.client_mac, dpid, port, "", why)]
         effects: list[Effect] = []
         for router in lease.routers:
-            displaced = self.bindings.protect_router(router, until)
+            displaced = self.bindings.protect_router(router, now + min(lease.lifetime_s, ROUTER_HOLD_MAX_S))
             if displaced is not None:
                 why = f"{router} is a router named by the DHCP server: no longer {displaced}'s"
                 effects += self._rebind([displaced], dpid, why)
         previous = self.bindings.holder(lease.address)
-        if isinstance(self.bindings.assign(lease.client_mac, lease.address, until), Refused):
-            return effects
+        result = self.bindings.assign(lease.client_mac, lease.address, now + lease.lifetime_s)
+        if isinstance(result, Refused):
+            why = f"lease of {lease.address} not bound ({result.reason}): the address stays first come"
+            return [*effects, Alert("lease-refused", lease.client_mac, dpid, port, "", why)]
         effects += self._resync([lease.client_mac])
         if previous is not None and previous != lease.client_mac:
             effects += self._rebind([previous], dpid, f"{lease.address} was leased to {lease.client_mac}: "
@@ -119,6 +127,10 @@ class BindingEvents(AdmissionEvents):
             return
         table: dict[str, dict[str, float]] = {}
         for mac, address, until in rows:
+            if mac == ROUTER_KEY:
+                if until > now:
+                    self.bindings.protect_router(address, until)
+                continue
             table.setdefault(mac, {})[address] = math.inf if until >= FOREVER else until
         log.info("%d DHCP leases restored", self.bindings.restore(table, now))
 
@@ -128,6 +140,7 @@ class BindingEvents(AdmissionEvents):
             return
         self._leases_saved_at = now
         leases = {mac: {a: min(t, FOREVER) for a, t in table.items()} for mac, table in self.bindings.leases().items()}
+        leases[ROUTER_KEY] = {a: min(t, FOREVER) for a, t in self.bindings.routers().items()}
         try:
             self.lease_store.save(leases)
         except LeaseStoreError as error:

@@ -269,7 +269,7 @@ class FlowBook:
         if old == key:
             return
         if old is not None:
-            self.bindings.release(mac)  # it left its place (absent, moved): its addresses are free again
+            self.bindings.release(mac)  # it left its place (absent, moved): its claimed addresses are free again
             here = self._at_port[old]
             here.discard(mac)
             if not here:

@@ -42,7 +42,7 @@ def _ack(client: str, address: str, msg_type: str = "ack", sport: int = 67, extr
 
 
 def test_the_parser_reads_acks_only() -> None:
-    assert scan_ack(_ack(BULB, LEASED)) == Lease(BULB, LEASED)
+    assert scan_ack(_ack(BULB, LEASED)) == Lease(BULB, LEASED, 3600.0, (), SERVER)  # no option 51: an hour
     assert scan_ack(_ack(BULB, LEASED, "offer")) is None
     assert scan_ack(_ack(BULB, LEASED, sport=1067)) is None
     assert scan_ack(_ack(BULB, "0.0.0.0")) is None
@@ -51,9 +51,10 @@ def test_the_parser_reads_acks_only() -> None:
 
 
 def test_the_parser_reads_the_lease_time_and_the_routers() -> None:
-    ack = _ack(BULB, LEASED, extra=(("lease_time", 3600), ("router", GATEWAY, "10.0.0.253")))
-    assert scan_ack(ack) == Lease(BULB, LEASED, 3600.0, (GATEWAY, "10.0.0.253"))
-    assert scan_ack(_ack(BULB, LEASED, extra=(("lease_time", 0xFFFFFFFF),))) == Lease(BULB, LEASED, math.inf)
+    ack = _ack(BULB, LEASED, extra=(("lease_time", 7200), ("router", GATEWAY, "10.0.0.253")))
+    assert scan_ack(ack) == Lease(BULB, LEASED, 7200.0, (GATEWAY, "10.0.0.253"), SERVER)
+    forever = _ack(BULB, LEASED, extra=(("lease_time", 0xFFFFFFFF),))
+    assert scan_ack(forever) == Lease(BULB, LEASED, math.inf, (), SERVER)
 
 
 def _reply6(client: str, *ias: object, dst: str | None = None) -> bytes:
@@ -77,11 +78,12 @@ def test_the_dhcpv6_parser_reads_the_addresses_a_reply_grants() -> None:
     # the withdrawn address (valid lifetime 0) is not leased; an infinite lifetime is
     assert scan_reply6(reply) == (Lease(BULB, V6, 600.0), Lease(BULB, "2001:db8::52", math.inf))
     assert scan_reply6(_reply6(BULB, _ia_na((V6, 600), status=2))) == ()  # NoAddrsAvail: nothing leased
+    assert scan_reply6(_reply6(BULB, _ia_na((V6, 600)), DHCP6OptStatusCode(statuscode=2))) == ()  # ... nor here
     assert scan_reply6(_reply6(BULB, _ia_na((V6, 600)), dst="33:33:00:01:00:02")) == ()  # no client named
     assert scan_reply6(_reply6(BULB, _ia_na((V6, 600)))[:-10]) == ()  # cut short
     assert scan_reply6(_ack(BULB, LEASED)) == ()
     many = _reply6(BULB, _ia_na(*((f"2001:db8::{i:x}", 60) for i in range(1, 40))))
-    assert len(scan_reply6(many)) == 8  # the source guard's cap per device
+    assert len(scan_reply6(many)) == 8  # one Reply binds at most the source guard's cap per device
 
 
 def _lab(tmp_path: Path) -> Lab:
@@ -100,20 +102,20 @@ def _out(lab: Lab, mac: str, port: int, src: str) -> bool:
 def test_an_ack_on_the_server_port_binds_before_first_use(tmp_path: Path) -> None:
     lab = _lab(tmp_path)
     assert not _out(lab, BULB, 1, LEASED)
-    lab.apply(lab.enforcer.lease_seen(DPID, SERVER_PORT, Lease(BULB, LEASED)))
+    lab.apply(lab.enforcer.lease_seen(DPID, SERVER_PORT, Lease(BULB, LEASED), NOW))
     assert _out(lab, BULB, 1, LEASED)  # no held first frame
 
 
 def test_an_ack_from_an_access_port_binds_nothing(tmp_path: Path) -> None:
     lab = _lab(tmp_path)
-    assert lab.enforcer.lease_seen(DPID, 3, Lease(BULB, LEASED)) == []
+    assert lab.enforcer.lease_seen(DPID, 3, Lease(BULB, LEASED), NOW) == []
     assert not _out(lab, BULB, 1, LEASED)
 
 
 def test_a_leased_address_cannot_be_claimed_by_another_device(tmp_path: Path) -> None:
     lab = _lab(tmp_path)
     lab.announce(BULB2, 2, URL, bind=False)
-    lab.apply(lab.enforcer.lease_seen(DPID, SERVER_PORT, Lease(BULB, LEASED)))
+    lab.apply(lab.enforcer.lease_seen(DPID, SERVER_PORT, Lease(BULB, LEASED), NOW))
     assert alerts(lab.bind(BULB2, 2, LEASED)) == ["address-refused"]
     assert not _out(lab, BULB2, 2, LEASED)
 
@@ -124,7 +126,7 @@ def test_a_lease_wins_over_an_earlier_claim(tmp_path: Path) -> None:
     lab.resolve(URL, ip_mud_file(URL))
     lab.bind(BULB2, 2, LEASED)  # bulb2 used the address before the server leased it to bulb
     assert _out(lab, BULB2, 2, LEASED)
-    effects = lab.apply(lab.enforcer.lease_seen(DPID, SERVER_PORT, Lease(BULB, LEASED)))
+    effects = lab.apply(lab.enforcer.lease_seen(DPID, SERVER_PORT, Lease(BULB, LEASED), NOW))
     assert alerts(effects) == ["address-reassigned"]
     assert _out(lab, BULB, 1, LEASED) and not _out(lab, BULB2, 2, LEASED)
 
@@ -132,7 +134,7 @@ def test_a_lease_wins_over_an_earlier_claim(tmp_path: Path) -> None:
 def test_an_unmanaged_clients_lease_is_protected_too(tmp_path: Path) -> None:
     lab = _lab(tmp_path)
     laptop = "02:00:00:00:00:03"
-    lab.apply(lab.enforcer.lease_seen(DPID, SERVER_PORT, Lease(laptop, IPS[laptop])))
+    lab.apply(lab.enforcer.lease_seen(DPID, SERVER_PORT, Lease(laptop, IPS[laptop]), NOW))
     assert alerts(lab.bind(BULB, 1, IPS[laptop])) == ["address-refused"]
 
 
@@ -218,3 +220,46 @@ def test_renewals_do_not_grow_the_expiry_queue_without_bound() -> None:
     assert len(table._due) <= 4 + 4 * 1 + 64
     assert table.expire(NOW + 10_000) == []
     assert table.expire(NOW + 10_100) == [(BULB, LEASED)]
+
+
+def test_a_client_gets_no_more_leases_than_a_device_may_claim_addresses(tmp_path: Path) -> None:
+    lab = _lab(tmp_path)
+    results = [alerts(lab.apply(lab.enforcer.lease_seen(DPID, SERVER_PORT, Lease(BULB, f"2001:db8::{i + 1:x}",
+                                                                                    600.0), NOW))) for i in range(20)]
+    assert results.count(["lease-refused"]) == 12 and len(lab.enforcer.bindings.of(BULB)) == 8
+
+
+def test_an_ack_from_a_server_that_is_not_configured_binds_nothing(tmp_path: Path) -> None:
+    lab = _lab(tmp_path)
+    rogue = Lease(BULB, LEASED, 600.0, (GATEWAY,), "10.0.0.66")  # forged beyond an uplink, say
+    assert alerts(lab.apply(lab.enforcer.lease_seen(DPID, SERVER_PORT, rogue, NOW))) == ["lease-refused"]
+    assert lab.enforcer.bindings.holder(LEASED) is None and alerts(lab.bind(BULB, 1, GATEWAY)) == []
+
+
+def test_a_port_flap_does_not_hand_a_running_lease_to_another_device(tmp_path: Path) -> None:
+    lab = _lab(tmp_path)
+    lab.announce(BULB2, 2, URL, bind=False)
+    lab.apply(lab.enforcer.lease_seen(DPID, SERVER_PORT, Lease(BULB, LEASED, 86400.0), NOW))
+    lab.apply(lab.enforcer.port_down(DPID, 1, NOW))
+    assert alerts(lab.bind(BULB2, 2, LEASED)) == ["address-refused"]
+    lab.apply(lab.enforcer.port_up(DPID, 1))
+    lab.announce(BULB, 1, URL, bind=False)
+    assert alerts(lab.bind(BULB, 1, LEASED)) == []
+
+
+def test_learned_routers_survive_a_restart(tmp_path: Path) -> None:
+    servers = frozenset({(DPID, SERVER_PORT)})
+    options: dict[str, object] = {"dhcp_servers": (SERVER,), "server_ports": servers, "persist_leases": True}
+    lab = Lab(tmp_path / "state", DefaultPolicy.ALLOW, **options)
+    lab.connect()
+    lab.apply(lab.enforcer.lease_seen(DPID, SERVER_PORT, Lease(LAPTOP, IPS[LAPTOP], math.inf, (GATEWAY,)), NOW))
+    lab.enforcer.save_leases(NOW, force=True)
+    assert lab.lease_store is not None
+    lab.lease_store.close()
+    lab.store.close()
+    later = Lab(tmp_path / "state", DefaultPolicy.ALLOW, **options)
+    later.connect()
+    later.announce(BULB, 1, URL, bind=False)
+    assert alerts(later.bind(BULB, 1, GATEWAY)) == ["address-refused"]
+    later.enforcer.bindings.expire(NOW + 86401)  # an infinite lease protects its router a day past the last ACK
+    assert alerts(later.bind(BULB, 1, GATEWAY)) == []
