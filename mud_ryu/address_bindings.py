@@ -73,13 +73,9 @@ class AddressBindings:
             return address
         if holder is not None:
             return Refused("held-by-other", holder)
-        mine = self._by_mac.setdefault(mac, set())
-        cap = MAX_V6_PER_DEVICE if ip.version == 6 else MAX_V4_PER_DEVICE
-        if sum(1 for a in mine if (":" in a) == (ip.version == 6)) >= cap:
-            if not mine:
-                del self._by_mac[mac]
+        if self._at_cap(mac, ip.version):
             return Refused("cap")
-        mine.add(address)
+        self._by_mac.setdefault(mac, set()).add(address)
         self._holder[address] = mac
         return address
 
@@ -101,10 +97,7 @@ class AddressBindings:
         if holder != mac:
             # a client (or a client faking DUIDs/client ids in its requests) gets no more leases than a device may
             # claim addresses: each one costs flows
-            mine = self._by_mac.get(mac, set())
-            if sum(1 for a in mine if (":" in a) == (ip.version == 6)) >= (
-                MAX_V6_PER_DEVICE if ip.version == 6 else MAX_V4_PER_DEVICE
-            ):
+            if self._at_cap(mac, ip.version):
                 return Refused("cap")
             if len(self._holder) >= MAX_BOUND and address not in self._holder:
                 return Refused("cap")
@@ -115,6 +108,11 @@ class AddressBindings:
         self._lease_ends[address] = until
         self._push(until, address)
         return address
+
+    def _at_cap(self, mac: str, version: int) -> bool:
+        """``mac`` holds as many addresses of this IP version as one device may (claimed and leased alike)."""
+        cap = MAX_V6_PER_DEVICE if version == 6 else MAX_V4_PER_DEVICE
+        return sum(1 for a in self._by_mac.get(mac, ()) if (":" in a) == (version == 6)) >= cap
 
     def protect_router(self, raw: str, until: float) -> str | None:
         """A DHCP server named ``raw`` as a router (until its lease ends): no device may claim it from now on. The

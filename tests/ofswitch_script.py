@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from tests.ofhandshake import read_message
+
 OFP_VERSION = 0x04
 HEADER = struct.Struct("!BBHI")
 HELLO, ERROR, ECHO_REQUEST, ECHO_REPLY, FEATURES_REQUEST, FEATURES_REPLY = 0, 1, 2, 3, 5, 6
@@ -98,7 +100,7 @@ class ScriptedSwitch:
     def _serve(self) -> None:
         try:
             while True:
-                msg_type, xid, body = _read_message(self._sock)  # type: ignore[arg-type]
+                msg_type, xid, body = read_message(self._sock)  # type: ignore[arg-type]
                 sent = Sent(msg_type, xid, body)
                 with self._lock:
                     self.received.append(sent)
@@ -155,18 +157,3 @@ def parse_flow_mod(m: Sent) -> FlowMod:
 def _port(port_no: int) -> bytes:
     mac = bytes([0x02, 0, 0, 0, 0, port_no & 0xFF])
     return PORT.pack(port_no, mac, f"p{port_no}".encode(), 0, 0, 0, 0, 0, 0, 0, 0)
-
-
-def _read_message(sock: socket.socket) -> tuple[int, int, bytes]:
-    _version, msg_type, length, xid = HEADER.unpack(_read_exact(sock, HEADER.size))
-    return msg_type, xid, _read_exact(sock, length - HEADER.size)
-
-
-def _read_exact(sock: socket.socket, n: int) -> bytes:
-    buf = b""
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError("controller closed the connection")
-        buf += chunk
-    return buf

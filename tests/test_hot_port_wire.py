@@ -24,6 +24,7 @@ from tests.ofswitch_script import (
     BARRIER_REQUEST,
     FLOW_MOD,
     METER_MOD,
+    MP_FLOW,
     MULTIPART_REQUEST,
     ScriptedSwitch,
     Sent,
@@ -78,7 +79,7 @@ def _set_up(switch: ScriptedSwitch, of_port: int) -> None:
     switch.connect(of_port)
 
     def reconciled(sent: list[Sent]) -> bool:
-        stats = [i for i, m in enumerate(sent) if m.type == MULTIPART_REQUEST and m.body[:2] == b"\x00\x01"]
+        stats = [i for i, m in enumerate(sent) if m.type == MULTIPART_REQUEST and m.body[:2] == MP_FLOW.to_bytes(2)]
         return bool(stats) and any(m.type == BARRIER_REQUEST for m in sent[stats[0]:])
 
     switch.wait_for(reconciled, 30, "its first update after reading the flow table")
