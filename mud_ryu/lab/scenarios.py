@@ -304,6 +304,8 @@ def two_switch(payload: Any) -> dict[str, Any]:
             for name in ("bulb", "bulb2", "cam"):
                 mac = labhosts.host(name).mac
                 _wait(lambda mac=mac: _confirmed(ctl, mac, "enforced"), f"{name} enforced", ctl=ctl)  # type: ignore[misc]
+            for name in ("bulb", "bulb2", "cam"):  # enforced is the policy; a probe also needs the client's address
+                lab.wait_lease(name)
 
             def probes(tag: str) -> None:
                 wanted = [(p.src, p.dst_ip, p.proto, p.port, p.expected) for name in ("bulb", "bulb2", "cam")
