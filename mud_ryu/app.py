@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from mud_ryu import __version__, app_tasks, dhcp_lease, portguard, settings, sourceguard
+from mud_ryu import __version__, app_tasks, dhcp_lease, pin_migration, portguard, settings, sourceguard
 from mud_ryu.app_effects import ALERT_HISTORY, EffectRunner, format_dpid, printable
 from mud_ryu.app_tasks import REFRESH_INTERVAL_S
 from mud_ryu.compat import framework, ofproto, parser
@@ -39,6 +39,7 @@ from mud_ryu.rate_limit import TokenBuckets
 from mud_ryu.resolve_wire import WireNames, WireResult
 from mud_ryu.rest_backend import EnforcerBackend
 from mud_ryu.rest_wsgi import make_app
+from mud_ryu.signature import load_anchor_files
 from mud_ryu.trustgate import TrustGate
 from mud_ryu.truststore import TrustStore
 from mud_ryu.update_policy import UpdatePolicy
@@ -128,6 +129,11 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
             sleep=_fw.hub.sleep,
         )
         self.out = EffectRunner(self.enforcer, self.settings, self.worker)
+        migration, pin_alerts = pin_migration.migrate(self.trust_store, load_anchor_files(self.settings.trust_anchors))
+        if migration.migrated or migration.unresolved:
+            LOG.warning("signer pins given their CA's SPKI: %d; left unresolved: %d",
+                        len(migration.migrated), len(migration.unresolved))
+        self.out.execute(pin_alerts)
         self.datapaths = self.out.datapaths  # the same map: the handlers fill it, the runner sends through it
         self.alerts = self.out.alerts
         self._execute = self.out.execute

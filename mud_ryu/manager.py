@@ -16,7 +16,6 @@ import hashlib
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urljoin
@@ -30,7 +29,7 @@ from mud_ryu.model import ParsedMud
 from mud_ryu.mudcache import CacheEntry, CacheError, MudCache
 from mud_ryu.mudfile_error import MudFileError
 from mud_ryu.refresh import Action, BackoffPolicy, Outcome
-from mud_ryu.signature import SignatureError, Signer, load_trust_anchors, verify_detached
+from mud_ryu.signature import SignatureError, Signer, load_anchor_files, verify_detached
 from mud_ryu.urlgate import MudUrl
 
 log = logging.getLogger(__name__)
@@ -256,10 +255,4 @@ def _utc(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
 
-def load_anchors(paths: Sequence[str]) -> tuple[x509.Certificate, ...]:
-    """Trust anchors from PEM files (each may hold several certificates)."""
-    anchors: list[x509.Certificate] = []
-    for path in paths:
-        with open(path, "rb") as handle:
-            anchors.extend(load_trust_anchors(handle.read()))
-    return tuple(anchors)
+load_anchors = load_anchor_files  # where the worker has always found it

@@ -103,25 +103,16 @@ class CacheEntry:
 
 
 def _signer_json(signer: Signer | None) -> str | None:
-    if signer is None:
-        return None
-    return json.dumps({"ca_key_id": signer.ca_key_id, "subject_chain": list(signer.subject_chain)}, sort_keys=True)
+    return None if signer is None else json.dumps(signer.to_json(), sort_keys=True)
 
 
 def _signer_from_json(text: object) -> Signer | None:
+    """The stored signer: informative only (what is served carries the signer its re-verification found)."""
     if text is None:
         return None
     if not isinstance(text, str):
         raise ValueError("signer column is not text")
-    data = json.loads(text)
-    if not isinstance(data, dict) or set(data) != {"ca_key_id", "subject_chain"}:
-        raise ValueError("signer JSON has the wrong keys")
-    key_id, chain = data["ca_key_id"], data["subject_chain"]
-    if not isinstance(key_id, str) or not isinstance(chain, list) or not chain:
-        raise ValueError("signer JSON has the wrong types")
-    if not all(isinstance(s, str) for s in chain):
-        raise ValueError("signer subject chain holds a non-string")
-    return Signer(ca_key_id=key_id, subject_chain=tuple(chain))
+    return Signer.from_json(json.loads(text))
 
 
 def _optional_text(value: object) -> str | None:

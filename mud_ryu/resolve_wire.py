@@ -7,7 +7,7 @@ them again itself, so nothing but plain data crosses the boundary (no pickle).
 
 Request:  {"id": 7, "url": "https://...", "force": false, "now": 1767225600.0}
 Result:   {"id": 7, "url": ..., "outcome": "fresh", "reason": "", "message": "", "retry_at": null,
-           "expires_at": 1767398400.0, "sha256": "...", "signer": {"ca_key_id": ..., "subject_chain": [...]},
+           "expires_at": 1767398400.0, "sha256": "...", "signer": <Signer.to_json()> or null,
            "body_b64": "...", "alert": false}
 """
 
@@ -176,7 +176,7 @@ def encode_result(ident: int, resolution: MudResolution) -> bytes:
         "retry_at": resolution.retry_at,
         "expires_at": resolution.expires_at,
         "sha256": resolution.sha256,
-        "signer": None if signer is None else {"ca_key_id": signer.ca_key_id, "subject_chain": signer.subject_chain},
+        "signer": None if signer is None else signer.to_json(),
         "body_b64": base64.b64encode(resolution.body).decode() if resolution.mud is not None else "",
         "alert": resolution.alert,
     }
@@ -186,14 +186,10 @@ def encode_result(ident: int, resolution: MudResolution) -> bytes:
 def _signer(value: object) -> Signer | None:
     if value is None:
         return None
-    if not isinstance(value, dict) or set(value) != {"ca_key_id", "subject_chain"}:
-        raise WireError("signer must be null or {ca_key_id, subject_chain}")
-    chain = value["subject_chain"]
-    if not isinstance(value["ca_key_id"], str) or not isinstance(chain, list) or not chain:
-        raise WireError("signer fields have the wrong types")
-    if not all(isinstance(s, str) for s in chain):
-        raise WireError("subject_chain must hold strings")
-    return Signer(value["ca_key_id"], tuple(chain))
+    try:
+        return Signer.from_json(value)
+    except ValueError as exc:
+        raise WireError(f"signer: {exc}") from None
 
 
 def decode_result(line: bytes | str) -> WireResult:

@@ -67,7 +67,12 @@ OPTS = [
         "operator approval for every new device",
     ),
     cfg.ListOpt("trusted_authorities", default=[], help="MUD URL hosts accepted on first use (trusted-authorities)"),
-    cfg.ListOpt("trusted_signers", default=[], help="signer CA key ids (hex) accepted on first use (trusted-signers)"),
+    cfg.ListOpt(
+        "trusted_signers",
+        default=[],
+        help="SHA-256 digests of the SubjectPublicKeyInfo of the signer CAs accepted on first use "
+        "(trusted-signers); `mud-ryu verify` prints a CA's ca-spki-sha256",
+    ),
     cfg.BoolOpt(
         "allow_big_change",
         default=True,

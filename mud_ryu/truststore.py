@@ -20,11 +20,12 @@ Reason codes (stable): corrupt-database, corrupt-record, schema-too-new, unavail
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -40,10 +41,11 @@ from mud_ryu.truststore_codec import (
     identity_key,
     record_from_row,
     record_to_row,
+    signer_to_json,
 )
 from mud_ryu.update_types import Decision, DeviceId, TrustRecord
 
-__all__ = ["SCHEMA_VERSION", "STORE_REASONS", "LoggedDecision", "TrustStore", "TrustStoreError"]
+__all__ = ["SCHEMA_VERSION", "STORE_REASONS", "LoggedDecision", "PinMigration", "TrustStore", "TrustStoreError"]
 
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x4D554454  # "MUDT": our trust store, not the MUD cache ("MUDC") or any other SQLite file
@@ -210,6 +212,31 @@ class TrustStore:
                 # Bounded log: prune in batches, so most commits do not pay for it.
                 conn.execute("DELETE FROM decision_log WHERE id <= ?", (newest - self._max_log_rows,))
 
+    def migrate_legacy_pins(self, anchors_by_key_id: Mapping[str, frozenset[str]]) -> PinMigration:
+        """Give every pin stored before the CA's public key was recorded (a legacy pin: CA key id only) the SPKI
+        digest of the one configured anchor with that key id, in one transaction. A key id that several anchors
+        share (the very attack SPKI pinning stops) or that no configured anchor has is left as it is: a legacy pin
+        matches no signer, so such a device keeps its policy until the signer must be compared, and then needs an
+        operator. ``anchors_by_key_id``: hex key id -> SPKI digests of the configured anchors with it."""
+        migrated: list[DeviceId] = []
+        unresolved: list[DeviceId] = []
+        with self._locked() as conn, _transaction(conn):
+            rows = conn.execute(f"SELECT {DEVICE_COLUMNS} FROM device WHERE signer IS NOT NULL").fetchall()
+            for row in rows:
+                record = _load(conn, row)
+                pin = record.signer
+                if pin is None or pin.ca_spki is not None:
+                    continue
+                candidates = anchors_by_key_id.get(pin.ca_key_id.lower(), frozenset())
+                if len(candidates) != 1:
+                    unresolved.append(record.identity)
+                    continue
+                (spki,) = candidates
+                upgraded = signer_to_json(dataclasses.replace(pin, ca_spki=spki))
+                conn.execute(f"UPDATE device SET signer = ? WHERE {_KEY}", (upgraded, *identity_key(record.identity)))
+                migrated.append(record.identity)
+        return PinMigration(tuple(migrated), tuple(unresolved))
+
     def forget(self, identity: DeviceId) -> bool:
         """An operator's "forget this device": its record and URL history go (the decision log keeps its past).
         The next announcement from it is a first use again."""
@@ -222,6 +249,14 @@ class TrustStore:
         """SQLite's full integrity check (["ok"] when sound)."""
         with self._locked() as conn:
             return [str(r[0]) for r in conn.execute("PRAGMA integrity_check")]
+
+
+@dataclass(frozen=True, slots=True)
+class PinMigration:
+    """What :meth:`TrustStore.migrate_legacy_pins` did: pins given their CA's SPKI, and pins it could not resolve."""
+
+    migrated: tuple[DeviceId, ...]
+    unresolved: tuple[DeviceId, ...]
 
 
 def _load(conn: sqlite3.Connection, row: tuple[object, ...]) -> TrustRecord:

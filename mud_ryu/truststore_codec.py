@@ -82,19 +82,18 @@ def _dump(value: object) -> str:
 
 
 def signer_to_json(signer: Signer | None) -> str | None:
-    return None if signer is None else _dump({"ca_key_id": signer.ca_key_id, "subjects": list(signer.subject_chain)})
+    return None if signer is None else _dump(signer.to_json())
 
 
 def signer_from_json(text: object) -> Signer | None:
+    """A pin; one stored before the CA's SPKI was recorded decodes with ``ca_spki`` None (a legacy pin)."""
     data = _json(text, "signer")
     if data is None:
         return None
-    if not isinstance(data, dict) or set(data) != {"ca_key_id", "subjects"}:
-        raise _bad("signer has the wrong shape")
-    subjects = data["subjects"]
-    if not isinstance(subjects, list) or not subjects or not all(isinstance(s, str) for s in subjects):
-        raise _bad("signer subjects are not a non-empty list of strings")
-    return Signer(_str(data["ca_key_id"], "signer ca_key_id"), tuple(subjects))
+    try:
+        return Signer.from_json(data)
+    except ValueError as exc:
+        raise _bad(str(exc)) from None
 
 
 def mudurl_to_json(url: MudUrl | None) -> str | None:

@@ -73,9 +73,16 @@ def canonical_change(ctx: Ctx, url: MudUrl) -> UrlChange:
 
 
 def equivalent_signer(pinned: Signer, signer: Signer) -> bool:
-    """Draft s5.1: "signed by an equivalent End Entity (same trusted CA and same Subject Name)". The rest of the
-    chain may change: the draft's "Changing Signing Authority" adds a cross-certificate under the same anchor."""
-    return pinned.ca_key_id == signer.ca_key_id and pinned.subject_chain[:1] == signer.subject_chain[:1]
+    """Draft s5.1: "signed by an equivalent End Entity (same trusted CA and same Subject Name)". The CA is the same
+    when its public key is (SPKI SHA-256), never merely its self-chosen key id; a legacy pin that has no SPKI yet
+    matches nothing. The end entity is the same when its subject and (if the pin recorded them) its
+    subjectAltNames are. The rest of the chain may change: the draft's "Changing Signing Authority" adds a
+    cross-certificate under the same anchor."""
+    if pinned.ca_spki is None or pinned.ca_spki != signer.ca_spki:
+        return False
+    if pinned.alt_names and pinned.alt_names[:1] != signer.alt_names[:1]:
+        return False
+    return pinned.subject_chain[:1] == signer.subject_chain[:1]
 
 
 def too_soon(ctx: Ctx, now: float) -> bool:

@@ -118,7 +118,7 @@ def _untrusted_authority(ctx: Ctx) -> bool:
 
 def _untrusted_signer(ctx: Ctx) -> bool:
     s, signer = ctx.settings, _v(ctx).signer
-    return s.first_use == "trusted-signers" and (signer is None or signer.ca_key_id.lower() not in s.trusted_signers)
+    return s.first_use == "trusted-signers" and (signer is None or signer.ca_spki not in s.trusted_signers)
 
 
 def _stale(ctx: Ctx) -> bool:

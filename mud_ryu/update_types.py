@@ -88,13 +88,27 @@ class DeviceId:
     mac: str  # lower-case colon form (mud_ryu.context.normalize_mac)
 
 
+def normalise_spki_digest(text: str) -> str:
+    """A CA's SPKI SHA-256 digest as 64 lower-case hex digits (colons and a ``sha256:`` prefix allowed);
+    ``ValueError`` for anything else, naming what changed for an operator whose setting holds key ids."""
+    digest = text.strip().lower().removeprefix("sha256:").replace(":", "")
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise ValueError(
+            f"trusted_signers entry {text[:80]!r} is not a SHA-256 SPKI digest (64 hex digits): CAs are named by "
+            "their public key now, not their key id; `mud-ryu verify` prints ca-spki-sha256"
+        )
+    return digest
+
+
 @dataclass(frozen=True, slots=True)
 class PolicySettings:
     """Operator choices; defaults are the draft's recommendations (see README of update_policy)."""
 
     first_use: FirstUse = "tofu"
     trusted_authorities: frozenset[str] = frozenset()  # hosts accepted on first use ("trusted-authorities")
-    trusted_signers: frozenset[str] = frozenset()  # CA key ids (hex) accepted on first use ("trusted-signers")
+    # SPKI SHA-256 digests (hex) of the signer CAs accepted on first use ("trusted-signers"); `mud-ryu verify` prints
+    # a CA's digest. Not key ids: a CA chooses its own key id, and another CA may copy it.
+    trusted_signers: frozenset[str] = frozenset()
     allow_big_change: bool = True
     violation_action: ViolationAction = "quarantine"
     min_change_interval_s: float = 600.0
@@ -109,9 +123,9 @@ class PolicySettings:
         if self.first_use == "trusted-authorities" and not self.trusted_authorities:
             raise ValueError("first_use trusted-authorities needs at least one host")
         if self.first_use == "trusted-signers" and not self.trusted_signers:
-            raise ValueError("first_use trusted-signers needs at least one CA key id")
+            raise ValueError("first_use trusted-signers needs at least one CA SPKI digest")
         object.__setattr__(self, "trusted_authorities", frozenset(h.lower() for h in self.trusted_authorities))
-        object.__setattr__(self, "trusted_signers", frozenset(k.lower() for k in self.trusted_signers))
+        object.__setattr__(self, "trusted_signers", frozenset(normalise_spki_digest(k) for k in self.trusted_signers))
 
 
 # ---- events --------------------------------------------------------------------------------------------------

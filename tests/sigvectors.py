@@ -33,9 +33,16 @@ def _name(cn: str) -> x509.Name:
 
 
 def make_ca(
-    cn: str = "Test MUD CA", not_before: datetime = T0 - ONE_YEAR, not_after: datetime = T0 + ONE_YEAR
+    cn: str = "Test MUD CA",
+    not_before: datetime = T0 - ONE_YEAR,
+    not_after: datetime = T0 + ONE_YEAR,
+    *,
+    ski: bytes | None = None,
+    rsa_bits: int | None = None,
 ) -> Issued:
-    key = ec.generate_private_key(ec.SECP256R1())
+    """A self-signed CA; ``ski``: a chosen Subject Key Identifier (a CA picks its own: it may copy another's)."""
+    key: Key = rsa.generate_private_key(65537, rsa_bits) if rsa_bits else ec.generate_private_key(ec.SECP256R1())
+    key_id = x509.SubjectKeyIdentifier(ski) if ski else x509.SubjectKeyIdentifier.from_public_key(key.public_key())
     cert = (
         x509.CertificateBuilder()
         .subject_name(_name(cn))
@@ -45,7 +52,7 @@ def make_ca(
         .not_valid_before(not_before)
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(key_id, critical=False)
         .add_extension(_usage(cert_sign=True), critical=True)
         .sign(key, hashes.SHA256())
     )
@@ -75,9 +82,13 @@ def make_signer(
     rsa_key: bool = False,
     digital_signature: bool = True,
     key_usage: bool = True,
+    ekus: list[x509.ObjectIdentifier] | None = None,
+    sans: list[x509.GeneralName] | None = None,
+    rsa_bits: int | None = None,
+    curve: ec.EllipticCurve | None = None,
 ) -> Issued:
-    """An end-entity signing certificate without subjectAltName, like real MUD signers."""
-    key: Key = rsa.generate_private_key(65537, 2048) if rsa_key else ec.generate_private_key(ec.SECP256R1())
+    """An end-entity signing certificate, by default without subjectAltName or EKU, like real MUD signers."""
+    key: Key = _rsa_key(rsa_bits or 2048) if rsa_key or rsa_bits else ec.generate_private_key(curve or ec.SECP256R1())
     builder = (
         x509.CertificateBuilder()
         .subject_name(_name(cn))
@@ -95,7 +106,16 @@ def make_signer(
     )
     if key_usage:
         builder = builder.add_extension(_usage(digital_signature=digital_signature), critical=True)
+    if ekus is not None:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(ekus), critical=False)
+    if sans is not None:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
     return Issued(builder.sign(ca.key, hashes.SHA256()), key)
+
+
+def _rsa_key(bits: int) -> rsa.RSAPrivateKey:
+    """RSA of ``bits``; cryptography still generates 1024-bit keys (it refuses only below 1024)."""
+    return rsa.generate_private_key(65537, bits)
 
 
 def sign_detached(

@@ -21,8 +21,8 @@ V1 = "https://mud.test/bulb/v1.json"
 V2 = "https://mud.test/bulb/v2.json"
 OTHER_HOST = "https://evil.test/bulb/v2.json"
 OTHER_PREFIX = "https://mud.test/other/v2.json"
-VENDOR = Signer("aa" * 20, ("CN=bulb signer,O=Vendor", "CN=Vendor CA"))
-STRANGER = Signer("bb" * 20, ("CN=bulb signer,O=Vendor", "CN=Another CA"))
+VENDOR = Signer("aa" * 20, ("CN=bulb signer,O=Vendor", "CN=Vendor CA"), "a1" * 32)
+STRANGER = Signer("bb" * 20, ("CN=bulb signer,O=Vendor", "CN=Another CA"), "b2" * 32)
 
 
 @pytest.fixture

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from asn1crypto import cms
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mud_ryu import cli
 from mud_ryu.signature import SignatureError, Signer, load_trust_anchors, verify_detached
+from mud_ryu.update_effects import equivalent_signer
 from tests import sigvectors as sv
 
 CONTENT = b'{\n  "ietf-mud:mud": {"mud-version": 1}\n}\n'
@@ -40,8 +45,63 @@ def _reason(content: bytes, sig: bytes, anchors: list[x509.Certificate], at: dat
 def test_valid_signature_names_signer_and_ca(ca: sv.Issued, signer: sv.Issued) -> None:
     result = verify_detached(CONTENT, sv.sign_detached(CONTENT, signer), [ca.cert], AT)
     ski = ca.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
-    assert result == Signer(ski.hex(), (signer.cert.subject.rfc4514_string(), ca.cert.subject.rfc4514_string()))
+    spki = ca.cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    chain = (signer.cert.subject.rfc4514_string(), ca.cert.subject.rfc4514_string())
+    assert result == Signer(ski.hex(), chain, hashlib.sha256(spki).hexdigest(), ((), ()))
     assert str(result).startswith("CN=mud-signer.example,O=Test Maker (CA keyid ")
+    assert Signer.from_json(result.to_json()) == result
+
+
+def test_a_ca_copying_another_cas_key_id_is_told_apart_by_its_public_key(ca: sv.Issued, signer: sv.Issued) -> None:
+    # Both anchors configured; the rogue copies the vendor CA's key id and issues the vendor's signer name.
+    ski = ca.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    rogue = sv.make_ca("Rogue CA", ski=ski)
+    forged = sv.make_signer(rogue, "mud-signer.example")
+    real = verify_detached(CONTENT, sv.sign_detached(CONTENT, signer), [ca.cert, rogue.cert], AT)
+    fake = verify_detached(CONTENT, sv.sign_detached(CONTENT, forged), [ca.cert, rogue.cert], AT)
+    assert real.ca_key_id == fake.ca_key_id and real.subject_chain[0] == fake.subject_chain[0]
+    assert real.ca_spki != fake.ca_spki
+    assert not equivalent_signer(real, fake)
+    assert equivalent_signer(real, verify_detached(CONTENT, sv.sign_detached(CONTENT, signer), [ca.cert], AT))
+
+
+def test_subject_alt_names_are_recorded_along_the_chain(ca: sv.Issued) -> None:
+    named = sv.make_signer(ca, sans=[x509.DNSName("mud.maker.example"), x509.UniformResourceIdentifier("urn:x")])
+    result = verify_detached(CONTENT, sv.sign_detached(CONTENT, named), [ca.cert], AT)
+    assert result.alt_names == (("DNS:mud.maker.example", "URI:urn:x"), ())
+
+
+@pytest.mark.parametrize(
+    ("ekus", "ok"),
+    [
+        ([ExtendedKeyUsageOID.SERVER_AUTH], False),
+        ([ExtendedKeyUsageOID.OCSP_SIGNING], False),
+        ([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH], False),
+        ([ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE], True),
+        ([ExtendedKeyUsageOID.EMAIL_PROTECTION], True),
+        ([ExtendedKeyUsageOID.CODE_SIGNING], True),
+        ([x509.ObjectIdentifier("1.3.6.1.5.5.7.3.36")], True),  # documentSigning
+        ([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CODE_SIGNING], True),
+    ],
+)
+def test_extended_key_usage_must_permit_signing_content(
+    ca: sv.Issued, ekus: list[x509.ObjectIdentifier], ok: bool
+) -> None:
+    sig = sv.sign_detached(CONTENT, sv.make_signer(ca, ekus=ekus))
+    if ok:
+        assert verify_detached(CONTENT, sig, [ca.cert], AT).subject_chain
+    else:
+        assert _reason(CONTENT, sig, [ca.cert]) == "eku"
+
+
+def test_weak_keys_are_refused(ca: sv.Issued) -> None:
+    assert _reason(CONTENT, sv.sign_detached(CONTENT, sv.make_signer(ca, rsa_bits=1024)), [ca.cert]) == "weak-key"
+    p224 = sv.make_signer(ca, curve=ec.SECP224R1())
+    assert _reason(CONTENT, sv.sign_detached(CONTENT, p224), [ca.cert]) == "weak-key"
+    weak_ca = sv.make_ca("Weak CA", rsa_bits=1024)
+    strong_under_weak = sv.make_signer(weak_ca)
+    assert _reason(CONTENT, sv.sign_detached(CONTENT, strong_under_weak), [weak_ca.cert]) == "weak-key"
+    assert verify_detached(CONTENT, sv.sign_detached(CONTENT, sv.make_signer(ca, rsa_bits=2048)), [ca.cert], AT)
 
 
 def test_valid_rsa_pkcs1_and_pss(ca: sv.Issued) -> None:

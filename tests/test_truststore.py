@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import random
 import signal
@@ -12,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from mud_ryu.signature import Signer
 from mud_ryu.truststore import SCHEMA_VERSION, STORE_REASONS, TrustStore, TrustStoreError
@@ -202,7 +204,7 @@ from mud_ryu.urlgate import check_mud_url
 
 store, start = TrustStore.open(sys.argv[1]), int(sys.argv[2])
 policy = PolicySettings(min_change_interval_s=0.0)
-signer = Signer("aa11", ("CN=toaster.example", "CN=Maker CA"))
+signer = Signer("aa11", ("CN=toaster.example", "CN=Maker CA"), "a1" * 32)
 now = 0.0
 for n in range(start, start + 100_000):
     device = DeviceId(1, n % 50, "02:00:00:00:%02x:%02x" % (n // 256 % 256, n % 256))
@@ -247,7 +249,7 @@ def test_kill_9_loses_no_pin_and_leaves_consistent_records(tmp_path: Path) -> No
             records = {(int(r.identity.mac.replace(":", "")[-4:], 16), r.identity.port): r for r in store.records()}
             for key, rev in acknowledged.items():  # no acknowledged pin or URL is lost
                 rec = records[key]
-                assert rec.signer == Signer("aa11", ("CN=toaster.example", "CN=Maker CA"))
+                assert rec.signer == Signer("aa11", ("CN=toaster.example", "CN=Maker CA"), "a1" * 32)
                 assert len(rec.history) >= rev + 1
             for rec in records.values():  # whatever else made it in is whole
                 if rec.state is TrustState.TRUSTED:
@@ -257,3 +259,53 @@ def test_kill_9_loses_no_pin_and_leaves_consistent_records(tmp_path: Path) -> No
                 if rec.pending is not None:
                     assert isinstance(rec.pending, Pending) and rec.pending.status == "fetching"
                 assert rec.last_decision is not None and rec.last_decision.verdict in (Verdict.FETCH, Verdict.APPLY)
+
+
+def _legacy_row(store_dir: Path, identity: DeviceId, key_id: str) -> None:
+    """Rewrite a stored pin in the form stored before CAs were named by their SPKI (key id and subjects only)."""
+    conn = sqlite3.connect(store_dir / "trust.sqlite3")
+    with conn:
+        legacy = json.dumps({"ca_key_id": key_id, "subjects": ["CN=toaster.example,O=Maker", "CN=Maker CA"]})
+        conn.execute("UPDATE device SET signer = ? WHERE dpid = ? AND port = ? AND mac = ?",
+                     (legacy, identity.dpid, identity.port, identity.mac))
+    conn.close()
+
+
+def test_legacy_pins_migrate_to_the_one_anchor_with_their_key_id(tmp_path: Path) -> None:
+    rec = trusted()
+    other = dataclasses.replace(trusted(), identity=DeviceId(1, 9, "02:00:00:00:00:09"))
+    with TrustStore.open(tmp_path) as store:
+        store.commit(rec, rec.last_decision)  # type: ignore[arg-type]
+        store.commit(other, other.last_decision)  # type: ignore[arg-type]
+    _legacy_row(tmp_path, rec.identity, "aa11")
+    _legacy_row(tmp_path, other.identity, "cc33")
+    with TrustStore.open(tmp_path) as store:
+        legacy = store.load(rec.identity).signer
+        assert legacy is not None and legacy.ca_spki is None and legacy.subject_chain == S1.subject_chain
+        result = store.migrate_legacy_pins({"aa11": frozenset({"a1" * 32}), "cc33": frozenset({"c1" * 32, "c2" * 32})})
+        assert result.migrated == (rec.identity,) and result.unresolved == (other.identity,)
+        assert store.load(rec.identity).signer == dataclasses.replace(S1, alt_names=())
+        assert store.load(other.identity).signer.ca_spki is None  # type: ignore[union-attr]
+        history = store.load(rec.identity).history
+        again = store.migrate_legacy_pins({"aa11": frozenset({"a1" * 32})})
+        assert again.migrated == () and store.load(rec.identity).history == history
+
+
+def test_pin_migration_alerts_for_pins_no_single_anchor_resolves(tmp_path: Path) -> None:
+    from mud_ryu import pin_migration
+    from tests import sigvectors as sv
+
+    ca = sv.make_ca()
+    ski = ca.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    rogue = sv.make_ca("Rogue CA", ski=ski)
+    rec = trusted()
+    with TrustStore.open(tmp_path) as store:
+        store.commit(rec, rec.last_decision)  # type: ignore[arg-type]
+    _legacy_row(tmp_path, rec.identity, ski.hex())
+    with TrustStore.open(tmp_path) as store:
+        result, alerts = pin_migration.migrate(store, [ca.cert, rogue.cert])  # the key id is ambiguous
+        assert result.unresolved == (rec.identity,)
+        assert [(a.code, a.mac) for a in alerts] == [("pin-unresolved", rec.identity.mac)]
+        result, alerts = pin_migration.migrate(store, [ca.cert])
+        assert result.migrated == (rec.identity,) and alerts == []
+        assert store.load(rec.identity).signer.ca_spki == pin_migration.spki_sha256(ca.cert)  # type: ignore[union-attr]

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mud_ryu.signature import Signer
 from mud_ryu.update_effects import equivalent_signer
 from mud_ryu.update_policy import RULE_IDS, TABLE, UpdatePolicy, new_record, step
 from mud_ryu.update_rules import check_url_change
@@ -106,7 +107,7 @@ CASES = [
     Case("V-first-mismatch", _after([ann(ROOT, 0.0)], base=_fresh), ver(ROOT, "d1", S1, 1.0, V2), Verdict.VIOLATION,
          "mud-url-mismatch", U),
     Case("V-first-signer", _after([ann(ROOT, 0.0)], base=_fresh), ver(ROOT, "d1", S1, 1.0), Verdict.VIOLATION,
-         "untrusted-signer", U, PolicySettings(first_use="trusted-signers", trusted_signers=frozenset({"CC33"}))),
+         "untrusted-signer", U, PolicySettings(first_use="trusted-signers", trusted_signers=frozenset({"cc" * 32}))),
     Case("V-first-authority", _after([ann(ROOT, 0.0)], base=_fresh), ver(ROOT, "d1", S1, 1.0), Verdict.VIOLATION,
          "untrusted-authority", U,
          PolicySettings(first_use="trusted-authorities", trusted_authorities=frozenset({"mud.vendor.example"}))),
@@ -185,6 +186,32 @@ def test_same_subject_from_another_ca_and_other_subject_from_same_ca_are_both_re
     for signer in (S2, S3):
         d = run([ann(V2, 1000.0), ver(V2, "d2", signer, 1001.0)], record=trusted())[-1].decision
         assert (d.verdict, d.reason_code) == (Verdict.VIOLATION, "signer-changed")
+
+
+# A second configured CA that copied the vendor's key id and issued a certificate with the vendor's signer name.
+COPIED_KEY_ID = Signer(S1.ca_key_id, S1.subject_chain, "f0" * 32)
+
+
+def test_a_ca_that_copies_the_key_id_is_another_signer() -> None:
+    assert not equivalent_signer(S1, COPIED_KEY_ID)
+    d = run([ann(V2, 1000.0), ver(V2, "d2", COPIED_KEY_ID, 1001.0)], record=trusted())[-1].decision
+    assert (d.verdict, d.reason_code) == (Verdict.VIOLATION, "signer-changed")
+    spki_only = PolicySettings(first_use="trusted-signers", trusted_signers=frozenset({S1.ca_spki or ""}))
+    first = run([ann(ROOT, 0.0), ver(ROOT, "d1", COPIED_KEY_ID, 1.0)], settings=spki_only)[-1].decision
+    assert (first.verdict, first.reason_code) == (Verdict.VIOLATION, "untrusted-signer")
+    assert spki_only.trusted_signers == frozenset({"a1" * 32})
+    colons = ":".join(["A1"] * 32)
+    assert PolicySettings(first_use="trusted-signers", trusted_signers=frozenset({colons})).trusted_signers == {
+        "a1" * 32
+    }
+
+
+def test_legacy_pin_without_spki_matches_no_signer_and_sans_are_compared() -> None:
+    legacy = Signer(S1.ca_key_id, S1.subject_chain)
+    assert not equivalent_signer(legacy, S1)
+    with_san = dataclasses.replace(S1, alt_names=(("DNS:toaster.example",), ()))
+    other_san = dataclasses.replace(S1, alt_names=(("DNS:rogue.example",), ()))
+    assert equivalent_signer(with_san, with_san) and not equivalent_signer(with_san, other_san)
 
 
 def test_keep_last_keeps_the_device_trusted_at_its_last_url() -> None:
@@ -320,6 +347,9 @@ def test_a_bad_time_is_refused(now: float) -> None:
         {"min_change_interval_s": float("nan")},
         {"first_use": "trusted-authorities"},
         {"first_use": "trusted-signers"},
+        # a key id (what trusted_signers held before CAs were named by their SPKI) is refused, not reinterpreted
+        {"first_use": "trusted-signers", "trusted_signers": frozenset({"aa11"})},
+        {"first_use": "trusted-signers", "trusted_signers": frozenset({"ab" * 20})},
     ],
 )
 def test_bad_settings_are_refused(kwargs: dict[str, object]) -> None:
@@ -337,7 +367,7 @@ _settings = st.builds(
     PolicySettings,
     first_use=st.sampled_from(["tofu", "tofu", "tofu", "approve", "trusted-signers", "trusted-authorities"]),
     trusted_authorities=st.just(frozenset({"mud.example.com"})),
-    trusted_signers=st.just(frozenset({"aa11"})),
+    trusted_signers=st.just(frozenset({"a1" * 32})),
     allow_big_change=st.booleans(),
     violation_action=st.sampled_from(["quarantine", "keep-last"]),
     min_change_interval_s=st.sampled_from([0.0, 600.0]),
@@ -420,7 +450,7 @@ def test_invariants_over_any_event_sequence(policy: PolicySettings, events: list
                     assert rec.changed_at is not None
                     assert event.now - rec.changed_at >= policy.min_change_interval_s
             if d.rule_id == "V-first-use" and policy.first_use == "trusted-signers":
-                assert event.signer is not None and event.signer.ca_key_id == "aa11"
+                assert event.signer is not None and event.signer.ca_spki == "a1" * 32
         # Released never changes trust.
         if isinstance(event, Released):
             assert dataclasses.replace(new, last_decision=None) == dataclasses.replace(rec, last_decision=None)

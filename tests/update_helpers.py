@@ -16,10 +16,11 @@ OTHER_DIR = "https://mud.example.com/household/fridge/model1945.json"
 NEW_HOME = "https://mud.example.com/mudfiles/toasters/model1945/mud.json"
 URLS = (ROOT, V2, V3, OTHER_HOST, OTHER_DIR, NEW_HOME)
 
-S1 = Signer("aa11", ("CN=toaster.example,O=Maker", "CN=Maker CA"))
-S1_CROSS = Signer("aa11", ("CN=toaster.example,O=Maker", "CN=Fluffy", "CN=Maker CA"))  # same CA key + subject
-S2 = Signer("bb22", ("CN=toaster.example,O=Maker", "CN=Rogue CA"))  # same subject, other CA
-S3 = Signer("aa11", ("CN=fridge.example,O=Maker", "CN=Maker CA"))  # same CA, other subject
+S1 = Signer("aa11", ("CN=toaster.example,O=Maker", "CN=Maker CA"), "a1" * 32)
+# same CA key + subject, a cross-certificate between
+S1_CROSS = Signer("aa11", ("CN=toaster.example,O=Maker", "CN=Fluffy", "CN=Maker CA"), "a1" * 32)
+S2 = Signer("bb22", ("CN=toaster.example,O=Maker", "CN=Rogue CA"), "b2" * 32)  # same subject, other CA
+S3 = Signer("aa11", ("CN=fridge.example,O=Maker", "CN=Maker CA"), "a1" * 32)  # same CA, other subject
 TOFU = PolicySettings()
 
 

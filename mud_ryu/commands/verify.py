@@ -1,6 +1,7 @@
 """``mud-ryu verify MUDFILE SIGFILE --ca CA.pem [--at TIME]``: check a MUD file's detached CMS signature.
 
-Prints ``VALID <signer>`` or ``INVALID <reason-code>: <message>``; exit 0 iff valid. This is the edge
+Prints ``VALID <signer>`` (then the CA's SPKI digest, its key id and the chain of subjects and subjectAltNames)
+or ``INVALID <reason-code>: <message>``; exit 0 iff valid. This is the edge
 where the clock is read (when ``--at`` is not given); :mod:`mud_ryu.signature` itself never reads it.
 """
 
@@ -57,4 +58,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"INVALID {exc.reason}: {_printable(exc.message)}")
         return 1
     print(f"VALID {_printable(str(signer))}")
+    # What an operator copies into trusted_signers, and the chain a pin records (draft s5.1).
+    print(f"ca-spki-sha256  {signer.ca_spki}")
+    print(f"ca-key-id       {signer.ca_key_id}")
+    for subject, alt in zip(signer.subject_chain, signer.alt_names or [()] * len(signer.subject_chain), strict=True):
+        names = f"  [{', '.join(alt)}]" if alt else ""
+        print(f"chain           {_printable(subject + names)}")
     return 0
