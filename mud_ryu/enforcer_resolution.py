@@ -14,6 +14,7 @@ from collections.abc import Callable
 from mud_ryu.devicestore import DeviceStore
 from mud_ryu.enforcer_dns import DnsEvents
 from mud_ryu.enforcer_state import Alert, Device, Effect, Profile, ResolveNames, ResolveRequest
+from mud_ryu.refresh import AGED_SIGNATURE_REASONS
 from mud_ryu.resolve_wire import WireResult
 from mud_ryu.settings import MudSettings
 from mud_ryu.trustgate import TrustGate
@@ -72,6 +73,8 @@ class ResolutionEvents(DnsEvents):
         except UrlRejected:
             return []  # the worker only answers for gated URLs; nothing to act on
         effects: list[Effect] = []
+        if result.reason in AGED_SIGNATURE_REASONS:
+            return self._signature_aged(waiting, gated, result, now)
         if result.body and result.sha256:
             prepared = self._prepare_profile(result.url, result.sha256, result.body)
             if isinstance(prepared, Profile):
@@ -99,6 +102,41 @@ class ResolutionEvents(DnsEvents):
                                      f"{reason}: {result.message}"))  # fmt: skip
         return effects
 
+    def _signature_aged(self, waiting: list[Device], gated: MudUrl, result: WireResult, now: float) -> list[Effect]:
+        """The file's signer is no longer valid at ``now`` (expired, or not yet valid after a clock change) and the
+        manufacturer has not signed it again. Never fresh policy: a device that holds exactly this file keeps it
+        (``expired_signature_action = keep-last``, the default) or is quarantined; every other device waiting on
+        the URL stays where it is (a first use is never granted on an aged signature). Alerted only when the
+        worker says so (not on every backoff answer an announcing device triggers)."""
+        self.checked_at.pop(result.url, None)  # nobody is enforced from the profile without asking again
+        keep = self.settings.expired_signature_action == "keep-last"
+        effects: list[Effect] = []
+        for device in waiting:
+            self._decide(functools.partial(self.trust.fetch_failed, identity(device), gated, result.reason, now))
+            holds = device.state == "enforced" and (device.url, device.sha256) == (result.url, result.sha256)
+            if holds and keep:
+                action = "last verified policy kept"
+            elif holds:
+                # Quarantined but still on its URL (as a device waiting for its first file is): the file signed
+                # again lifts it through the usual verified path.
+                device.sha256, device.state = None, "quarantined"
+                effects += self._sync(device.dpid, [("device", device.mac)], confirms=(device.mac,))
+                action = "quarantined"
+            else:
+                # It holds another file (a URL change in flight: that one stays in force) or nothing yet: it stays
+                # as it is, still waiting on this URL, so the file signed again reaches it.
+                if result.alert and device.state != "enforced":
+                    effects.append(Alert("signature-expired", device.mac, device.dpid, device.port, result.url,
+                                         f"{result.reason} (not enforced): {result.message}"))  # fmt: skip
+                continue
+            if device.reason != result.reason:
+                device.reason, device.updated_at = result.reason, now
+                self.store.save_device(device.record())
+            if result.alert:
+                effects.append(Alert("signature-expired", device.mac, device.dpid, device.port, result.url,
+                                     f"{result.reason} ({action}): {result.message}"))  # fmt: skip
+        return effects
+
     def _verified(
         self, waiting: list[Device], gated: MudUrl, prepared: Profile, result: WireResult, now: float
     ) -> list[Effect]:
@@ -116,6 +154,8 @@ class ResolutionEvents(DnsEvents):
             decision = self._decide(verify)
             if decision is not None and decision.verdict is Verdict.APPLY:
                 applies.append(device)  # the trust record that allows it is already on disk
+            elif decision is not None and decision.reason_code == "unchanged" and _aged_on(device, prepared):
+                applies.append(device)  # the file it was held on (or quarantined from) is validly signed again
             elif decision is None or decision.verdict is not Verdict.IGNORE:
                 refused.append((device, decision))
         if applies:
@@ -172,6 +212,12 @@ class ResolutionEvents(DnsEvents):
 def identity(device: Device) -> DeviceId:
     """The identity the trust store keys a device by: (switch, port, MAC)."""
     return DeviceId(device.dpid, device.port, device.mac)
+
+
+def _aged_on(device: Device, profile: Profile) -> bool:
+    """Kept on (or quarantined from) this URL because its signer aged; the trust record still holds the file
+    (the policy said "unchanged"), so a valid signature restores it."""
+    return device.url == profile.url and device.reason in AGED_SIGNATURE_REASONS
 
 
 def _wants(device: Device, url: str) -> bool:

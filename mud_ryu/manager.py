@@ -11,6 +11,7 @@ Blocking (it fetches): call it from a worker, never from the OpenFlow event loop
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import hashlib
 import logging
@@ -23,12 +24,12 @@ from urllib.parse import urljoin
 from cryptography import x509
 
 from mud_ryu import mudfile, refresh
-from mud_ryu.fetch_types import SIGNATURE_CONTENT_TYPE, FetchError, FetchStatus
+from mud_ryu.fetch_types import SIGNATURE_CONTENT_TYPE, FetchError, FetchStatus, Validators
 from mud_ryu.fetcher import Fetcher
 from mud_ryu.model import ParsedMud
 from mud_ryu.mudcache import CacheEntry, CacheError, MudCache
 from mud_ryu.mudfile_error import MudFileError
-from mud_ryu.refresh import Action, BackoffPolicy, Outcome
+from mud_ryu.refresh import AGED_SIGNATURE, Action, BackoffPolicy, Outcome
 from mud_ryu.signature import SignatureError, Signer, load_anchor_files, verify_detached
 from mud_ryu.urlgate import MudUrl
 
@@ -113,43 +114,82 @@ class MudManager:
         with self._locks_guard:
             return self._url_locks.setdefault(url, threading.Lock())
 
-    def _cached_entry(self, url: str, now: float) -> CacheEntry | None:
+    def _cached_entry(self, url: str, now: float) -> tuple[CacheEntry | None, str]:
+        """The cached entry of ``url`` as the signature policy in force allows it to be served, with the signer its
+        verification at ``now`` found (never the stored column: a row can be edited on disk), and "" -- or, for an
+        entry whose signature was valid when fetched but whose signer is expired or not yet valid at ``now``, the
+        entry with the aged reason (``signature:expired``): never served as fresh, and kept in force only for
+        devices that already hold it (the enforcer decides). An entry that fails the policy for any other reason
+        (unsigned under ``required``, an edited signature, an anchor since removed) is set aside as evidence and
+        refetched."""
         try:
             entry = self._cache.get(url)
         except CacheError as error:
             log.warning("MUD cache entry for %s dropped: %s (%s)", url, error.message, error.reason)
-            return None
-        if entry is None or entry.signature is None or not self._settings.trust_anchors:
-            return entry
+            return None, ""
+        if entry is None:
+            return None, ""
+        policy = self._settings.signature_policy
+        if policy is SignaturePolicy.OFF:
+            return dataclasses.replace(entry, signer=None), ""
+        if entry.signature is None:
+            if policy is SignaturePolicy.IF_PRESENT and not self._names_signature(entry):
+                return dataclasses.replace(entry, signer=None), ""
+            return self._set_aside(entry, "signature:missing", now)
+        anchors = self._settings.trust_anchors
         try:
-            # Re-verify at the time it was first verified: a cache file edited on disk must not become policy.
-            verify_detached(entry.body, entry.signature, self._settings.trust_anchors, _utc(entry.fetched_at))
+            signer = verify_detached(entry.body, entry.signature, anchors, _utc(now))
         except SignatureError as error:
-            log.warning("cached MUD file for %s fails re-verification (%s); refetching", url, error.reason)
-            self._cache.delete(url)
-            return None
-        return entry
+            if error.reason not in AGED_SIGNATURE:
+                return self._set_aside(entry, f"signature:{error.reason}", now)
+            aged = f"signature:{error.reason}"
+        else:
+            return dataclasses.replace(entry, signer=signer), ""
+        try:
+            # Aged, but was it ever valid? Verified at the time it was first obtained, or it is not ours to keep.
+            signer = verify_detached(entry.body, entry.signature, anchors, _utc(entry.fetched_at))
+        except SignatureError as error:
+            return self._set_aside(entry, f"signature:{error.reason}", now)
+        return dataclasses.replace(entry, signer=signer), aged
+
+    def _names_signature(self, entry: CacheEntry) -> bool:
+        try:
+            return self._parsed_body(entry).mud.mud_signature is not None
+        except MudFileError:
+            return True  # it will not be served anyway (_from_entry refuses it); never guess "unsigned"
+
+    def _set_aside(self, entry: CacheEntry, reason: str, now: float) -> tuple[None, str]:
+        log.warning("cached MUD file for %s fails the signature policy in force (%s): set aside, refetching",
+                    entry.url, reason)  # fmt: skip
+        self._cache.set_aside(entry.url, reason, now)
+        return None, ""
 
     def _resolve_locked(self, target: MudUrl, force: bool, now: float) -> MudResolution:
         url = target.url
-        entry = self._cached_entry(url, now)
+        entry, aged = self._cached_entry(url, now)
         failure = self._cache.failure(url)
-        plan = refresh.plan(now, entry.expires_at if entry else None, None if force else failure)
+        # An aged entry is stale whatever its cache-validity says: revalidated, within the backoff of its failures.
+        expiry = None if entry is None else min(entry.expires_at, now) if aged else entry.expires_at
+        plan = refresh.plan(now, expiry, None if force else failure)
         if plan.action is Action.USE_CACHED and not force and entry is not None:
             return self._from_entry(entry, Outcome.CACHED)
         if plan.action is Action.WAIT:
-            reason = f"backoff:{failure.last_reason}" if failure else "backoff"
+            # An aged entry answers with its own reason, whatever started the backoff: it is never fresh policy.
+            reason = aged or (f"backoff:{failure.last_reason}" if failure else "backoff")
             if entry is not None:
                 return self._from_entry(entry, Outcome.BACKOFF, reason, "retry pending", plan.not_before)
             return MudResolution(url, Outcome.BACKOFF, None, None, None, None, reason, "retry pending", plan.not_before)
         try:
-            resolution = self._fetch_and_verify(target, entry, now)
+            resolution = self._fetch_and_verify(target, entry, bool(aged), now)
         except _Failure as failed:
             record = refresh.record_failure(failure, url, failed.reason, now, self._settings.backoff)
             self._cache.put_failure(record)
             log.warning("MUD URL %s failed: %s (%s)", url, failed.message, failed.reason)
             if entry is not None:
-                return self._from_entry(entry, Outcome.KEPT_LAST, failed.reason, failed.message, record.next_attempt_at)
+                reason, message = failed.reason, failed.message
+                if aged:
+                    reason, message = aged, f"{failed.reason}: {failed.message}"
+                return self._from_entry(entry, Outcome.KEPT_LAST, reason, message, record.next_attempt_at)
             return MudResolution(
                 url, Outcome.FIRST_CONTACT_FAILED, None, None, None, None, failed.reason, failed.message,
                 record.next_attempt_at,
@@ -158,7 +198,7 @@ class MudManager:
             self._cache.clear_failure(url)
         return resolution
 
-    def _fetch_and_verify(self, target: MudUrl, entry: CacheEntry | None, now: float) -> MudResolution:
+    def _fetch_and_verify(self, target: MudUrl, entry: CacheEntry | None, aged: bool, now: float) -> MudResolution:
         try:
             fetched = self._fetcher.fetch(target.url, validators=entry.validators if entry else None)
         except FetchError as error:
@@ -166,8 +206,14 @@ class MudManager:
         if entry is not None and (
             fetched.status is FetchStatus.NOT_MODIFIED or hashlib.sha256(fetched.body).hexdigest() == entry.sha256
         ):
+            if aged:
+                # Same content, but its signer aged: the manufacturer may have signed it again. Only a signature
+                # valid now renews it; otherwise the failure keeps the aged reason.
+                return self._resigned(target, entry, fetched.validators, now)
             renewed = self._cache.renew(target.url, fetched.validators, now)
-            return self._from_entry(renewed or entry, Outcome.RENEWED)
+            # The signer verified at now (entry's, from _cached_entry), not the stored column.
+            return self._from_entry(dataclasses.replace(renewed, signer=entry.signer) if renewed else entry,
+                                    Outcome.RENEWED)  # fmt: skip
         if fetched.status is FetchStatus.NOT_MODIFIED:
             raise _Failure("fetch", "unexpected-304", "304 Not Modified to an unconditional request")
         parsed = self._parse(fetched.body, target)
@@ -178,6 +224,21 @@ class MudManager:
         self._cache.put(new)
         self._remember(new.sha256, parsed)
         return MudResolution(target.url, Outcome.FRESH, parsed, signer, new.sha256, new.expires_at, body=fetched.body)
+
+    def _resigned(self, target: MudUrl, entry: CacheEntry, validators: Validators, now: float) -> MudResolution:
+        parsed = self._parsed_body(entry)
+        signature, signer = self._signature(target, parsed, entry.body, now)
+        new = CacheEntry.create(target.url, entry.body, signature, signer, validators, parsed.mud.cache_validity, now)
+        self._cache.put(new)
+        return self._from_entry(new, Outcome.RENEWED)
+
+    def _parsed_body(self, entry: CacheEntry) -> ParsedMud:
+        with self._parsed_guard:
+            parsed = self._parsed.get(entry.sha256)
+        if parsed is None:
+            parsed = mudfile.parse(entry.body)
+            self._remember(entry.sha256, parsed)
+        return parsed
 
     def _parse(self, body: bytes, target: MudUrl) -> ParsedMud:
         try:
@@ -225,19 +286,15 @@ class MudManager:
     def _from_entry(
         self, entry: CacheEntry, outcome: Outcome, reason: str = "", message: str = "", retry_at: float | None = None
     ) -> MudResolution:
-        with self._parsed_guard:
-            parsed = self._parsed.get(entry.sha256)
-        if parsed is None:
-            try:
-                parsed = mudfile.parse(entry.body)
-            except MudFileError as error:
-                # Verified once, now refused (a stricter validator after an upgrade): enforce nothing from it.
-                self._cache.delete(entry.url)
-                return MudResolution(
-                    entry.url, refresh.failed_outcome(False), None, None, None, None,
-                    f"mud:{error.finding.reason}", "the cached file no longer validates",
-                )  # fmt: skip
-        self._remember(entry.sha256, parsed)
+        try:
+            parsed = self._parsed_body(entry)
+        except MudFileError as error:
+            # Verified once, now refused (a stricter validator after an upgrade): enforce nothing from it.
+            self._cache.delete(entry.url)
+            return MudResolution(
+                entry.url, refresh.failed_outcome(False), None, None, None, None,
+                f"mud:{error.finding.reason}", "the cached file no longer validates",
+            )  # fmt: skip
         return MudResolution(
             entry.url, outcome, parsed, entry.signer, entry.sha256, entry.expires_at, reason, message, retry_at,
             entry.body,

@@ -64,6 +64,7 @@ __all__ = [
 
 DEFAULT_MAX_ENTRIES = 10_000
 DEFAULT_MAX_BODY_BYTES = 1 << 20  # the fetcher's cap too (THREATS.md R7)
+MAX_SET_ASIDE = 256  # evidence rows kept: bounded, since an attacker's server can make entries fail
 _T = TypeVar("_T")
 
 
@@ -176,6 +177,29 @@ class MudCache:
                     ),
                 ).rowcount
             return renewed if changed else None
+
+    def set_aside(self, url: str, reason: str, now: float) -> bool:
+        """Stop serving the entry of ``url`` and keep it as evidence (``reason``: why it fails the policy in force);
+        the newest ``MAX_SET_ASIDE`` are kept. True if there was an entry."""
+        with self._locked() as conn, transaction(conn):
+            moved = conn.execute(
+                "INSERT INTO set_aside (url, body, sha256, signature, signer, reason, set_aside_at) "
+                "SELECT url, body, sha256, signature, signer, ?, ? FROM mud_entry WHERE url = ?",
+                (reason[:200], now, url),
+            ).rowcount
+            conn.execute("DELETE FROM mud_entry WHERE url = ?", (url,))
+            conn.execute(
+                "DELETE FROM set_aside WHERE id <= (SELECT max(id) FROM set_aside) - ?", (MAX_SET_ASIDE,)
+            )
+            return moved > 0
+
+    def set_aside_entries(self, limit: int = 100) -> list[tuple[str, str, str, float]]:
+        """The newest entries set aside: (url, sha256, reason, when), newest first."""
+        with self._locked() as conn:
+            rows = conn.execute(
+                "SELECT url, sha256, reason, set_aside_at FROM set_aside ORDER BY id DESC LIMIT ?", (limit,)
+            )
+            return [(str(u), str(s), str(r), float(t)) for u, s, r, t in rows]
 
     def delete(self, url: str) -> bool:
         """Forget the cached file of ``url``; True if there was one."""

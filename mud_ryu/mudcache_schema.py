@@ -27,7 +27,7 @@ from mud_ryu.errors import ReasonError
 from mud_ryu.sqlite_store import open_versioned, write_transaction
 
 CACHE_REASONS: frozenset[str] = frozenset({"corrupt-entry", "corrupt-database", "schema-too-new", "unavailable"})
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APPLICATION_ID = 0x4D554443  # "MUDC": tells our database apart from any other SQLite file at the same path
 # Primary SQLite result codes that mean "the bytes on disk are not a sound database of ours".
 _SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
@@ -61,6 +61,20 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         ) STRICT""",
         "CREATE INDEX fetch_failure_by_last ON fetch_failure (last_failure_at)",
         f"PRAGMA application_id = {APPLICATION_ID}",
+    ),
+    # Entries that stopped satisfying the signature policy in force (unsigned under "required", a signature that
+    # no longer verifies) are set aside here, not served: evidence for the operator of what was on disk.
+    1: (
+        """CREATE TABLE set_aside (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            url TEXT NOT NULL,
+            body BLOB NOT NULL,
+            sha256 TEXT NOT NULL,
+            signature BLOB,
+            signer TEXT,
+            reason TEXT NOT NULL,
+            set_aside_at REAL NOT NULL
+        ) STRICT""",
     ),
 }
 

@@ -162,6 +162,12 @@ def is_fresh(now: float, entry_expiry: float) -> bool:
     return now < entry_expiry and entry_expiry - now <= MAX_VALIDITY_S
 
 
+# A signer certificate valid when the file was fetched that has since expired (or whose validity has not begun at
+# the current time, after a clock change): the file keeps its last verified standing at most, never fresh policy.
+AGED_SIGNATURE = frozenset({"expired", "not-yet-valid"})
+AGED_SIGNATURE_REASONS = frozenset(f"signature:{code}" for code in AGED_SIGNATURE)
+
+
 def plan(now: float, entry_expiry: float | None, failure: FailureRecord | None) -> Plan:
     """Decide for one URL. A fresh entry wins over a failure record (a concurrent refresh may have succeeded
     after the record was written); a stale entry during backoff gives WAIT and the caller keeps the last

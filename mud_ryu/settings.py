@@ -85,6 +85,13 @@ OPTS = [
         choices=["quarantine", "keep-last"],
         help="a refused URL change: quarantine the device, or keep its last verified policy",
     ),
+    cfg.StrOpt(
+        "expired_signature_action",
+        default="keep-last",
+        choices=["keep-last", "quarantine"],
+        help="a device's MUD file whose signer certificate has expired (or is not yet valid) at a refresh: keep its "
+        "last verified policy (never wider; alert signature-expired) until the file is signed again, or quarantine",
+    ),
     cfg.FloatOpt("min_url_change_interval", default=600.0, min=0.0, help="seconds between accepted URL changes"),
     cfg.ListOpt("uplink_ports", default=[], help="dpid:port pairs that face other switches/routers (not devices)"),
     cfg.ListOpt(
@@ -142,6 +149,7 @@ class MudSettings:
     trusted_signers: tuple[str, ...] = ()
     allow_big_change: bool = True
     violation_action: str = "quarantine"
+    expired_signature_action: str = "keep-last"
     min_url_change_interval: float = 600.0
     uplink_ports: frozenset[tuple[int, int]] = frozenset()
     server_ports: frozenset[tuple[int, int]] = frozenset()
@@ -263,6 +271,7 @@ def load(conf: cfg.ConfigOpts) -> MudSettings:
         trusted_signers=tuple(group.trusted_signers),
         allow_big_change=group.allow_big_change,
         violation_action=group.violation_action,
+        expired_signature_action=group.expired_signature_action,
         min_url_change_interval=group.min_url_change_interval,
         uplink_ports=_ports(group.uplink_ports),
         server_ports=_ports(group.server_ports, "server_ports"),

@@ -3,17 +3,19 @@ simulator), that trust survives a restart, and the operator's approve / revoke /
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from mud_ryu import operator_actions
-from mud_ryu.enforcer import Alert, ResolveRequest
+from mud_ryu.enforcer import Alert, Effect, ResolveRequest
 from mud_ryu.refresh import Outcome
+from mud_ryu.resolve_wire import WireResult
 from mud_ryu.signature import Signer
 from mud_ryu.update_types import TrustState
-from tests.enforcer_lab import BULB, IPS, NOW, PEER_MAC, PEER_PORT, Lab, alerts, device_rules
+from tests.enforcer_lab import BULB, BULB2, IPS, NOW, PEER_MAC, PEER_PORT, Lab, alerts, device_rules
 from tests.mudfiles import ip_mud_file
 from tests.packets import Packet
 
@@ -152,4 +154,43 @@ def test_quarantine_keeps_local_dns_and_ntp(tmp_path: Path) -> None:
     other_dns = Packet.udp(1, BULB, PEER_MAC, IPS[BULB], "192.0.2.53", 40000, 53)
     assert lab.sim.is_output(dns, PEER_PORT) and lab.sim.is_output(ntp, PEER_PORT)
     assert not lab.sim.is_output(other_dns, PEER_PORT) and not _allows(lab, 443)
+    lab.store.close()
+
+
+def _aged(lab: Lab, outcome: Outcome = Outcome.KEPT_LAST) -> list[Effect]:
+    """The worker's answer for V1 once its signer expired: the last verified bytes, with the aged reason."""
+    body = ip_mud_file(V1, port=443)
+    sha = hashlib.sha256(body).hexdigest()
+    result = WireResult(2, V1, outcome, "signature:expired", "signer expired", None, None, sha, VENDOR, body)
+    effects = lab.enforcer.resolved(result, NOW)
+    lab.apply(effects)
+    return list(effects)
+
+
+def test_an_expired_signer_keeps_the_held_policy_and_never_enforces_a_newcomer(lab: Lab) -> None:
+    lab.announce(BULB2, 2, V1)  # a second device asks for the same URL: pending, not yet enforced
+    effects = _aged(lab)
+    assert sorted(alerts(effects)) == ["signature-expired", "signature-expired"]
+    assert _allows(lab, 443)  # BULB keeps what it holds (never wider)
+    assert not lab.sim.is_output(lab.tcp(BULB2, 2, 443), PEER_PORT)  # BULB2 is not granted an aged file
+    reasons = {d.mac: (d.state, d.reason) for d in lab.store.devices()}
+    assert reasons[BULB] == ("enforced", "signature:expired")  # what the API shows
+    assert reasons[BULB2][0] != "enforced"
+    assert alerts(_aged(lab, Outcome.BACKOFF)) == []  # a backoff answer repeats no alert
+    # Signed again: the next fresh answer clears the reason.
+    lab.resolve(V1, ip_mud_file(V1, port=443), signer=VENDOR)
+    assert {d.mac: d.reason for d in lab.store.devices()}[BULB] == ""
+
+
+def test_an_expired_signer_quarantines_when_so_configured(tmp_path: Path) -> None:
+    lab = Lab(tmp_path / "state", expired_signature_action="quarantine")
+    lab.connect()
+    lab.announce(BULB, 1, V1)
+    lab.resolve(V1, ip_mud_file(V1, port=443), signer=VENDOR)
+    assert _allows(lab, 443)
+    assert alerts(_aged(lab)) == ["signature-expired"]
+    assert not _allows(lab, 443)
+    assert [(d.state, d.reason) for d in lab.store.devices()] == [("quarantined", "signature:expired")]
+    lab.resolve(V1, ip_mud_file(V1, port=443), signer=VENDOR)  # signed again
+    assert _allows(lab, 443)
     lab.store.close()

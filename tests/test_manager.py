@@ -6,10 +6,12 @@ Time is injected (``now``), so cache validity, backoff and signature validity ar
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -262,3 +264,97 @@ def test_relative_mud_signature_resolves_against_the_mud_url(world: World, tmp_p
     result = _manager(world, tmp_path).resolve(MudRequest(url), NOW)
     assert result.outcome is Outcome.FRESH, result.reason
     assert result.signer is not None
+
+
+DAY = 24 * HOUR
+SIGNER_ENDS = (sigvectors.T0 + sigvectors.ONE_YEAR).timestamp()  # the test signer's notAfter
+
+
+def _utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+def _db(tmp_path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(tmp_path / "state" / "mud-cache.sqlite3")
+
+
+def test_unsigned_entry_left_by_an_if_present_run_is_not_served_under_required(world: World, tmp_path: Path) -> None:
+    world.publish("unsigned.json", signature=None)
+    url = world.lab.url("/unsigned.json")
+    assert _manager(world, tmp_path, SignaturePolicy.IF_PRESENT).resolve(MudRequest(url), NOW).outcome is Outcome.FRESH
+    strict = _manager(world, tmp_path)  # restarted with signatures required
+    again = strict.resolve(MudRequest(url), NOW + HOUR)  # the entry is still fresh: without the check, CACHED
+    assert (again.outcome, again.reason, again.mud) == (Outcome.FIRST_CONTACT_FAILED, "signature:missing", None)
+    cache = MudCache.open(tmp_path / "state" / "mud-cache.sqlite3")
+    assert [(u, r) for u, _, r, _ in cache.set_aside_entries()] == [(url, "signature:missing")]
+    assert cache.get(url) is None
+
+
+@pytest.mark.parametrize("policy", [SignaturePolicy.REQUIRED, SignaturePolicy.IF_PRESENT])
+def test_row_edited_to_drop_its_signature_is_set_aside_and_refetched(
+    world: World, tmp_path: Path, policy: SignaturePolicy
+) -> None:
+    world.publish("bulb.json", info="signed")
+    url = world.lab.url("/bulb.json")
+    _manager(world, tmp_path, policy).resolve(MudRequest(url), NOW)
+    with _db(tmp_path) as db:
+        assert db.execute("UPDATE mud_entry SET signature = NULL, signer = NULL").rowcount == 1
+    fetched = world.gets("/bulb.json")
+    again = _manager(world, tmp_path, policy).resolve(MudRequest(url), NOW + HOUR)
+    assert again.outcome is Outcome.FRESH and again.signer is not None  # the file names a signature: re-checked
+    assert world.gets("/bulb.json") == fetched + 1
+    reasons = [r for _, _, r, _ in MudCache.open(tmp_path / "state" / "mud-cache.sqlite3").set_aside_entries()]
+    assert reasons == ["signature:missing"]
+
+
+def test_the_signer_served_is_the_one_verification_found_not_the_stored_column(world: World, tmp_path: Path) -> None:
+    world.publish("bulb.json", info="who")
+    url = world.lab.url("/bulb.json")
+    genuine = _manager(world, tmp_path).resolve(MudRequest(url), NOW).signer
+    forged = json.dumps({"ca_key_id": "00", "ca_spki_sha256": "0" * 64, "subject_chain": ["CN=someone else"]})
+    with _db(tmp_path) as db:
+        assert db.execute("UPDATE mud_entry SET signer = ?", (forged,)).rowcount == 1
+    cached = _manager(world, tmp_path).resolve(MudRequest(url), NOW + HOUR)
+    assert cached.outcome is Outcome.CACHED and cached.signer == genuine
+
+
+def test_a_signer_that_expires_ages_the_cached_file_until_it_is_signed_again(world: World, tmp_path: Path) -> None:
+    url = world.lab.url("/bulb.json")
+    ca = sigvectors.make_ca("Long-lived CA", not_after=sigvectors.T0 + 5 * sigvectors.ONE_YEAR)
+    body = mud_file(url, world.lab.url("/bulb.p7s"), systeminfo="ageing")
+    world.write("bulb.json", body)
+    world.write("bulb.p7s", sigvectors.sign_detached(body, sigvectors.make_signer(ca)))  # ends a year after T0
+    anchors = sigvectors.ca_pem(ca)
+    manager = _manager(world, tmp_path, anchors=anchors)
+    before = SIGNER_ENDS - HOUR
+    assert manager.resolve(MudRequest(url), before).outcome is Outcome.FRESH
+    # Two hours later the entry is still fresh (48 h), but its signer is not: no CACHED, a refresh is tried; the
+    # server still serves the same file and signature, so the last verified file is kept, with the aged reason.
+    aged = manager.resolve(MudRequest(url), before + 2 * HOUR)
+    assert (aged.outcome, aged.reason) == (Outcome.KEPT_LAST, "signature:expired") and aged.alert
+    assert aged.mud is not None and aged.mud.mud.systeminfo == "ageing"
+    assert aged.retry_at is not None
+    waiting = manager.resolve(MudRequest(url), before + 2 * HOUR + 1)  # backoff: same reason, no new alert
+    assert (waiting.outcome, waiting.reason, waiting.alert) == (Outcome.BACKOFF, "signature:expired", False)
+    # another try (another process), the same signature
+    down = _manager(world, tmp_path, anchors=anchors).resolve(MudRequest(url), aged.retry_at + 1)
+    assert (down.outcome, down.reason) == (Outcome.KEPT_LAST, "signature:expired")
+    # The manufacturer signs the same bytes again with a renewed certificate: the next attempt renews the entry.
+    renewed = sigvectors.make_signer(ca, not_before=_utc(before), not_after=_utc(before + 2 * 365 * DAY))
+    world.write("bulb.p7s", sigvectors.sign_detached(body, renewed))
+    assert down.retry_at is not None
+    back = manager.resolve(MudRequest(url), down.retry_at + 1)
+    assert (back.outcome, back.reason) == (Outcome.RENEWED, "")
+    assert back.signer is not None and back.mud is not None and back.mud.mud.systeminfo == "ageing"
+    assert manager.resolve(MudRequest(url), down.retry_at + 2).outcome is Outcome.CACHED
+
+
+def test_a_cached_file_whose_signature_never_verified_is_set_aside(world: World, tmp_path: Path) -> None:
+    world.publish("bulb.json", info="anchor")
+    url = world.lab.url("/bulb.json")
+    _manager(world, tmp_path).resolve(MudRequest(url), NOW)
+    other = sigvectors.ca_pem(sigvectors.make_ca("Replacement CA"))  # the operator replaced the anchor
+    result = _manager(world, tmp_path, anchors=other).resolve(MudRequest(url), NOW + HOUR)
+    assert result.outcome is Outcome.FIRST_CONTACT_FAILED and result.reason == "signature:untrusted-chain"
+    reasons = [r for _, _, r, _ in MudCache.open(tmp_path / "state" / "mud-cache.sqlite3").set_aside_entries()]
+    assert reasons == ["signature:untrusted-chain"]
