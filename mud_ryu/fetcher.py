@@ -116,7 +116,7 @@ class _PinnedHTTPSConnection(urllib3.connection.HTTPSConnection):
             raise FetchError("peer-mismatch", f"connected to {peer_text}, not the checked address {address}")
         category = netguard.denied_reason(peer, self._mud_attempt.options.allowed_networks)
         if category and self.host not in self._mud_attempt.options.allowed_hosts:
-            raise FetchError("address-denied", f"connected peer {peer_text} is {category}")
+            raise FetchError("address-denied", f"connected peer {peer_text} is denied: {category}")
 
 
 class _PinnedAdapter(requests.adapters.HTTPAdapter):
@@ -297,7 +297,7 @@ class Fetcher:
             category = netguard.denied_reason(address, self.options.allowed_networks)
             if category and not allowed_host:
                 # One bad answer refuses the host: a mixed answer is how DNS rebinding reaches internal addresses.
-                raise FetchError("address-denied", f"{target.host} resolves to {text}, which is {category}")
+                raise FetchError("address-denied", f"{target.host} resolves to {text}, which is denied: {category}")
         return answers
 
     def _headers(self, accept: str, validators: Validators | None) -> dict[str, str]:

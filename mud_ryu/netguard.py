@@ -5,6 +5,9 @@ the controller host itself, to the cloud metadata service (169.254.169.254), or 
 Every address a MUD host resolves to, and the address the socket finally connected to, goes through
 ``denied_reason``. Labs whose MUD server sits on a private or loopback address list that network explicitly.
 
+The deny-list is :mod:`mud_ryu.special_purpose`: the IANA special-purpose registries, one row per entry, plus
+multicast and the reserved IPv6 space outside 2000::/3. Everything else is ordinary unicast and allowed.
+
 Pure: no DNS, no sockets.
 """
 
@@ -13,29 +16,10 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+from mud_ryu import special_purpose
 
-
-def _nets(*cidrs: str) -> tuple[IPNetwork, ...]:
-    return tuple(ipaddress.ip_network(c) for c in cidrs)
-
-
-# (category, networks). Named categories make the operator's log line say *why* an address was refused.
-_DENIED: tuple[tuple[str, tuple[IPNetwork, ...]], ...] = (
-    ("unspecified", _nets("0.0.0.0/8", "::/128")),
-    ("loopback", _nets("127.0.0.0/8", "::1/128")),
-    ("link-local", _nets("169.254.0.0/16", "fe80::/10")),  # incl. the 169.254.169.254 metadata service
-    ("private", _nets("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")),  # RFC 1918
-    ("shared-cgnat", _nets("100.64.0.0/10")),  # RFC 6598
-    ("unique-local", _nets("fc00::/7", "fec0::/10")),  # RFC 4193 ULA and deprecated site-local
-    ("multicast", _nets("224.0.0.0/4", "ff00::/8")),
-    ("broadcast-reserved", _nets("240.0.0.0/4")),  # incl. 255.255.255.255
-    # Embedded-IPv4 forms: the IPv4 address inside cannot be checked reliably by every stack, so refuse them all.
-    ("v4-mapped", _nets("::ffff:0:0/96", "::/96", "64:ff9b::/96", "64:ff9b:1::/48", "2002::/16", "2001::/32")),
-    ("documentation", _nets("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")),
-    ("special-purpose", _nets("192.0.0.0/24", "198.18.0.0/15", "100::/64")),  # IETF assignments, benchmarking
-)
+IPAddress = special_purpose.IPAddress
+IPNetwork = special_purpose.IPNetwork
 
 
 def parse_address(text: str) -> IPAddress | None:
@@ -49,21 +33,25 @@ def parse_address(text: str) -> IPAddress | None:
 
 
 def denied_reason(address: IPAddress, allowed: Iterable[IPNetwork] = ()) -> str | None:
-    """Return the category that forbids ``address`` (e.g. "loopback"), or None when it may be contacted.
+    """Why ``address`` must not be contacted, naming the table entry that forbids it; None when it may be.
 
-    ``allowed`` networks (lab MUD servers) take precedence over every category.
+    The entries are :data:`mud_ryu.special_purpose.TABLE`. An address in a block that carries an IPv4 address
+    (IPv4-mapped, -translated, -compatible, NAT64, 6to4, Teredo) is also judged by that IPv4 address, so
+    64:ff9b::7f00:1 is refused as 127.0.0.1 while 64:ff9b::808:808 (8.8.8.8 through a NAT64) is not.
+    ``allowed`` networks (lab MUD servers) take precedence, for the address exactly as given: allowing
+    127.0.0.1 does not allow ::ffff:127.0.0.1 or 64:ff9b::7f00:1.
     """
     for net in allowed:
         if address.version == net.version and address in net:
             return None
-    for category, nets in _DENIED:
-        for net in nets:
-            if address.version == net.version and address in net:
-                return category
-    # Anything else the IANA special-purpose registries call non-global (Python keeps that list current).
-    if not address.is_global:
-        return "not-global"
-    return None
+    block = special_purpose.lookup(address)
+    if block is None:
+        return None
+    inner = special_purpose.embedded_ipv4(block, address)
+    inner_block = special_purpose.lookup(inner) if inner is not None else None
+    if inner_block is not None and inner_block.denied:
+        return f"{block.describe()} carrying {inner}, {inner_block.describe()}"
+    return block.describe() if block.denied else None
 
 
 def parse_networks(texts: Iterable[str]) -> tuple[IPNetwork, ...]:

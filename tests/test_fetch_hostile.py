@@ -170,7 +170,7 @@ def test_slow_tls_handshake_hits_the_deadline(lab: Lab) -> None:
 def test_name_resolving_to_loopback_is_denied_without_allow_list(lab: Lab) -> None:
     error, _, _ = _refused(_fetcher(lab, allow=False), lab.url("/good.json", host="evil.test"))
     assert error.reason == "address-denied"
-    assert "loopback" in error.message
+    assert "Loopback" in error.message
     assert not [r for r in lab.requests_log() if r["path"] == "/good.json" and "evil" in str(r)]
 
 
@@ -178,7 +178,7 @@ def test_mixed_dns_answer_is_denied(lab: Lab) -> None:
     resolver = loopback_resolver({"mud.test": ["93.184.216.34", "169.254.169.254"]})
     error, _, _ = _refused(_fetcher(lab, allow=False, resolver=resolver), lab.url("/good.json"))
     assert error.reason == "address-denied"
-    assert "link-local" in error.message
+    assert "Link Local 169.254.0.0/16" in error.message
 
 
 def test_allowed_host_bypasses_the_deny_list_by_name(lab: Lab) -> None:
