@@ -11,6 +11,8 @@ Rules it keeps (issue 5, THREATS.md row 18):
   (403 ``token-not-configured``) rather than left open;
 * every failure is JSON ``{"error": <stable code>, "message": <for people>}`` with a 4xx status; an unexpected
   exception becomes 500 ``internal`` and goes to the log, never into the body;
+* ``path`` is the path as sent, percent-encoded; an encoded "/" or backslash (%2F, %5C), a backslash or a NUL
+  in it is refused (400 ``encoded-separator``), so no layer can read other segments into it than we route on;
 * request bodies are capped, must be a JSON object with known keys, and are decoded by :mod:`strictjson`;
   every string in a response is capped in length (device-supplied URLs and messages are attacker text;
   ``json.dumps`` escapes them).
@@ -91,6 +93,8 @@ JSON_HEADERS: Mapping[str, str] = {
 ERROR_CODES = frozenset(
     {
         "not-found",
+        "encoded-separator",
+        "ambiguous-path",
         "method-not-allowed",
         "token-not-configured",
         "missing-token",
@@ -137,11 +141,24 @@ _Handler = Callable[[_Request, Backend], Response]
 
 
 def handle(
-    method: str, path: str, headers: Mapping[str, str], body: bytes, backend: Backend, token: str | None
+    method: str,
+    path: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    backend: Backend,
+    token: str | None,
+    *,
+    separators_known: bool = True,
 ) -> Response:
-    """Answer one request. ``path`` may carry a query string; ``token`` None or "" disables state changes."""
+    """Answer one request. ``path`` may carry a query string; ``token`` None or "" disables state changes.
+
+    ``path`` is the path as the client sent it, still percent-encoded. ``separators_known`` False says the server
+    could only give it already decoded and quoted again, so any "/" in it may have been sent as %2F: then only
+    the one-segment resources are served (their meaning cannot depend on it), the rest refused (ambiguous-path).
+    """
     try:
-        return _dispatch(method, path, {k.lower(): v for k, v in headers.items()}, body, backend, token or None)
+        lowered = {k.lower(): v for k, v in headers.items()}
+        return _dispatch(method, path, lowered, body, backend, token or None, separators_known)
     except ApiError as error:
         return _json(error.status, {"error": error.code, "message": error.message}, error.headers)
     except Exception:
@@ -150,10 +167,16 @@ def handle(
 
 
 def _dispatch(
-    method: str, path: str, headers: Mapping[str, str], body: bytes, backend: Backend, token: str | None
+    method: str,
+    path: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    backend: Backend,
+    token: str | None,
+    separators_known: bool,
 ) -> Response:
     raw_path, _, raw_query = path.partition("?")
-    methods, raw_mac, allowed_query = _route(raw_path)
+    methods, raw_mac, allowed_query = _route(raw_path, separators_known)
     handler = methods.get(method)
     if handler is None:
         allow = ", ".join(sorted(methods))
@@ -167,14 +190,31 @@ def _dispatch(
     return handler(request, backend)
 
 
-def _route(raw_path: str) -> tuple[Mapping[str, _Handler], str | None, frozenset[str]]:
-    """(handlers by method, the raw MAC segment or None, allowed query keys) of a path, or 404."""
+# An encoded "/" or backslash, or a NUL: whichever layer decodes the path first (a proxy in front, the WSGI
+# server's router) sees other segments than the ones we route on, so such paths are refused outright.
+_ENCODED_SEPARATORS = ("%2f", "%5c", "%00")
+
+
+def _route(raw_path: str, separators_known: bool) -> tuple[Mapping[str, _Handler], str | None, frozenset[str]]:
+    """(handlers by method, the raw MAC segment or None, allowed query keys) of a path, or 404/400."""
     if len(raw_path) > MAX_PATH_CHARS or not raw_path.startswith(PREFIX):
         raise ApiError(404, "not-found", "no such resource (the API lives under /mud/v1/)")
-    # Split before decoding, so an encoded "/" (%2F) cannot make new segments.
+    lowered = raw_path.lower()
+    if any(code in lowered for code in _ENCODED_SEPARATORS) or "\\" in raw_path or "\x00" in raw_path:
+        raise ApiError(
+            400, "encoded-separator", "an encoded '/' (%2F) or backslash (%5C), a backslash or a NUL in the path"
+        )
+    # Split before decoding, so an encoded "/" could not make new segments even if it got this far.
     segments = [unquote(s, errors="replace") for s in raw_path[len(PREFIX) :].split("/")]
     if "" in segments:  # "//" or a trailing "/": not a resource of ours
         raise ApiError(404, "not-found", "no such resource")
+    if len(segments) > 1 and not separators_known:
+        raise ApiError(
+            400,
+            "ambiguous-path",
+            "the server passed no raw request path matching PATH_INFO (RAW_PATH_INFO, RAW_URI or REQUEST_URI), so "
+            "a '/' here may have been sent as %2F; this resource cannot be served safely",
+        )
     match segments:
         case ["devices"]:
             return {"GET": _list_devices}, None, frozenset()

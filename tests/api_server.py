@@ -16,6 +16,13 @@ class _QuietHandler(WSGIRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
+    def get_environ(self) -> dict[str, Any]:
+        # wsgiref gives only the decoded PATH_INFO; pass the request target as received, as Ryu's eventlet.wsgi
+        # (RAW_PATH_INFO) and most servers (REQUEST_URI) do, so the API routes on the raw path as in the app.
+        environ = dict(super().get_environ())
+        environ["REQUEST_URI"] = self.path
+        return environ
+
 
 def serve(server: http.server.HTTPServer) -> Iterator[str]:
     """Run ``server`` in a thread for one iteration; yields its base URL, then shuts it down."""

@@ -8,6 +8,7 @@ flow-mod. The OVS lab (tests/test_e2e_attacks.py) covers the metered case on a r
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 import subprocess
@@ -157,6 +158,32 @@ def test_refused_flow_is_alerted_and_resent(controller: tuple[int, int, Path]) -
         assert any(a["code"] == "flow-refused" and a["port"] == NEW_PORT for a in alerts), alerts
     finally:
         switch.close()
+
+
+def test_ryus_wsgi_server_refuses_an_encoded_slash(controller: tuple[int, int, Path]) -> None:
+    _of, api_port, _log = controller
+
+    def request(method: str, path: str) -> tuple[int, dict[str, str]]:
+        end = time.monotonic() + 15
+        while True:
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", api_port, timeout=10)
+                connection.request(method, path)
+                answer = connection.getresponse()
+                return answer.status, json.loads(answer.read())
+            except ConnectionRefusedError:  # the WSGI server starts just after the OpenFlow listener
+                if time.monotonic() > end:
+                    raise
+                time.sleep(0.05)  # polling interval, not a fixed wait
+            finally:
+                connection.close()
+
+    # The raw path reaches the API: %3A decodes to ":" inside its segment (no such device here).
+    assert request("GET", "/mud/v1/devices/02%3A00%3A00%3A00%3A00%3A01") == (404, {
+        "error": "unknown-device", "message": "no device 02:00:00:00:00:01"})  # fmt: skip
+    # Decoded, this would be POST .../revoke (refused for want of a token); raw, it is one segment with a "/".
+    status, document = request("POST", "/mud/v1/devices/02:00:00:00:00:01%2Frevoke")
+    assert (status, document["error"]) == (400, "encoded-separator")
 
 
 def _meter_id(m: Sent) -> int:

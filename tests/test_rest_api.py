@@ -94,8 +94,7 @@ def test_unknown_device_is_404() -> None:
         "0000.5e00.530a",
         "x" * 500,
         "00:00:5e:00:53:0a%0a",
-        "%00",
-        f"{MAC_A}%2Fapprove",
+        "%01",
         f"{MAC_A}{'%20' * 47}X",  # a MAC, padding and junk: too long, refused (never cut to the MAC it starts with)
     ],
 )
@@ -104,6 +103,24 @@ def test_malformed_mac_is_400_and_never_reaches_the_backend(mac: str) -> None:
     document, _ = expect_error(400, "bad-mac", "GET", f"/mud/v1/devices/{mac}", backend)
     assert backend.calls == [] and len(document["message"]) < 200
     assert "\n" not in document["message"] and "\x00" not in document["message"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/mud/v1/devices/{MAC_A}%2Fapprove",
+        f"/mud/v1/devices/{MAC_A}%2fapprove",
+        f"/mud/v1/devices%2F{MAC_A}",
+        f"/mud/v1/devices/{MAC_A}%5Capprove",
+        f"/mud/v1/devices/{MAC_A}\\approve",
+        "/mud/v1/devices/%00",
+        "/mud/v1/alerts%2F",
+    ],
+)
+def test_an_encoded_separator_is_400_and_never_reaches_the_backend(path: str) -> None:
+    backend = FakeBackend()
+    expect_error(400, "encoded-separator", "POST", path, backend, AUTH)
+    assert backend.calls == []
 
 
 def test_alerts_default_and_explicit_limit() -> None:

@@ -279,3 +279,11 @@ def test_percent_encoded_mac_and_unicode_path_through_wsgi(api: Api) -> None:
     assert answer.startswith(b"HTTP/1.0 200 ") and api.backend.calls == [("device", MAC_A)]
     answer = _raw(api.url, b"GET /mud/v1/devices/%C3%A9%25zz HTTP/1.0\r\n\r\n")
     assert answer.startswith(b"HTTP/1.0 400 ") and b"bad-mac" in answer
+
+
+def test_an_encoded_slash_is_refused_over_http(api: Api) -> None:
+    # PATH_INFO reads /mud/v1/devices/<mac>/revoke; the raw target is one segment "<mac>%2Frevoke".
+    request = f"POST /mud/v1/devices/{MAC_A}%2Frevoke HTTP/1.0\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+    answer = _raw(api.url, request.encode())
+    assert answer.startswith(b"HTTP/1.0 400 ") and b'"error":"encoded-separator"' in answer
+    assert api.backend.calls == []
