@@ -29,6 +29,7 @@ from mud_ryu.model import MudFile
 from mud_ryu.mudfile_error import MudFileError
 from mud_ryu.pipeline import QUARANTINE_PROFILE_ID
 from mud_ryu.settings import MudSettings
+from mud_ryu.urlgate import UrlRejected, check_mud_url
 
 log = logging.getLogger(__name__)
 FLOOD_OWNER: Owner = ("flood", 0)
@@ -106,15 +107,24 @@ class FlowBook:
             parsed = mudfile.parse(body)
         except MudFileError as error:
             return f"mud:{error.finding.reason}"
-        profile_id = self._profile_id(url)
-        mfg_id = self._manufacturer_id(url_authority(url))
-        self._allocate_referenced_ids(parsed.mud)
         try:
-            compiled = compile_profile(parsed.mud, self._context((parsed.mud.mud_url,)), profile_id)
+            # The file's own mud-url, through the same gate as every announced URL. A file whose mud-url fails it
+            # is invalid: substituting the fetched URL would hide a mismatch the update policy must see.
+            canonical = check_mud_url(parsed.mud.mud_url).url
+        except UrlRejected:
+            return "mud:bad-mud-url"
+        # One canonical URL decides the device's manufacturer (its classification and same-manufacturer alike),
+        # its model and its my-controller: the raw string never reaches the compiler.
+        mud = dataclasses.replace(parsed.mud, mud_url=canonical)
+        profile_id = self._profile_id(url)
+        mfg_id = self._manufacturer_id(url_authority(canonical))
+        self._allocate_referenced_ids(mud)
+        try:
+            compiled = compile_profile(mud, self._context((canonical,)), profile_id)
         except CompileError as error:
             return f"compile:{error.reason}"
-        names = _dns_names(parsed.mud)
-        return Profile(url, sha256, profile_id, mfg_id, compiled, parsed.mud.mud_url, names, parsed.mud)
+        names = _dns_names(mud)
+        return Profile(url, sha256, profile_id, mfg_id, compiled, canonical, names, mud)
 
     def _allocate_referenced_ids(self, mud: MudFile) -> None:
         """Give every manufacturer and model an ACE names an id now, even with no such device yet: the ACE then

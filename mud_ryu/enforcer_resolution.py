@@ -142,9 +142,10 @@ class ResolutionEvents(DnsEvents):
     ) -> list[Effect]:
         effects: list[Effect] = []
         try:
-            file_url = self.url_gate.check(prepared.file_mud_url)
+            file_url = self.url_gate.check(prepared.file_mud_url)  # canonical already: _prepare_profile gated it
         except UrlRejected:
-            file_url = gated  # the validator already refused non-https mud-urls; never a reason to widen
+            log.error("the canonical mud-url of %s no longer passes the gate: nothing applied", result.url)
+            return []
         applies: list[Device] = []
         refused: list[tuple[Device, Decision | None]] = []
         for device in waiting:

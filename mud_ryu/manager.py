@@ -245,13 +245,14 @@ class MudManager:
             parsed = mudfile.parse(body)
         except MudFileError as error:
             raise _Failure("mud", error.finding.reason, f"{error.finding.path}: {error.finding.message}") from None
-        if self._settings.require_matching_mud_url:
-            try:
-                named = self._fetcher.gate(parsed.mud.mud_url).url
-            except FetchError:
-                named = parsed.mud.mud_url
-            if named != target.url:
-                raise _Failure("mud", "mud-url-mismatch", f"the file names {parsed.mud.mud_url!r}, not {target.url}")
+        try:
+            named = self._fetcher.gate(parsed.mud.mud_url).url
+        except FetchError as error:
+            # Invalid, never replaced by the fetched URL: the update policy compares the two on first use.
+            why = f"the file's mud-url {parsed.mud.mud_url!r}: {error.message}"
+            raise _Failure("mud", "bad-mud-url", why) from None
+        if self._settings.require_matching_mud_url and named != target.url:
+            raise _Failure("mud", "mud-url-mismatch", f"the file names {parsed.mud.mud_url!r}, not {target.url}")
         return parsed
 
     def _signature(

@@ -194,3 +194,26 @@ def test_an_expired_signer_quarantines_when_so_configured(tmp_path: Path) -> Non
     lab.resolve(V1, ip_mud_file(V1, port=443), signer=VENDOR)  # signed again
     assert _allows(lab, 443)
     lab.store.close()
+
+
+@pytest.mark.parametrize("named", [V1 + "?x", "https://mud.test//bulb/v1.json", "https://mud.test/bulb/./v1.json"])
+def test_a_file_whose_mud_url_fails_the_gate_is_invalid_not_replaced_by_the_fetched_url(
+    tmp_path: Path, named: str
+) -> None:
+    lab = Lab(tmp_path / "state")
+    lab.connect()
+    lab.announce(BULB, 1, V1)
+    lab.resolve(V1, ip_mud_file(named, port=443), signer=VENDOR)
+    assert not _allows(lab, 443)  # first use refused: never enforced under a file naming an ungated URL
+    assert [(d.state, d.reason) for d in lab.store.devices()] == [("quarantined", "mud:bad-mud-url")]
+    assert "quarantined" in alerts(lab.effects)
+    lab.store.close()
+
+
+def test_the_canonical_mud_url_is_what_the_compiler_sees(lab: Lab) -> None:
+    # The file names its URL with an upper-case host: the gate's canonical form decides manufacturer and model.
+    lab.announce(BULB2, 2, V2)
+    lab.resolve(V2, ip_mud_file("https://MUD.test/bulb/v2.json", port=8883), signer=VENDOR)
+    profile = lab.enforcer.profiles[V2]
+    assert profile.file_mud_url == V2 and profile.mud is not None and profile.mud.mud_url == V2
+    assert profile.mfg_id == lab.enforcer.profiles[V1].mfg_id

@@ -75,7 +75,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 
 def _manager(
-    world: World, tmp_path: Path, policy: SignaturePolicy = SignaturePolicy.REQUIRED, anchors: bytes | None = None
+    world: World,
+    tmp_path: Path,
+    policy: SignaturePolicy = SignaturePolicy.REQUIRED,
+    anchors: bytes | None = None,
+    require_match: bool = True,
 ) -> MudManager:
     fetcher = Fetcher(
         FetchOptions(
@@ -87,7 +91,8 @@ def _manager(
     )
     cache = MudCache.open(tmp_path / "state" / "mud-cache.sqlite3")
     trust = load_trust_anchors(anchors if anchors is not None else world.pki.anchors_pem)
-    return MudManager(fetcher, cache, ManagerSettings(signature_policy=policy, trust_anchors=trust))
+    settings = ManagerSettings(signature_policy=policy, trust_anchors=trust, require_matching_mud_url=require_match)
+    return MudManager(fetcher, cache, settings)
 
 
 def test_signed_file_fresh_then_cached_then_renewed(world: World, tmp_path: Path) -> None:
@@ -358,3 +363,16 @@ def test_a_cached_file_whose_signature_never_verified_is_set_aside(world: World,
     assert result.outcome is Outcome.FIRST_CONTACT_FAILED and result.reason == "signature:untrusted-chain"
     reasons = [r for _, _, r, _ in MudCache.open(tmp_path / "state" / "mud-cache.sqlite3").set_aside_entries()]
     assert reasons == ["signature:untrusted-chain"]
+
+
+@pytest.mark.parametrize("require_match", [True, False])
+@pytest.mark.parametrize("suffix", ["?x", "#frag"])
+def test_a_file_whose_mud_url_fails_the_gate_is_invalid(
+    world: World, tmp_path: Path, require_match: bool, suffix: str
+) -> None:
+    url = world.lab.url("/mismatch.json")
+    body = mud_file(url + suffix, world.lab.url("/bulb.p7s"))
+    world.write("mismatch.json", body)
+    world.write("bulb.p7s", world.pki.sign(body))
+    result = _manager(world, tmp_path, require_match=require_match).resolve(MudRequest(url), NOW)
+    assert (result.outcome, result.reason, result.mud) == (Outcome.FIRST_CONTACT_FAILED, "mud:bad-mud-url", None)
