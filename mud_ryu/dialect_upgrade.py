@@ -12,6 +12,9 @@ so an operator can review what was reinterpreted before deploying the result:
   (the draft tools wrote ``"operator": "eq"`` next to a range; only the bounds are kept);
 * a network leaf holding a bare address -> that address with its host prefix (/32, /128); an ACE
   whose ``ipv6`` match holds an IPv4 address (or the reverse) is dropped: it can never match;
+* an ACE whose EtherType is not IP but which also matches IP fields (the UNSW files pair EAPOL
+  and 802.3 lengths with ``local-networks``) is dropped: it can never match either, and
+  :func:`mud_ryu.mudfile.parse` refuses it (``match-protocol-mismatch``);
 * an ``ipv4-acl-type``/``ipv6-acl-type`` ACL whose ACEs also match Ethernet fields ->
   ``mixed-eth-ipv4-acl-type``/``mixed-eth-ipv6-acl-type`` (RFC 8519 section 4.1).
 
@@ -34,6 +37,9 @@ OLD_ACLS = "ietf-access-control-list:access-lists"
 NEW_ACLS = "ietf-access-control-list:acls"
 _HEX_ETHERTYPE = re.compile(r"0[xX][0-9a-fA-F]{1,4}")
 _MIXED = {"ipv4-acl-type": "mixed-eth-ipv4-acl-type", "ipv6-acl-type": "mixed-eth-ipv6-acl-type"}
+_IP_ETHERTYPES = (0x0800, 0x86DD, "ipv4", "ipv6")
+_IP_ONLY = ("ipv4", "ipv6", "tcp", "udp", "icmp")
+_IP_SETS = ("local-networks", "controller", "my-controller")  # ietf-mud abstractions: IP address sets
 
 
 def _ports(l4: dict[str, Any], notes: Counter[str]) -> None:
@@ -82,20 +88,35 @@ def _acl(acl: dict[str, Any], notes: Counter[str]) -> None:
         matches = ace.get("matches") if isinstance(ace, dict) else None
         if not isinstance(matches, dict):
             continue
-        for version in (4, 6):
-            ip = matches.get(f"ipv{version}")
-            if isinstance(ip, dict) and not _networks(ip, version, str(ace.get("name")), notes):
-                # An IPv6 packet cannot carry an IPv4 address (and vice versa): removing the ACE
-                # changes nothing that could ever match, and never widens.
-                aces.remove(ace)
-                break
-        else:
-            _l2_l4(matches, notes)
-            has_eth = has_eth or isinstance(matches.get("eth"), dict)
+        if not _can_match(matches, str(ace.get("name")), notes):
+            # Removing an ACE that can never match changes nothing that could, and never widens.
+            aces.remove(ace)
+            continue
+        has_eth = has_eth or isinstance(matches.get("eth"), dict)
     if has_eth and acl.get("type") in _MIXED:
         old = acl["type"]
         acl["type"] = _MIXED[old]
         notes[f"ACL {name!r}: type {old!r} -> {acl['type']!r} (its ACEs also match Ethernet fields)"] += 1
+
+
+def _can_match(matches: dict[str, Any], ace: str, notes: Counter[str]) -> bool:
+    """Rewrite one ACE's matches; return False (with a note) if no packet can ever match them."""
+    for version in (4, 6):
+        ip = matches.get(f"ipv{version}")
+        if isinstance(ip, dict) and not _networks(ip, version, ace, notes):
+            return False  # an IPv6 packet cannot carry an IPv4 address (and vice versa)
+    _l2_l4(matches, notes)
+    eth = matches.get("eth")
+    ethertype = eth.get("ethertype") if isinstance(eth, dict) else None
+    if ethertype is None or ethertype in _IP_ETHERTYPES:
+        return True
+    mud = matches.get("ietf-mud:mud")
+    ip_only = [k for k in _IP_ONLY if k in matches] + [k for k in _IP_SETS if isinstance(mud, dict) and k in mud]
+    if not ip_only:
+        return True
+    shown = f"{ethertype:#06x}" if isinstance(ethertype, int) else repr(ethertype)
+    notes[f"ACE {ace!r} dropped: ethertype {shown} is not IP but the ACE matches {ip_only[0]}, it can never match"] += 1
+    return False
 
 
 def _l2_l4(matches: dict[str, Any], notes: Counter[str]) -> None:

@@ -49,7 +49,12 @@ def test_specific_rewrites() -> None:
         for ace in acl["aces"]["ace"]
         if "eth" in ace.get("matches", {})
     }
-    assert ethertypes == {0x0800, 0x888E, 0x0006}
+    # EAPOL and an 802.3 length next to local-networks (IP addresses) can never match: dropped, never widened.
+    assert ethertypes == {0x0800}
+    assert {n.split(": ", 1)[1] for n in notes if "dropped" in n} == {
+        "ethertype 0x888e is not IP but the ACE matches local-networks, it can never match",
+        "ethertype 0x0006 is not IP but the ACE matches local-networks, it can never match",
+    }
     ranges = [
         ace["matches"][l4][leaf]
         for acl in acls.values()
