@@ -129,11 +129,16 @@ def _check_supported(m: Matches, path: str) -> None:
         raise CompileError("conflicting-match", path, "an ACE can match only one of tcp, udp, icmp")
 
 
-def _family(m: Matches, acl_type: str | None, path: str) -> int | None:
+def _family(m: Matches, acl_type: str | None, path: str, needs_l3: bool) -> int | None:
     fam = 4 if m.ipv4 is not None else 6 if m.ipv6 is not None else family_of_acl(acl_type)
     ethertype = m.eth.ethertype if m.eth is not None else None
     if ethertype is not None:
         by_eth = {0x0800: 4, 0x86DD: 6}.get(ethertype)
+        if needs_l3 and by_eth is None:
+            # The L3 fields would overwrite eth_type: an ARP ACE with a port would become an IP flow.
+            raise CompileError(
+                "conflicting-match", path, f"ethertype {ethertype:#06x} is not IP, yet IP fields are matched"
+            )
         if fam is not None and by_eth != fam:
             raise CompileError("conflicting-match", path, f"ethertype {ethertype:#06x} contradicts IPv{fam}")
         fam = by_eth if fam is None else fam
@@ -311,11 +316,11 @@ def expand_ace(ace: Ace, acl_type: str | None, scope: AceScope) -> AceExpansion:
     m, path = ace.matches, scope.path
     _check_supported(m, path)
     warnings: list[Finding] = []
-    family = _family(m, acl_type, path)
     mud = m.mud
     needs_l3 = any(x is not None for x in (m.ipv4, m.ipv6, m.tcp, m.udp, m.icmp)) or (
         mud is not None and (mud.local_networks or bool(mud.controller) or mud.my_controller)
     )
+    family = _family(m, acl_type, path, needs_l3)
     fail_closed = not ace.forwarding.allows
     remote_md = _remote_metadata(mud, scope, warnings, fail_closed)
     sides, keys, missing = _address_sets(m, scope, warnings, fail_closed)

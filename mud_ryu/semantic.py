@@ -38,6 +38,9 @@ _ALLOWED: dict[str, frozenset[str]] = {
 }
 _ETHERTYPE_OF_IP = {4: 0x0800, 6: 0x86DD}
 _ICMP_PROTOCOL = {4: 1, 6: 58}
+# The IP family a mixed ACL type gives the ACEs that match IP fields without an ipv4/ipv6 container
+# (the compiler reads it the same way: mud_ryu.ace_match.family_of_acl).
+_FAMILY_OF_MIXED = {"mixed-eth-ipv4-acl-type": 4, "mixed-eth-ipv6-acl-type": 6}
 
 
 def _ace_path(built: Built, acl: Acl, i: int) -> str:
@@ -176,6 +179,42 @@ def _check_consistency(built: Built, acl: Acl) -> None:
                 f"{path}/matches/eth/ethertype",
                 f"ethertype {ethertype:#06x} with an ipv{ip.version} match",
             )
+        if ethertype is not None:
+            _check_ethertype_is_ip(ace, ethertype, acl.type, path)
+
+
+def _ip_only_matches(ace: Ace) -> list[str]:
+    """The matches of ``ace`` that only an IP packet can satisfy, besides an ipv4/ipv6 container."""
+    m = ace.matches
+    names = [name for name, part in (("tcp", m.tcp), ("udp", m.udp), ("icmp", m.icmp)) if part is not None]
+    mud = m.mud
+    if mud is not None:  # RFC 8520 section 8: these abstractions stand for sets of IP addresses
+        sets = (
+            ("local-networks", mud.local_networks),
+            ("controller", mud.controller),
+            ("my-controller", mud.my_controller),
+        )
+        names += [leaf for leaf, value in sets if value]
+    return names
+
+
+def _check_ethertype_is_ip(ace: Ace, ethertype: int, acl_type: str | None, path: str) -> None:
+    # An ACE matches a packet only if every one of its matches holds, so a non-IP ethertype next to
+    # a TCP port, an ICMP type or an IP address set matches nothing. Enforcing either half alone
+    # would widen it (an IP flow for an ARP ACE), so the file is refused: its author meant something else.
+    needs_ip = _ip_only_matches(ace)
+    if not needs_ip:
+        return
+    leaf = f"{path}/matches/eth/ethertype"
+    if ethertype not in _ETHERTYPE_OF_IP.values():
+        raise MudFileError(
+            "match-protocol-mismatch", leaf, f"ethertype {ethertype:#06x} is not IP, yet the ACE matches {needs_ip[0]}"
+        )
+    family = _FAMILY_OF_MIXED.get(acl_type or "")
+    if family is not None and ethertype != _ETHERTYPE_OF_IP[family]:
+        raise MudFileError(
+            "match-protocol-mismatch", leaf, f"ethertype {ethertype:#06x} with a {needs_ip[0]} match in a {acl_type}"
+        )
 
 
 def _warnings(built: Built) -> list[Finding]:
