@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from mud_ryu.discovery import Announcement, Malformed, NoUrl
 from mud_ryu.enforcer_resolution import RECHECK_S, ResolutionEvents
 from mud_ryu.enforcer_state import Alert, Device, Effect, ResolveRequest, SwitchState
+from mud_ryu.resolve_budget import BUSY
 from mud_ryu.settings import DefaultPolicy
 from mud_ryu.truststore import TrustStoreError
 from mud_ryu.update_policy import Outcome
@@ -274,10 +275,24 @@ class AdmissionEvents(ResolutionEvents):
         recently = known and now - self.checked_at.get(url, float("-inf")) < RECHECK_S
         if not self._in_flight(url, now) and not recently:
             # A known, recently checked file needs no new resolution for every device that announces it (the
-            # periodic refresh keeps it current); anything else goes to the worker.
+            # periodic refresh keeps it current); anything else goes to the worker -- within the bounds per device
+            # and per port (resolve_budget), so one device cycling URLs on stalling hosts cannot starve the rest.
+            if self.resolve_budget.admit(url, mac, (dpid, port), now) is not None:
+                return [*effects, *self._resolution_refused(device, url, now)]
             self.resolving[url] = now
             effects.append(ResolveRequest(url))
         return effects
+
+    def _resolution_refused(self, device: Device, url: str, now: float) -> list[Effect]:
+        """Over its resolution bound: not fetched now. The device stays as it is (still on its URL, so another
+        device's resolution of it reaches it too); its next announcement asks again. One alert a minute at most."""
+        if device.state != "enforced" and device.reason != BUSY:
+            device.reason, device.updated_at = BUSY, now
+            self.store.save_device(device.record())
+        if not self.busy_alerts.take(device.mac, now):
+            return []
+        why = self.resolve_budget.which_bound(device.mac, (device.dpid, device.port))
+        return [Alert(BUSY.replace(":", "-"), device.mac, device.dpid, device.port, url, f"{BUSY}: {why}")]
 
 
 def _unchanged(previous: Device, device: Device) -> bool:

@@ -14,7 +14,9 @@ from collections.abc import Callable
 from mud_ryu.devicestore import DeviceStore
 from mud_ryu.enforcer_dns import DnsEvents
 from mud_ryu.enforcer_state import Alert, Device, Effect, Profile, ResolveNames, ResolveRequest
+from mud_ryu.rate_limit import TokenBuckets
 from mud_ryu.refresh import AGED_SIGNATURE_REASONS
+from mud_ryu.resolve_budget import ResolveBudget
 from mud_ryu.resolve_wire import WireResult
 from mud_ryu.settings import MudSettings
 from mud_ryu.trustgate import TrustGate
@@ -39,6 +41,10 @@ class ResolutionEvents(DnsEvents):
         self.resolving: dict[str, float] = {}
         self.checked_at: dict[str, float] = {}  # URL -> when the worker last confirmed the file in force
         self.url_gate = UrlGateMemo(max_entries=URL_MEMO_ENTRIES)  # renewals repeat the same strings
+        self.resolve_budget = ResolveBudget(
+            settings.max_resolving_per_device, settings.max_resolving_per_port, timeout_s=RESOLVE_TIMEOUT_S
+        )
+        self.busy_alerts = TokenBuckets(rate=1 / 60.0, burst=1.0, max_keys=4096)  # fetch-busy: one a minute a MAC
 
     def _in_flight(self, url: str, now: float) -> bool:
         asked = self.resolving.get(url)
@@ -67,6 +73,7 @@ class ResolutionEvents(DnsEvents):
         """The worker answered for ``result.url``: each device waiting on it goes through the update policy
         (its own pin and history), then is enforced, kept on its last policy, or quarantined."""
         self.resolving.pop(result.url, None)
+        self.resolve_budget.done(result.url)
         waiting = [d for d in self.devices.values() if d.state != "absent" and _wants(d, result.url)]
         try:
             gated = self.url_gate.check(result.url)

@@ -22,13 +22,17 @@ from typing import IO, Any
 
 from mud_ryu.fetch_types import FetchLimits, FetchOptions
 from mud_ryu.fetcher import Fetcher, system_resolver
-from mud_ryu.manager import ManagerSettings, MudManager, SignaturePolicy, load_anchors
+from mud_ryu.manager import ManagerSettings, MudManager, MudRequest, MudResolution, SignaturePolicy, load_anchors
 from mud_ryu.mudcache import MudCache
 from mud_ryu.name_resolver import resolve_names
 from mud_ryu.netguard import parse_networks
+from mud_ryu.refresh import Outcome
+from mud_ryu.resolve_budget import BUSY
 from mud_ryu.resolve_wire import WireError, WireNamesRequest, decode_any_request, encode_names_result, encode_result
 
 log = logging.getLogger("mud_ryu.resolve_worker")
+DEFAULT_MAX_QUEUED = 256
+BUSY_RETRY_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +51,7 @@ class WorkerSettings:
     max_concurrent: int = 8
     max_per_host: int = 2
     threads: int = 8
+    max_queued: int = DEFAULT_MAX_QUEUED  # requests waiting for a thread; beyond, answered fetch:busy at once
     # Address-space cap: a decompression or parser blow-up dies here, not in the controller. Virtual, so it
     # counts thread stacks and malloc arenas too (spawn the worker with MALLOC_ARENA_MAX=2 to keep those small).
     memory_limit_mb: int = 2048
@@ -107,18 +112,56 @@ def build_manager(settings: WorkerSettings) -> tuple[MudManager, Fetcher, MudCac
     return MudManager(fetcher, cache, manager_settings), fetcher, cache
 
 
+def busy(request: MudRequest, now: float) -> MudResolution:
+    """The answer for a request the full queue cannot take: nothing resolved, no alert (a backoff), retry soon."""
+    return MudResolution(
+        request.url, Outcome.BACKOFF, None, None, None, None, BUSY, "the resolver's queue is full",
+        now + BUSY_RETRY_S,
+    )  # fmt: skip
+
+
 def serve(
-    manager: MudManager, requests: IO[bytes], results: IO[bytes], threads: int, dns_servers: tuple[str, ...] = ()
+    manager: MudManager,
+    requests: IO[bytes],
+    results: IO[bytes],
+    threads: int,
+    dns_servers: tuple[str, ...] = (),
+    max_queued: int = DEFAULT_MAX_QUEUED,
 ) -> int:
-    """Answer requests until stdin closes; return the exit status (0 on EOF, 2 on a protocol error)."""
+    """Answer requests until stdin closes; return the exit status (0 on EOF, 2 on a protocol error).
+
+    At most ``threads`` resolve at once and ``max_queued`` wait; a URL request beyond is answered at once with
+    ``fetch:busy`` (the controller asks again later) instead of growing an unbounded queue."""
     write_lock = threading.Lock()
+    count_lock = threading.Lock()
+    outstanding = 0
 
     def answer(ident: int, job: Callable[[], Any]) -> None:
-        outcome = job()
+        nonlocal outstanding
+        try:
+            outcome = job()
+        finally:
+            with count_lock:
+                outstanding -= 1
         line = encode_names_result(ident, outcome) if isinstance(outcome, dict) else encode_result(ident, outcome)
         with write_lock:
             results.write(line)
             results.flush()
+
+    def submit(ident: int, job: Callable[[], Any], refuse: Callable[[], Any] | None) -> None:
+        nonlocal outstanding
+        with count_lock:
+            full = refuse is not None and outstanding >= threads + max_queued
+            if not full:
+                outstanding += 1
+        if full:
+            assert refuse is not None
+            line = encode_result(ident, refuse())
+            with write_lock:
+                results.write(line)
+                results.flush()
+            return
+        pool.submit(answer, ident, job)
 
     status = 0
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="mud-resolve") as pool:
@@ -132,9 +175,11 @@ def serve(
                 status = 2
                 break
             if isinstance(wire, WireNamesRequest):
-                pool.submit(answer, wire.id, functools.partial(resolve_names, wire.names, dns_servers))
+                # Never refused: one per profile, and the profile's names are what its devices need.
+                submit(wire.id, functools.partial(resolve_names, wire.names, dns_servers), None)
             else:
-                pool.submit(answer, wire.id, functools.partial(manager.resolve, wire.request, wire.now))
+                submit(wire.id, functools.partial(manager.resolve, wire.request, wire.now),
+                       functools.partial(busy, wire.request, wire.now))  # fmt: skip
     return status
 
 
@@ -154,7 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # empty, and the worker would quit between requests.
         os.set_blocking(sys.stdin.fileno(), True)
         os.set_blocking(sys.stdout.fileno(), True)
-        return serve(manager, sys.stdin.buffer, sys.stdout.buffer, settings.threads, settings.dns_servers)
+        return serve(manager, sys.stdin.buffer, sys.stdout.buffer, settings.threads, settings.dns_servers,
+                     settings.max_queued)  # fmt: skip
     finally:
         fetcher.close()
         cache.close()

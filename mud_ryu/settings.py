@@ -92,6 +92,13 @@ OPTS = [
         help="a device's MUD file whose signer certificate has expired (or is not yet valid) at a refresh: keep its "
         "last verified policy (never wider; alert signature-expired) until the file is signed again, or quarantine",
     ),
+    cfg.IntOpt(
+        "max_resolving_per_device",
+        default=2,
+        min=1,
+        help="MUD URLs one device may have in resolution at once (more: fetch:busy until one is answered)",
+    ),
+    cfg.IntOpt("max_resolving_per_port", default=4, min=1, help="the same bound for one access port"),
     cfg.FloatOpt("min_url_change_interval", default=600.0, min=0.0, help="seconds between accepted URL changes"),
     cfg.ListOpt("uplink_ports", default=[], help="dpid:port pairs that face other switches/routers (not devices)"),
     cfg.ListOpt(
@@ -150,6 +157,8 @@ class MudSettings:
     allow_big_change: bool = True
     violation_action: str = "quarantine"
     expired_signature_action: str = "keep-last"
+    max_resolving_per_device: int = 2
+    max_resolving_per_port: int = 4
     min_url_change_interval: float = 600.0
     uplink_ports: frozenset[tuple[int, int]] = frozenset()
     server_ports: frozenset[tuple[int, int]] = frozenset()
@@ -272,6 +281,8 @@ def load(conf: cfg.ConfigOpts) -> MudSettings:
         allow_big_change=group.allow_big_change,
         violation_action=group.violation_action,
         expired_signature_action=group.expired_signature_action,
+        max_resolving_per_device=group.max_resolving_per_device,
+        max_resolving_per_port=group.max_resolving_per_port,
         min_url_change_interval=group.min_url_change_interval,
         uplink_ports=_ports(group.uplink_ports),
         server_ports=_ports(group.server_ports, "server_ports"),

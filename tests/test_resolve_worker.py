@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import selectors
@@ -216,3 +217,55 @@ def test_names_round_trip_and_malformed_names() -> None:
             decode_any_request(bad)
     with pytest.raises(WireError):
         decode_any_result(b'{"id": 1, "answers": {"a": {"addresses": [1], "ttl": 1}}}')
+
+
+def _stalling(running: Lab, n: int) -> list[str]:
+    """URLs on ``n`` distinct hosts whose TLS handshake stalls (the per-host fetch bound does not apply)."""
+    return [running.slow_url(f"/churn{i}.json", host=f"stall{i}.test") for i in range(n)]
+
+
+def _stall_settings(running: Lab, root: Path, tmp_path: Path, **changes: object) -> WorkerSettings:
+    hosts = {f"stall{i}.test": ["127.0.0.1"] for i in range(16)}
+    base = _settings(running, root, tmp_path)
+    return dataclasses.replace(base, resolve={**base.resolve, **hosts}, threads=8, **changes)  # type: ignore[arg-type]
+
+
+def _first_answer(proc: subprocess.Popen[bytes], urls: list[str], good: str) -> WireResult:
+    assert proc.stdin is not None
+    for ident, url in enumerate([*urls, good], start=1):
+        proc.stdin.write(encode_request(ident, MudRequest(url), NOW))
+    proc.stdin.flush()
+    (first,) = map(decode_result, _read_lines(proc, 1, 30.0))
+    return first
+
+
+@pytest.mark.parametrize(("stalled", "good_first"), [(4, True), (8, False)])
+def test_what_one_port_may_have_in_flight_leaves_the_worker_free_for_others(
+    lab: tuple[Lab, Path, SigningPki], tmp_path: Path, stalled: int, good_first: bool
+) -> None:
+    # 4 is what one access port may have in resolution at once (max_resolving_per_port): with 8 threads the next
+    # device's URL is answered while those still stall. 8 (no such bound) is the control: it waits behind them.
+    running, root, pki = lab
+    (tmp_path / "anchors.pem").write_bytes(pki.anchors_pem)
+    proc = _start(tmp_path, _stall_settings(running, root, tmp_path, deadline_s=2.0))
+    try:
+        first = _first_answer(proc, _stalling(running, stalled), running.url("/bulb.json"))
+        assert (first.id == stalled + 1) is good_first
+        if good_first:
+            assert first.outcome is Outcome.FRESH
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+def test_a_full_queue_answers_fetch_busy_at_once(lab: tuple[Lab, Path, SigningPki], tmp_path: Path) -> None:
+    running, root, pki = lab
+    (tmp_path / "anchors.pem").write_bytes(pki.anchors_pem)
+    proc = _start(tmp_path, dataclasses.replace(_stall_settings(running, root, tmp_path), threads=1, max_queued=1))
+    try:
+        first = _first_answer(proc, _stalling(running, 2), running.url("/bulb.json"))
+        assert (first.id, first.outcome, first.reason, first.alert) == (3, Outcome.BACKOFF, "fetch:busy", False)
+        assert first.retry_at is not None and first.retry_at > NOW and not first.body
+    finally:
+        proc.kill()
+        proc.wait(10)
