@@ -20,12 +20,14 @@ from mud_ryu.resolve_budget import BUSY
 from mud_ryu.settings import DefaultPolicy
 from mud_ryu.truststore import TrustStoreError
 from mud_ryu.update_policy import Outcome
-from mud_ryu.update_types import DeviceId, TrustRecord, TrustState, Verdict
+from mud_ryu.update_types import DeviceId, Pending, TrustRecord, TrustState, Verdict
 from mud_ryu.urlgate import UrlRejected
 
 log = logging.getLogger(__name__)
 DHCPRELEASE = 7
 NEW_MAC_REASON = "new-mac-on-device-port"
+PENDING_RATE_LIMITED = "pending-rate-limited"  # the policy's reason and the alert's code
+REVIEWED = frozenset({"needs-approval", "approved"})  # pending changes an operator reviews or decided on
 MAX_NEW_MACS_PER_PORT = 4  # a quarantined host: a new source MAC on a MUD device's access port
 
 
@@ -185,12 +187,36 @@ class AdmissionEvents(ResolutionEvents):
                     log.info("trust of %s moved from dpid %016x port %d to dpid %016x port %d", mac, device.dpid,
                              device.port, dpid, port)  # fmt: skip
         try:
-            # One read of the trust record per announcement: the outcome carries the record now in force.
+            # One read of the trust record per announcement: the outcome carries the record now in force, and the
+            # pending change it started from.
             outcome = self.trust.announce(identity, gated, now)
         except TrustStoreError as error:
             log.error("trust store failed (%s): %s", error.reason, error.message)
             return self._fail_closed(dpid, port, mac, ann.protocol, gated.url, now)
-        return self._after_announcement(identity, gated.url, ann.protocol, outcome, now)
+        before = outcome.before
+        if outcome.decision.reason_code == PENDING_RATE_LIMITED:
+            return self._pending_kept(identity, gated.url, ann.protocol, before, now)
+        effects = self._after_announcement(identity, gated.url, ann.protocol, outcome, now)
+        after = outcome.record.pending
+        if before is not None and before.status in REVIEWED and after is not None and after.url != before.url:
+            # What the operator was looking at (or had approved) is gone: they must know before they approve anything.
+            effects.append(Alert("pending-replaced", mac, dpid, port, after.url[:255],
+                                 f"{before.url[:255]} ({before.status}) replaced by {after.url[:255]}"))  # fmt: skip
+        return effects
+
+    def _pending_kept(self, identity: DeviceId, url: str, via: str, kept: Pending | None, now: float) -> list[Effect]:
+        """A replacement of the pending change inside ``min_pending_interval``: refused, the device stays as the kept
+        change leaves it (quarantined; an approved change's reason ``pending:<url>``, so its fetch still applies) and
+        the operator is told which URL was kept."""
+        dpid, port, mac = identity.dpid, identity.port, identity.mac
+        if kept is None:  # the policy rate-limits replacements only: there is one
+            reason = f"policy:{PENDING_RATE_LIMITED}"
+        else:
+            reason = f"pending:{kept.url}" if kept.status == "approved" else f"policy:{kept.reason}"
+        effects = self._admit(dpid, port, mac, None, via, now, reason=reason)
+        shown = "?" if kept is None else f"{kept.url[:255]} ({kept.status})"
+        message = f"{PENDING_RATE_LIMITED}: {url[:255]} not taken; the pending change stays {shown}"
+        return [*effects, Alert(PENDING_RATE_LIMITED, mac, dpid, port, url[:255], message)]
 
     def _fail_closed(self, dpid: int, port: int, mac: str, via: str, url: str, now: float) -> list[Effect]:
         effects = self._admit(dpid, port, mac, None, via, now, reason="trust-store-failed")

@@ -14,7 +14,7 @@ from mud_ryu.enforcer import Enforcer
 from mud_ryu.enforcer_state import Effect, ResolveRequest
 from mud_ryu.my_controller import MyControllerRefused, canonical_url
 from mud_ryu.truststore import TrustStoreError
-from mud_ryu.update_types import DeviceId, Verdict
+from mud_ryu.update_types import DeviceId, Pending, Verdict, is_sha256
 from mud_ryu.urlgate import UrlRejected, check_mud_url
 
 
@@ -31,22 +31,31 @@ def _identity(enforcer: Enforcer, mac: str) -> DeviceId | None:
     return None if device is None else DeviceId(device.dpid, device.port, device.mac)
 
 
-def approve(enforcer: Enforcer, mac: str, url: str | None, now: float) -> ActionOutcome:
-    """Approve ``url`` (default: the device's pending URL). The file is then fetched and verified as usual; the
-    approval overrides the URL rule, rollback and the signer pin once (the policy's approve row)."""
+def approve(enforcer: Enforcer, mac: str, url: str, sha256: str, now: float, *, chosen: bool = False) -> ActionOutcome:
+    """Approve the file ``sha256`` at ``url``: the device's pending change as the operator reviewed it, or (``chosen``)
+    a URL of the operator's choosing. The file is then fetched and verified as usual and applied only if it hashes to
+    ``sha256``; the approval overrides the URL rule, rollback and the signer pin once (the policy's approve row).
+
+    Refusals besides the URL gate's: ``bad-field`` (not a SHA-256 hex digest), ``nothing-to-approve`` (no pending
+    change and not ``chosen``), ``pending-changed`` (the pending change is not the URL and digest named: the device
+    replaced it, or its file changed since it was shown), ``pending-fetching`` (the policy is fetching it; its
+    outcome decides, and a refusal makes it reviewable with a digest)."""
     identity = _identity(enforcer, mac)
     if identity is None:
         return ActionOutcome(False, "unknown-device", f"no device {mac}")
-    record = enforcer.trust.record(identity)
-    target = url or (record.pending.url if record.pending is not None else None)
-    if target is None:
-        return ActionOutcome(False, "nothing-to-approve", f"{mac} has no pending URL; give one")
+    digest = sha256.lower()
+    if not is_sha256(digest):
+        return ActionOutcome(False, "bad-field", "sha256 must be the file's SHA-256 digest: 64 hex digits")
     try:
-        gated = check_mud_url(target)
+        gated = check_mud_url(url)
     except UrlRejected as rejected:
         return ActionOutcome(False, "bad-url", f"{rejected.reason}: {rejected.message}")
+    if not chosen:
+        refusal = _pending_refusal(mac, enforcer.trust.record(identity).pending, gated.url, digest)
+        if refusal is not None:
+            return refusal
     try:
-        decision = enforcer.trust.approve(identity, gated, now)
+        decision = enforcer.trust.approve(identity, gated, digest, now)
     except TrustStoreError as error:
         return ActionOutcome(False, "trust-store-failed", error.message)
     if decision.verdict is not Verdict.FETCH:
@@ -58,8 +67,26 @@ def approve(enforcer: Enforcer, mac: str, url: str | None, now: float) -> Action
     except StoreError as error:  # the approval is on disk (trust store); the fetch waits for a retry
         return ActionOutcome(False, "store-failed", f"approval recorded, device row not saved: {error}")
     enforcer.resolving[gated.url] = now
-    return ActionOutcome(True, "approved", f"{gated.url} approved for {mac}; fetching",
+    return ActionOutcome(True, "approved", f"{gated.url} (sha256 {digest}) approved for {mac}; fetching",
                          (ResolveRequest(gated.url, force=True),))  # fmt: skip
+
+
+def _pending_refusal(mac: str, pending: Pending | None, url: str, sha256: str) -> ActionOutcome | None:
+    """Why approving ``url``/``sha256`` as the device's pending change is refused, or None. A pending change without
+    a digest was refused on its URL alone and never fetched (the controller does not contact a host a device named
+    against the rules): the digest the operator names is then their own review of the file, and binds the fetch."""
+    if pending is None:
+        why = "to approve a URL of your own choosing, say so (chosen)"
+        return ActionOutcome(False, "nothing-to-approve", f"{mac} has no pending URL change; {why}")
+    if pending.url != url:
+        return ActionOutcome(False, "pending-changed", f"{mac}'s pending change is now {pending.url} "
+                             f"({pending.status}), not {url}")  # fmt: skip
+    if pending.status == "fetching":
+        return ActionOutcome(False, "pending-fetching", f"{url} is being fetched under the policy; await its outcome")
+    if pending.sha256 is not None and pending.sha256 != sha256:
+        return ActionOutcome(False, "pending-changed", f"the pending file of {url} is sha256 {pending.sha256}, "
+                             f"not {sha256}")  # fmt: skip
+    return None
 
 
 def revoke(enforcer: Enforcer, mac: str, now: float) -> ActionOutcome:

@@ -80,6 +80,7 @@ MAX_URL_CHARS = 2048  # an approve URL; the enforcer's URL gate applies the real
 MAX_MY_CONTROLLER_ADDRESSES = 16  # the enforcer checks the entry itself; this only bounds what reaches it
 MAX_ADDRESS_CHARS = 64
 MAX_MAC_CHARS = 64
+SHA256_HEX_CHARS = 64  # an approval's file digest; the enforcer checks the digits
 MAX_DNS_NAME_CHARS = 254  # a host name (253) and its trailing dot
 DEFAULT_ALERT_LIMIT = 100
 MAX_ALERT_LIMIT = 1000
@@ -108,6 +109,7 @@ ERROR_CODES = frozenset(
         "bad-json",
         "unknown-field",
         "bad-field",
+        "missing-field",
         "unknown-device",
         "unknown-entry",
         "bad-address",
@@ -327,10 +329,21 @@ def _list_alerts(request: _Request, backend: Backend) -> Response:
 
 
 def _approve(request: _Request, backend: Backend) -> Response:
-    url = _body(request, frozenset({"url"})).get("url")
-    if url is not None and (not isinstance(url, str) or not url or len(url) > MAX_URL_CHARS):
+    # Both the URL and the file digest: an approval names exactly what the operator reviewed (GET devices/<mac>
+    # shows them), so a device that replaced its pending change meanwhile gets a 409, not the operator's approval.
+    document = _body(request, frozenset({"url", "sha256", "chosen"}))
+    missing = [name for name in ("url", "sha256") if name not in document]
+    if missing:
+        raise ApiError(400, "missing-field", f"approve needs {' and '.join(missing)}: the URL and the SHA-256 of the "
+                       "file reviewed (its pending change's, as GET /mud/v1/devices/<mac> shows them)")  # fmt: skip
+    url, sha256, chosen = document["url"], document["sha256"], document.get("chosen", False)
+    if not isinstance(url, str) or not url or len(url) > MAX_URL_CHARS:
         raise ApiError(400, "bad-field", f"url must be a non-empty string of at most {MAX_URL_CHARS} characters")
-    return _action("approve", request.mac, backend.approve(request.mac, url))
+    if not isinstance(sha256, str) or len(sha256) != SHA256_HEX_CHARS:
+        raise ApiError(400, "bad-field", f"sha256 must be a string of {SHA256_HEX_CHARS} hex digits")
+    if not isinstance(chosen, bool):
+        raise ApiError(400, "bad-field", "chosen must be true or false")
+    return _action("approve", request.mac, backend.approve(request.mac, url, sha256, chosen))
 
 
 def _revoke(request: _Request, backend: Backend) -> Response:

@@ -96,10 +96,13 @@ class EnforcerBackend:
         view = self._view(device, len(flows))
         record = self._record(device)
         pending = record.pending
+        shown = None if pending is None else PendingView(
+            pending.url, pending.status, pending.reason, pending.sha256, pending.at
+        )  # fmt: skip
         return DeviceDetail(
             **{name: getattr(view, name) for name in DeviceView.__dataclass_fields__},
             history=tuple(HistoryEntry(a.url, a.sha256, a.at) for a in record.history),
-            pending=None if pending is None else PendingView(pending.url, pending.status, pending.reason),
+            pending=shown,
             flows=flows,
         )
 
@@ -111,8 +114,8 @@ class EnforcerBackend:
         self._execute(outcome.effects)
         return ActionResult(outcome.ok, outcome.reason, outcome.message)
 
-    def approve(self, mac: str, url: str | None) -> ActionResult:
-        return self._act(operator_actions.approve(self._enforcer, mac, url, self._clock()))
+    def approve(self, mac: str, url: str, sha256: str, chosen: bool) -> ActionResult:
+        return self._act(operator_actions.approve(self._enforcer, mac, url, sha256, self._clock(), chosen=chosen))
 
     def revoke(self, mac: str) -> ActionResult:
         return self._act(operator_actions.revoke(self._enforcer, mac, self._clock()))

@@ -243,8 +243,10 @@ def device_text(d: Mapping[str, Any]) -> str:
     if isinstance(pending, dict):
         lines.append(
             f"pending: {printable(pending.get('url'))} "
-            f"({printable(pending.get('status'))}, {printable(pending.get('reason'))})"
+            f"({printable(pending.get('status'))}, {printable(pending.get('reason'))}) since {when(pending.get('at'))}"
         )
+        # The digest an approval must name (mud-ryu approve MAC --url URL --sha256 DIGEST).
+        lines.append(f"pending sha256: {printable(pending.get('sha256'), 64)}")
     else:
         lines.append("pending: -")
     lines.append("history:")

@@ -52,11 +52,15 @@ class HistoryEntry:
 
 @dataclass(frozen=True, slots=True)
 class PendingView:
-    """The URL change in flight: status fetching | needs-approval | approved, and why."""
+    """The URL change in flight: status fetching | needs-approval | approved, and why. ``sha256``: the digest of its
+    file -- refused after a fetch (needs-approval), or approved -- that an approval must name; None while it is being
+    fetched, or when it was refused on its URL alone and never fetched. ``at``: since when it is the pending one."""
 
     url: str
     status: str
     reason: str
+    sha256: str | None = None
+    at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,8 +156,10 @@ class Backend(Protocol):
         """The newest ``limit`` alerts, newest first."""
         ...
 
-    def approve(self, mac: str, url: str | None) -> ActionResult:
-        """Approve ``url`` for the device, or (None) the URL it is pending on / was refused for."""
+    def approve(self, mac: str, url: str, sha256: str, chosen: bool) -> ActionResult:
+        """Approve the file ``sha256`` at ``url``: the device's pending change as reviewed (refused with
+        ``pending-changed`` when it is not that URL and digest, ``pending-fetching`` while the policy fetches it,
+        ``nothing-to-approve`` when there is none), or (``chosen``) a URL of the operator's choosing."""
         ...
 
     def revoke(self, mac: str) -> ActionResult:

@@ -100,6 +100,12 @@ OPTS = [
     ),
     cfg.IntOpt("max_resolving_per_port", default=4, min=1, help="the same bound for one access port"),
     cfg.FloatOpt("min_url_change_interval", default=600.0, min=0.0, help="seconds between accepted URL changes"),
+    cfg.FloatOpt(
+        "min_pending_interval",
+        default=60.0,
+        min=0.0,
+        help="seconds before an untrusted device may replace the URL change an operator reviews or approved",
+    ),
     cfg.ListOpt("uplink_ports", default=[], help="dpid:port pairs that face other switches/routers (not devices)"),
     cfg.ListOpt(
         "server_ports",
@@ -160,6 +166,7 @@ class MudSettings:
     max_resolving_per_device: int = 2
     max_resolving_per_port: int = 4
     min_url_change_interval: float = 600.0
+    min_pending_interval: float = 60.0
     uplink_ports: frozenset[tuple[int, int]] = frozenset()
     server_ports: frozenset[tuple[int, int]] = frozenset()
     shared_ports: frozenset[tuple[int, int]] = frozenset()
@@ -221,6 +228,7 @@ class MudSettings:
             allow_big_change=self.allow_big_change,
             violation_action=self.violation_action,  # type: ignore[arg-type]
             min_change_interval_s=self.min_url_change_interval,
+            min_pending_interval_s=self.min_pending_interval,
         )
 
 
@@ -284,6 +292,7 @@ def load(conf: cfg.ConfigOpts) -> MudSettings:
         max_resolving_per_device=group.max_resolving_per_device,
         max_resolving_per_port=group.max_resolving_per_port,
         min_url_change_interval=group.min_url_change_interval,
+        min_pending_interval=group.min_pending_interval,
         uplink_ports=_ports(group.uplink_ports),
         server_ports=_ports(group.server_ports, "server_ports"),
         shared_ports=_ports(group.shared_ports, "shared_ports"),

@@ -78,7 +78,7 @@ class TrustGate:
         """Persist ``outcome`` unless it restates ``previous`` (see the module docstring). Returns the outcome as
         it stands on disk: its decision, and the record now in force (``previous`` when nothing was written)."""
         if not always and not _worth_a_commit(previous, outcome):
-            return Outcome(outcome.decision, previous)
+            return dataclasses.replace(outcome, record=previous)
         self._write(outcome.record, outcome.decision)
         return outcome
 
@@ -104,10 +104,10 @@ class TrustGate:
             previous = self.record(identity)
             return self._commit(previous, self.policy.fetch_failed(previous, url, reason, now)).decision
 
-    def approve(self, identity: DeviceId, url: MudUrl, now: float) -> Decision:
+    def approve(self, identity: DeviceId, url: MudUrl, sha256: str, now: float) -> Decision:
         with self._lock:
             previous = self.record(identity)
-            return self._commit(previous, self.policy.approve(previous, url, now), always=True).decision
+            return self._commit(previous, self.policy.approve(previous, url, sha256, now), always=True).decision
 
     def revoke(self, identity: DeviceId, now: float) -> Decision:
         with self._lock:

@@ -24,6 +24,7 @@ from mud_ryu.update_types import (
     TrustRecord,
     TrustState,
     Verdict,
+    is_sha256,
 )
 from mud_ryu.urlgate import MudUrl
 
@@ -123,22 +124,29 @@ def mudurl_from_json(text: object) -> MudUrl | None:
 def pending_to_json(pending: Pending | None) -> str | None:
     if pending is None:
         return None
-    return _dump({"url": pending.url, "status": pending.status, "reason": pending.reason, "at": pending.at})
+    fields: dict[str, object] = {"url": pending.url, "status": pending.status, "reason": pending.reason,
+                                 "at": pending.at}  # fmt: skip
+    if pending.sha256 is not None:  # written only when known: a record from before digests reads back the same
+        fields["sha256"] = pending.sha256
+    return _dump(fields)
 
 
 def pending_from_json(text: object) -> Pending | None:
     data = _json(text, "pending")
     if data is None:
         return None
-    if not isinstance(data, dict) or set(data) != {"url", "status", "reason", "at"}:
+    if not isinstance(data, dict) or set(data) - {"sha256"} != {"url", "status", "reason", "at"}:
         raise _bad("pending change has the wrong shape")
+    sha256 = data.get("sha256")
+    if sha256 is not None and not is_sha256(sha256):
+        raise _bad("pending sha256 is not 64 lower-case hex digits")
     status = _PENDING_STATUSES.get(data["status"]) if isinstance(data["status"], str) else None
     if status is None:
         raise _bad(f"pending status {data['status']!r} is unknown")
     reason = _str(data["reason"], "pending reason")
     if reason not in REASONS:
         raise _bad(f"pending reason {reason!r} is unknown")
-    return Pending(_str(data["url"], "pending url"), status, reason, _time(data["at"], "pending at"))
+    return Pending(_str(data["url"], "pending url"), status, reason, _time(data["at"], "pending at"), sha256)
 
 
 def decision_to_json(decision: Decision | None) -> str | None:

@@ -91,6 +91,16 @@ def too_soon(ctx: Ctx, now: float) -> bool:
     return last is not None and (now < last or now - last < ctx.settings.min_change_interval_s)
 
 
+def pending_too_soon(ctx: Ctx) -> bool:
+    """A device would replace the pending change an operator reviews (needs-approval) or approved with another URL
+    inside ``min_pending_interval_s`` of when that change was raised; a clock that went back counts as too soon.
+    Without it a device could swap what the operator is looking at as fast as it can announce."""
+    pending, now = ctx.rec.pending, ctx.event.now
+    if pending is None or pending.status == "fetching" or pending.url == url_of(ctx).url:
+        return False
+    return now < pending.at or now - pending.at < ctx.settings.min_pending_interval_s
+
+
 def pending_is(ctx: Ctx, status: PendingStatus) -> bool:
     pending = ctx.rec.pending
     return pending is not None and pending.status == status and pending.url == url_of(ctx).url
@@ -105,10 +115,24 @@ def unchanged(ctx: Ctx, reason: str) -> TrustRecord:
 
 def set_pending(status: PendingStatus, state: TrustState | None = None) -> Effect:
     def effect(ctx: Ctx, reason: str) -> TrustRecord:
-        pending = Pending(url_of(ctx).url, status, reason, ctx.event.now)
+        url, old = url_of(ctx).url, ctx.rec.pending
+        if old is not None and (old.url, old.status, status) == (url, "needs-approval", "needs-approval"):
+            # The same URL announced again is the change the operator reviews, as it was: why it was refused, the
+            # digest of its file, and since when it waits (the pending rate limit counts from then).
+            pending = old
+        else:
+            pending = Pending(url, status, reason, ctx.event.now)
         return dataclasses.replace(ctx.rec, pending=pending, state=state or ctx.rec.state)
 
     return effect
+
+
+def approve_file(ctx: Ctx, reason: str) -> TrustRecord:
+    """The operator's approval: the URL and the one file digest that may be applied for it."""
+    ev = ctx.event
+    if not isinstance(ev, Approve):
+        raise TypeError(f"expected Approve, got {type(ev).__name__}")
+    return dataclasses.replace(ctx.rec, pending=Pending(ev.url.url, "approved", reason, ev.now, ev.sha256))
 
 
 def violate(ctx: Ctx, reason: str) -> TrustRecord:
@@ -117,7 +141,13 @@ def violate(ctx: Ctx, reason: str) -> TrustRecord:
     state = ctx.rec.state
     if state is TrustState.TRUSTED and ctx.settings.violation_action == "quarantine":
         state = TrustState.QUARANTINED
-    pending = Pending(url_of(ctx).url, "needs-approval", reason, ctx.event.now)
+    ev, old = ctx.event, ctx.rec.pending
+    # A file fetched and refused is named by its digest, so the operator approves exactly the file shown to them;
+    # the same URL refused again before any fetch keeps the digest already shown.
+    sha256 = ev.sha256 if isinstance(ev, Verified) else None
+    if sha256 is None and old is not None and (old.url, old.status) == (url_of(ctx).url, "needs-approval"):
+        sha256 = old.sha256
+    pending = Pending(url_of(ctx).url, "needs-approval", reason, ev.now, sha256)
     return dataclasses.replace(ctx.rec, state=state, pending=pending)
 
 

@@ -25,8 +25,10 @@ from mud_ryu.update_effects import (
     Effect,
     Match,
     accept,
+    approve_file,
     equivalent_signer,
     pending_is,
+    pending_too_soon,
     quarantine,
     set_pending,
     too_soon,
@@ -43,6 +45,7 @@ from mud_ryu.update_types import (
     DeviceId,
     Event,
     FetchFailed,
+    Pending,
     PolicySettings,
     Released,
     Revoke,
@@ -135,6 +138,11 @@ def _requested(ctx: Ctx) -> bool:
     return _is_current(ctx) or (pending is not None and pending.url == url_of(ctx).url)
 
 
+def _approved_file(ctx: Ctx) -> bool:
+    pending = ctx.rec.pending
+    return pending is not None and pending.sha256 is not None and pending.sha256 == _v(ctx).sha256
+
+
 def _url_rule_on_change(ctx: Ctx) -> Match | None:
     return None if _is_current(ctx) else url_rule(ctx)
 
@@ -146,6 +154,9 @@ TABLE: tuple[Row, ...] = (
     # ---- announced(url): URL-only rules, before any network I/O ----------------------------------------------
     Row("A-approved", ANY, Announced, _when(lambda c: pending_is(c, "approved")), Verdict.FETCH, "approved",
         unchanged, "RFC s16: the MUD manager SHOULD seek administrator approval"),
+    Row("A-pending-rate-limit", frozenset({U, Q, P}), Announced, _when(pending_too_soon), Verdict.PENDING_APPROVAL,
+        "pending-rate-limited", unchanged, "THREATS row 14: a minimum interval between URL changes per device; "
+        "the operator approves the change they reviewed"),
     Row("A-quarantined", frozenset({Q}), Announced, _always, Verdict.PENDING_APPROVAL, "quarantined",
         set_pending("needs-approval"), "THREATS row 2: only an operator action ... moves it"),
     Row("A-same", frozenset({T}), Announced, _when(_is_current), Verdict.IGNORE, "same-url", unchanged,
@@ -173,6 +184,9 @@ TABLE: tuple[Row, ...] = (
     Row("A-small", frozenset({T}), Announced, _always, Verdict.FETCH, "small-change", _fetching,
         "draft s5.1: they have the same initial Base-URI as the MUD-URL, but may have a different final part"),
     # ---- verified(url, sha256, signer, file_mud_url): after fetch + signature ----------------------------------
+    Row("V-approved-digest", ANY, Verified, _when(lambda c: pending_is(c, "approved") and not _approved_file(c)),
+        Verdict.VIOLATION, "unapproved-file", violate,
+        "RFC s16: If the MUD file also changes, the MUD manager SHOULD seek administrator approval"),
     Row("V-approved-mismatch", ANY, Verified, _when(lambda c: pending_is(c, "approved") and _big(c)),
         Verdict.VIOLATION, "mud-url-mismatch", violate,
         "RFC s3.3: mud-url: This is the URL that points to this MUD file"),
@@ -226,7 +240,7 @@ TABLE: tuple[Row, ...] = (
         "THREATS R10: a refresh that fails leaves the flow table byte-identical; a first-contact failure leaves the "
         "device in quarantine"),
     Row("F-stale", ANY, FetchFailed, _always, Verdict.IGNORE, "stale-result", unchanged, "nothing was requested"),
-    Row("P-approve", ANY, Approve, _always, Verdict.FETCH, "approved", set_pending("approved"),
+    Row("P-approve", ANY, Approve, _always, Verdict.FETCH, "approved", approve_file,
         "draft s4.1: manual configuration of trust anchors; RFC s16: review by a network administrator"),
     Row("R-revoke", ANY, Revoke, _always, Verdict.QUARANTINE, "revoked", quarantine,
         "RFC s16: When such a rogue is discovered, it SHOULD be removed."),
@@ -240,6 +254,7 @@ RULE_IDS: frozenset[str] = frozenset(row.rule_id for row in TABLE)
 class Outcome:
     decision: Decision
     record: TrustRecord
+    before: Pending | None = None  # the pending change the step started from (a replacement of it is alerted)
 
 
 def new_record(identity: DeviceId) -> TrustRecord:
@@ -264,7 +279,7 @@ def step(settings: PolicySettings, record: TrustRecord, event: Event) -> Outcome
             message += f"; fetch reason {event.reason}"
         decision = Decision(row.verdict, reason, row.rule_id, message, url, now)
         new = row.effect(ctx, reason)
-        return Outcome(decision, _with_decision(new, decision))
+        return Outcome(decision, _with_decision(new, decision), record.pending)
     raise LookupError(f"no policy row for {type(event).__name__} in state {record.state.value}")
 
 
@@ -290,8 +305,8 @@ class UpdatePolicy:
     def fetch_failed(self, record: TrustRecord, url: MudUrl, reason: str, now: float) -> Outcome:
         return step(self.settings, record, FetchFailed(url, reason, now))
 
-    def approve(self, record: TrustRecord, url: MudUrl, now: float) -> Outcome:
-        return step(self.settings, record, Approve(url, now))
+    def approve(self, record: TrustRecord, url: MudUrl, sha256: str, now: float) -> Outcome:
+        return step(self.settings, record, Approve(url, sha256, now))
 
     def revoke(self, record: TrustRecord, now: float) -> Outcome:
         return step(self.settings, record, Revoke(now))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -67,9 +68,17 @@ POLICY_REASONS: frozenset[str] = frozenset(
         "mud-url-mismatch",
         "big-change-refused",
         "big-change-unsigned",
+        "unapproved-file",
+        "pending-rate-limited",
     }
 )
 REASONS: frozenset[str] = POLICY_REASONS | URL_CHANGE_REASONS
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def is_sha256(value: object) -> bool:
+    """A file digest as the controller writes it: 64 lower-case hex digits (no prefix, no spaces)."""
+    return isinstance(value, str) and _SHA256_HEX.fullmatch(value) is not None
 
 
 def check_time(value: float, name: str = "now") -> float:
@@ -112,6 +121,8 @@ class PolicySettings:
     allow_big_change: bool = True
     violation_action: ViolationAction = "quarantine"
     min_change_interval_s: float = 600.0
+    # Between replacements of a pending change the operator reviews (or approved) by a device that is not trusted.
+    min_pending_interval_s: float = 60.0
 
     def __post_init__(self) -> None:
         if self.first_use not in FIRST_USE_MODES:
@@ -120,6 +131,8 @@ class PolicySettings:
             raise ValueError(f"violation_action must be one of {VIOLATION_ACTIONS}, not {self.violation_action!r}")
         if check_time(self.min_change_interval_s, "min_change_interval_s") < 0:
             raise ValueError("min_change_interval_s must be >= 0")
+        if check_time(self.min_pending_interval_s, "min_pending_interval_s") < 0:
+            raise ValueError("min_pending_interval_s must be >= 0")
         if self.first_use == "trusted-authorities" and not self.trusted_authorities:
             raise ValueError("first_use trusted-authorities needs at least one host")
         if self.first_use == "trusted-signers" and not self.trusted_signers:
@@ -159,9 +172,11 @@ class FetchFailed:
 
 @dataclass(frozen=True, slots=True)
 class Approve:
-    """An operator approved ``url`` for this device (overrides URL rules, rollback and the signer pin once)."""
+    """An operator approved the file ``sha256`` at ``url`` for this device (overrides URL rules, rollback and the
+    signer pin once). Only a file with that digest is applied: the operator approves what they reviewed."""
 
     url: MudUrl
+    sha256: str  # is_sha256(), checked where the operator's input arrives (operator_actions.approve)
     now: float
 
 
@@ -214,7 +229,10 @@ class Pending:
     url: str
     status: PendingStatus
     reason: str  # why approval is needed, or the rule that allowed the fetch
-    at: float
+    at: float  # when this URL became the pending one (the pending rate limit counts from here)
+    # needs-approval: the digest of the file fetched and refused (None: refused on its URL alone, never fetched);
+    # approved: the digest the operator approved, the only file that may be applied.
+    sha256: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,7 @@ class Lab:
         persist_dns = bool(options.pop("persist_dns", False))
         persist_leases = bool(options.pop("persist_leases", False))
         options.setdefault("uplink_ports", frozenset({(DPID, 5)}))
+        options.setdefault("min_pending_interval", 0)  # like the URL change interval: tests that want it set it
         self.settings = MudSettings(
             state_dir=str(state),
             default_policy=policy,

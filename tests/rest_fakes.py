@@ -34,6 +34,7 @@ URL2 = "https://mud.example.com/household/toaster/revision2.json"
 MAC_A = "00:00:5e:00:53:0a"
 MAC_B = "00:00:5e:00:53:0b"
 SHA1 = "a" * 64
+SHA2 = "c" * 64  # the digest of the toaster's pending (refused) file
 MYCTL_DEFAULT = ("192.0.2.99",)
 MYCTL_SETTINGS = {"https://mud.example.com/printer.json": ("198.51.100.7",)}
 
@@ -51,7 +52,7 @@ def sample_devices() -> dict[str, DeviceDetail]:
         flow_count=2,
         last_decision=DecisionView("violation", "big-change-refused", 1_700_000_100.0),
         history=(HistoryEntry(URL1, SHA1, 1_700_000_000.0),),
-        pending=PendingView(URL2, "needs-approval", "big-change-refused"),
+        pending=PendingView(URL2, "needs-approval", "big-change-refused", SHA2, 1_700_000_100.0),
         flows=(
             "table=2, priority=3000, cookie=0x1, dl_src=00:00:5e:00:53:0a actions=goto_table:3",
             "table=3, priority=2000, cookie=0x2, ip,nw_dst=192.0.2.1,tcp,tp_dst=443 actions=goto_table:4",
@@ -136,25 +137,32 @@ class FakeBackend:
         self._enter("alerts", str(limit))
         return self.alert_log[:limit]
 
-    def approve(self, mac: str, url: str | None) -> ActionResult:
-        self._enter("approve", mac, str(url))
+    def approve(self, mac: str, url: str, sha256: str, chosen: bool) -> ActionResult:
+        """The enforcer's rules in spirit (operator_actions.approve): the pending change must be the URL and digest
+        named, unless the operator chose the URL."""
+        self._enter("approve", mac, url, sha256, str(chosen))
         current = self.detail.get(mac)
         if current is None:
             return ActionResult(False, "unknown-device", f"no device {mac}")
-        target = url if url is not None else (current.pending.url if current.pending else None)
-        if target is None:
-            return ActionResult(False, "nothing-pending", "no URL is pending; give one with url")
-        if not target.startswith("https://"):
+        if not url.startswith("https://"):
             return ActionResult(False, "bad-url:not-https", "the URL must be https")
+        pending = current.pending
+        if not chosen:
+            if pending is None:
+                return ActionResult(False, "nothing-to-approve", f"{mac} has no pending URL change")
+            if pending.status == "fetching":
+                return ActionResult(False, "pending-fetching", f"{url} is being fetched")
+            if pending.url != url or (pending.sha256 is not None and pending.sha256 != sha256):
+                return ActionResult(False, "pending-changed", f"{mac}'s pending change is now {pending.url}")
         self.detail[mac] = dataclasses.replace(
             current,
-            url=target,
+            url=url,
             state="enforced",
             pending=None,
             last_decision=DecisionView("apply", "approved", 1_700_000_200.0),
-            history=(*current.history, HistoryEntry(target, "b" * 64, 1_700_000_200.0)),
+            history=(*current.history, HistoryEntry(url, sha256, 1_700_000_200.0)),
         )
-        return ActionResult(True, "approved", f"{target} approved for {mac}")
+        return ActionResult(True, "approved", f"{url} approved for {mac}")
 
     def revoke(self, mac: str) -> ActionResult:
         self._enter("revoke", mac)

@@ -98,16 +98,18 @@ def test_violation_survives_a_restart(lab: Lab, tmp_path: Path) -> None:
     assert not _allows(restarted, 443)
     effects = restarted.announce(BULB, 1, V1)  # the old, once-trusted URL does not lift the quarantine
     assert not _allows(restarted, 443)
-    assert alerts(effects) in (["update-violation"], ["pending-approval"])
+    assert alerts(effects) == ["pending-approval", "pending-replaced"]  # the refused URL it replaced is gone
     restarted.store.close()
 
 
 def test_operator_approves_a_refused_change(lab: Lab) -> None:
     lab.announce(BULB, 1, OTHER_HOST)
-    outcome = operator_actions.approve(lab.enforcer, BULB, None, NOW)  # the pending (refused) URL
+    body = ip_mud_file(OTHER_HOST, port=8080)
+    # Refused on its URL alone, never fetched: the operator names the digest of the file they reviewed.
+    outcome = operator_actions.approve(lab.enforcer, BULB, OTHER_HOST, hashlib.sha256(body).hexdigest(), NOW)
     assert (outcome.ok, outcome.reason) == (True, "approved")
     assert ResolveRequest(OTHER_HOST, force=True) in outcome.effects
-    lab.resolve(OTHER_HOST, ip_mud_file(OTHER_HOST, port=8080), signer=STRANGER)
+    lab.resolve(OTHER_HOST, body, signer=STRANGER)
     assert _allows(lab, 8080) and not _allows(lab, 443)
 
 
@@ -126,9 +128,11 @@ def test_operator_revokes_and_forgets(lab: Lab) -> None:
 
 
 def test_operator_errors_have_reasons(lab: Lab) -> None:
-    assert operator_actions.approve(lab.enforcer, "02:00:00:00:00:99", None, NOW).reason == "unknown-device"
-    assert operator_actions.approve(lab.enforcer, BULB, None, NOW).reason == "nothing-to-approve"
-    assert operator_actions.approve(lab.enforcer, BULB, "http://x.test/a", NOW).reason == "bad-url"
+    digest = "ab" * 32
+    assert operator_actions.approve(lab.enforcer, "02:00:00:00:00:99", V2, digest, NOW).reason == "unknown-device"
+    assert operator_actions.approve(lab.enforcer, BULB, V2, digest, NOW).reason == "nothing-to-approve"
+    assert operator_actions.approve(lab.enforcer, BULB, "http://x.test/a", digest, NOW, chosen=True).reason == "bad-url"
+    assert operator_actions.approve(lab.enforcer, BULB, V2, "ab" * 31, NOW, chosen=True).reason == "bad-field"
 
 
 def test_refresh_with_new_content_from_same_signer_is_applied(lab: Lab) -> None:

@@ -7,6 +7,7 @@ or a failing device would, so the code under test runs unchanged against a real 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -123,7 +124,8 @@ def test_approve_with_a_failing_device_store_is_503_and_fetches_nothing(lab: Lab
     revoked = _call(lab, "POST", f"/mud/v1/devices/{BULB}/revoke")
     assert revoked[0] == 200
     _fail(lab.settings.device_db_path, "device", "INSERT")
-    status, document, executed = _call(lab, "POST", f"/mud/v1/devices/{BULB}/approve", {"url": V1})
+    chosen = {"url": V1, "sha256": hashlib.sha256(ip_mud_file(V1, port=443)).hexdigest(), "chosen": True}
+    status, document, executed = _call(lab, "POST", f"/mud/v1/devices/{BULB}/approve", chosen)
     assert (status, document["error"]) == (503, "store-failed"), document
     assert not [e for e in executed if isinstance(e, ResolveRequest)] and not _allows(lab, 443)
 

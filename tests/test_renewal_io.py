@@ -217,7 +217,8 @@ def _step(lab: IoLab, what: str, url: str, port: int, now: float) -> list[Effect
     if what == "down":
         return lab.apply(lab.enforcer.port_down(DPID, port, now))
     assert what == "approve"
-    return lab.apply(list(operator_actions.approve(lab.enforcer, BULB, None, now).effects))
+    digest = hashlib.sha256(ip_mud_file(url, port=8883)).hexdigest()  # the file the "answer" step serves
+    return lab.apply(list(operator_actions.approve(lab.enforcer, BULB, url, digest, now).effects))
 
 
 def test_a_url_change_after_a_storm(tmp_path: Path) -> None:
@@ -341,7 +342,7 @@ def test_operator_actions_always_commit(tmp_path: Path) -> None:
     _trusted(gate, who)
     before = store.commits
     for i in range(3):
-        gate.approve(who, check_mud_url(V2), NOW + i)
+        gate.approve(who, check_mud_url(V2), "ab" * 32, NOW + i)
         gate.revoke(who, NOW + i)
     assert store.commits == before + 6
     store.close()
@@ -354,7 +355,7 @@ def test_a_changed_pending_entry_is_written(tmp_path: Path) -> None:
     _trusted(gate, who)
     gate.announced(who, check_mud_url(OTHER_HOST), NOW + 1)  # violation: quarantined, OTHER_HOST pending
     before = store.commits
-    gate.announced(who, check_mud_url("https://evil.test/bulb/v3.json"), NOW + 2)
+    gate.announced(who, check_mud_url("https://evil.test/bulb/v3.json"), NOW + 61)  # past min_pending_interval
     record = gate.record(who)
     assert store.commits == before + 1 and record.pending is not None
     assert record.pending.url == "https://evil.test/bulb/v3.json" and record == store.get(who)

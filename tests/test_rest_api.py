@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from mud_ryu import rest_api
 from mud_ryu.rest_api import MAX_ALERT_LIMIT, MAX_BODY_BYTES, MAX_STRING_CHARS, Response, handle
 from mud_ryu.rest_types import ActionResult, DeviceView
-from tests.rest_fakes import MAC_A, MAC_B, URL1, URL2, FakeBackend
+from tests.rest_fakes import MAC_A, MAC_B, SHA2, URL1, URL2, FakeBackend
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -72,7 +72,8 @@ def test_show_device_normalises_the_mac(spelling: str) -> None:
     assert status == 200 and list(document) == DETAIL_FIELDS
     assert backend.calls == [("device", MAC_A)]
     assert document["history"] == [{"url": URL1, "sha256": "a" * 64, "at": 1_700_000_000.0}]
-    assert document["pending"] == {"url": URL2, "status": "needs-approval", "reason": "big-change-refused"}
+    assert document["pending"] == {"url": URL2, "status": "needs-approval", "reason": "big-change-refused",
+                                   "sha256": SHA2, "at": 1_700_000_100.0}  # fmt: skip
     assert len(document["flows"]) == 2 and document["flow_count"] == 2
 
 
@@ -157,27 +158,65 @@ def test_bad_query(path: str) -> None:
 # ---- state changes and auth ----------------------------------------------------------------------------------
 
 
-def test_approve_the_pending_url_with_an_empty_body() -> None:
+def _approve(backend: FakeBackend, body: dict[str, Any], mac: str = MAC_A) -> tuple[int, dict[str, Any]]:
+    status, document, _ = call(
+        "POST", f"/mud/v1/devices/{mac}/approve", backend, {**AUTH, **JSON_BODY}, json.dumps(body).encode()
+    )
+    return status, document
+
+
+def test_approve_names_the_pending_url_and_digest_shown() -> None:
     backend = FakeBackend()
-    status, document, _ = call("POST", f"/mud/v1/devices/{MAC_A}/approve", backend, AUTH)
+    pending = call("GET", f"/mud/v1/devices/{MAC_A}", backend)[1]["pending"]
+    assert pending == {"url": URL2, "status": "needs-approval", "reason": "big-change-refused", "sha256": SHA2,
+                       "at": 1_700_000_100.0}  # fmt: skip
+    status, document = _approve(backend, {"url": pending["url"], "sha256": pending["sha256"]})
     assert (status, document) == (200, {"ok": True, "reason": "approved", "message": f"{URL2} approved for {MAC_A}"})
-    assert backend.mutations == [("approve", MAC_A, "None")]
+    assert backend.mutations == [("approve", MAC_A, URL2, SHA2, "False")]
     assert call("GET", f"/mud/v1/devices/{MAC_A}", backend)[1]["url"] == URL2
 
 
 @pytest.mark.parametrize(
-    ("body", "seen"),
+    "body",
+    [b"", b"{}", json.dumps({"url": URL2}).encode(), json.dumps({"sha256": SHA2}).encode(),
+     json.dumps({"url": None, "sha256": SHA2}).encode()],
+)  # fmt: skip
+def test_approve_without_url_and_digest_is_400(body: bytes) -> None:
+    backend = FakeBackend()
+    code = "bad-field" if b"null" in body else "missing-field"
+    document, _ = expect_error(400, code, "POST", f"/mud/v1/devices/{MAC_A}/approve", backend, {**AUTH, **JSON_BODY},
+                               body)  # fmt: skip
+    assert document["message"] and backend.mutations == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"url": URL2, "sha256": SHA2[:-1]}, {"url": URL2, "sha256": 5}, {"url": URL2, "sha256": SHA2 + "c"},
+     {"url": URL2, "sha256": SHA2, "chosen": "yes"}],
+)  # fmt: skip
+def test_approve_with_a_malformed_digest_or_flag_is_400(body: dict[str, Any]) -> None:
+    backend = FakeBackend()
+    assert _approve(backend, body)[1]["error"] == "bad-field" and backend.mutations == []
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
     [
-        ({"url": URL1}, URL1),
-        ({"url": None}, "None"),
-        ({}, "None"),
+        ({"url": URL1, "sha256": SHA2}, "pending-changed"),  # the device's pending change is another URL now
+        ({"url": URL2, "sha256": "d" * 64}, "pending-changed"),  # ... or another file than the one reviewed
     ],
 )
-def test_approve_with_a_json_body(body: dict[str, Any], seen: str) -> None:
+def test_approving_what_is_no_longer_pending_is_409(body: dict[str, Any], code: str) -> None:
     backend = FakeBackend()
-    headers = {**AUTH, "Content-Type": "application/json; charset=UTF-8"}
-    status, _, _ = call("POST", f"/mud/v1/devices/{MAC_A}/approve", backend, headers, json.dumps(body).encode())
-    assert status == 200 and backend.mutations == [("approve", MAC_A, seen)]
+    status, document = _approve(backend, body)
+    assert (status, document["error"]) == (409, code)
+    assert call("GET", f"/mud/v1/devices/{MAC_A}", backend)[1]["url"] == URL1  # nothing approved
+
+
+def test_a_chosen_url_is_approved_with_its_digest() -> None:
+    backend = FakeBackend()
+    status, _ = _approve(backend, {"url": URL1, "sha256": "d" * 64, "chosen": True})
+    assert status == 200 and backend.mutations == [("approve", MAC_A, URL1, "d" * 64, "True")]
 
 
 def test_revoke_then_forget() -> None:
@@ -193,14 +232,14 @@ def test_revoke_then_forget() -> None:
 
 
 @pytest.mark.parametrize(
-    ("body", "status", "code"),
+    ("mac", "body", "status", "code"),
     [
-        ({"url": "http://mud.example.com/a.json"}, 400, "bad-url:not-https"),
-        ({}, 404, "unknown-device"),
+        (MAC_A, {"url": "http://mud.example.com/a.json", "sha256": SHA2}, 400, "bad-url:not-https"),
+        ("02:00:00:00:00:09", {"url": URL2, "sha256": SHA2}, 404, "unknown-device"),
+        (MAC_B, {"url": URL2, "sha256": SHA2}, 409, "nothing-to-approve"),
     ],
 )
-def test_backend_refusals_map_to_statuses(body: dict[str, Any], status: int, code: str) -> None:
-    mac = MAC_A if body else "02:00:00:00:00:09"
+def test_backend_refusals_map_to_statuses(mac: str, body: dict[str, Any], status: int, code: str) -> None:
     document, _ = expect_error(
         status, code, "POST", f"/mud/v1/devices/{mac}/approve", FakeBackend(), {**AUTH, **JSON_BODY},
         json.dumps(body).encode(),
@@ -208,16 +247,12 @@ def test_backend_refusals_map_to_statuses(body: dict[str, Any], status: int, cod
     assert document["message"]
 
 
-def test_refusal_without_anything_pending_is_409() -> None:
-    backend = FakeBackend()
-    expect_error(409, "nothing-pending", "POST", f"/mud/v1/devices/{MAC_B}/approve", backend, AUTH)
-
-
 STATE_CHANGES = [
     ("POST", f"/mud/v1/devices/{MAC_A}/approve"),
     ("POST", f"/mud/v1/devices/{MAC_A}/revoke"),
     ("DELETE", f"/mud/v1/devices/{MAC_A}"),
 ]
+BODIES = {f"/mud/v1/devices/{MAC_A}/approve": json.dumps({"url": URL2, "sha256": SHA2}).encode()}
 
 
 @pytest.mark.parametrize(("method", "path"), STATE_CHANGES)
@@ -249,7 +284,8 @@ def test_state_changes_need_the_token(
 @pytest.mark.parametrize(("method", "path"), STATE_CHANGES)
 def test_the_right_token_in_any_header_case_passes(method: str, path: str) -> None:
     backend = FakeBackend()
-    status, _, _ = call(method, path, backend, {"authorization": f"bearer {TOKEN}"})
+    headers = {"authorization": f"bearer {TOKEN}", "content-type": "application/json"}
+    status, _, _ = call(method, path, backend, headers, BODIES.get(path, b""))
     assert status == 200 and len(backend.mutations) == 1
 
 
@@ -319,10 +355,10 @@ def test_bad_json_is_400(body: bytes, fragment: str) -> None:
     [
         (f"/mud/v1/devices/{MAC_A}/approve", {"url": URL1, "force": True}, "unknown-field"),
         (f"/mud/v1/devices/{MAC_A}/revoke", {"url": URL1}, "unknown-field"),
-        (f"/mud/v1/devices/{MAC_A}/approve", {"url": 5}, "bad-field"),
-        (f"/mud/v1/devices/{MAC_A}/approve", {"url": ""}, "bad-field"),
-        (f"/mud/v1/devices/{MAC_A}/approve", {"url": ["https://x"]}, "bad-field"),
-        (f"/mud/v1/devices/{MAC_A}/approve", {"url": "https://x/" + "a" * 2100}, "bad-field"),
+        (f"/mud/v1/devices/{MAC_A}/approve", {"url": 5, "sha256": SHA2}, "bad-field"),
+        (f"/mud/v1/devices/{MAC_A}/approve", {"url": "", "sha256": SHA2}, "bad-field"),
+        (f"/mud/v1/devices/{MAC_A}/approve", {"url": ["https://x"], "sha256": SHA2}, "bad-field"),
+        (f"/mud/v1/devices/{MAC_A}/approve", {"url": "https://x/" + "a" * 2100, "sha256": SHA2}, "bad-field"),
     ],
 )
 def test_unknown_and_bad_fields_are_400(path: str, body: dict[str, Any], code: str) -> None:
@@ -384,7 +420,7 @@ def test_an_exception_in_the_backend_is_500_internal_and_logged(
 ) -> None:
     backend = FakeBackend(fail_with=RuntimeError("secret detail /etc/mud.conf"))
     with caplog.at_level(logging.ERROR, logger="mud_ryu.rest_api"):
-        _, response = expect_error(500, "internal", method, path, backend, AUTH)
+        _, response = expect_error(500, "internal", method, path, backend, {**AUTH, **JSON_BODY}, BODIES.get(path, b""))
     assert b"secret" not in response.body and b"Traceback" not in response.body
     assert "secret detail" in caplog.text and "Traceback" in caplog.text
 

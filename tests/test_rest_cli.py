@@ -20,7 +20,7 @@ from mud_ryu.cli import main
 from mud_ryu.rest_api import MAX_BODY_BYTES, handle
 from mud_ryu.rest_types import DeviceView
 from tests.api_server import serve, serve_api
-from tests.rest_fakes import MAC_A, MAC_B, URL1, URL2, FakeBackend
+from tests.rest_fakes import MAC_A, MAC_B, SHA2, URL1, URL2, FakeBackend
 
 TOKEN = "cli-test-token"
 
@@ -84,7 +84,8 @@ def test_device_detail(api: Api, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "device", MAC_A.upper(), "--api", api.url)
     assert code == 0 and api.backend.calls == [("device", MAC_A)]
     assert f"mac: {MAC_A}" in out and f"url: {URL1}" in out
-    assert f"pending: {URL2} (needs-approval, big-change-refused)" in out
+    assert f"pending: {URL2} (needs-approval, big-change-refused) since 2023-11-14T22:15:00Z" in out
+    assert f"pending sha256: {SHA2}" in out  # what an approval must name
     assert f"2023-11-14T22:13:20Z  {'a' * 64}  {URL1}" in out  # the history line
     assert "flows (2):" in out and "actions=goto_table:4" in out
     assert "last_decision: violation/big-change-refused at 2023-11-14T22:15:00Z" in out
@@ -127,10 +128,13 @@ def test_server_text_cannot_drive_the_terminal(api: Api, capsys: pytest.CaptureF
 
 
 def test_approve_revoke_forget_with_a_token_file(api: Api, token_file: str, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "approve", MAC_A, "--api", api.url, "--token-file", token_file)
+    code, out, _ = run(capsys, "approve", MAC_A, "--url", URL2, "--sha256", SHA2, "--api", api.url,
+                       "--token-file", token_file)  # fmt: skip
     assert (code, out) == (0, f"OK approved: {URL2} approved for {MAC_A}\n")
-    code, out, _ = run(capsys, "approve", MAC_A, "--url", URL1, "--api", api.url, "--token-file", token_file)
-    assert code == 0 and api.backend.mutations == [("approve", MAC_A, "None"), ("approve", MAC_A, URL1)]
+    code, out, _ = run(capsys, "approve", MAC_A, "--url", URL1, "--sha256", "d" * 64, "--chosen", "--api", api.url,
+                       "--token-file", token_file)  # fmt: skip
+    assert code == 0 and api.backend.mutations == [("approve", MAC_A, URL2, SHA2, "False"),
+                                                   ("approve", MAC_A, URL1, "d" * 64, "True")]  # fmt: skip
     assert run(capsys, "revoke", MAC_A, "--api", api.url, "--token-file", token_file)[:2] == (
         0,
         f"OK revoked: {MAC_A} quarantined until a URL is approved\n",
@@ -162,13 +166,14 @@ def test_wrong_token_is_the_servers_code(api: Api, tmp_path: Path, capsys: pytes
 
 def test_server_without_a_token_refuses_changes(token_file: str, capsys: pytest.CaptureFixture[str]) -> None:
     for open_api in _api(None):
-        code, _, err = run(capsys, "approve", MAC_A, "--api", open_api.url, "--token-file", token_file)
+        code, _, err = run(capsys, "approve", MAC_A, "--url", URL2, "--sha256", SHA2, "--api", open_api.url,
+                           "--token-file", token_file)  # fmt: skip
         assert code == 1 and err.startswith("error: token-not-configured (HTTP 403)")
         assert run(capsys, "devices", "--api", open_api.url)[0] == 0  # reads stay open
 
 
 def test_backend_refusal_is_exit_1(api: Api, token_file: str, capsys: pytest.CaptureFixture[str]) -> None:
-    bad_url = ("--url", "http://x.example/a.json")
+    bad_url = ("--url", "http://x.example/a.json", "--sha256", SHA2)
     code, _, err = run(capsys, "approve", MAC_A, *bad_url, "--api", api.url, "--token-file", token_file)
     assert code == 1 and err.startswith("error: bad-url:not-https (HTTP 400)")
     code, _, err = run(capsys, "revoke", MAC_B, "--api", api.url, "--token-file", token_file)

@@ -61,10 +61,13 @@ def test_round_trip_and_decision_log(tmp_path: Path) -> None:
     assert mode == (0o700, 0o600)
 
 
+D3 = "d3" * 32  # an approval's digest is stored, and read back only as SHA-256 hex
+
+
 def test_every_step_of_a_life_is_stored_as_the_policy_returned_it(tmp_path: Path) -> None:
     events: list[Event] = [
         *(ann(ROOT, 0.0), ver(ROOT, "d1", S1, 1.0), ann(V2, 1000.0), ver(V2, "d2", S1, 1001.0)),
-        *(ann(OTHER_HOST, 1002.0), Approve(gated(OTHER_HOST), 1003.0), ver(OTHER_HOST, "d3", S2, 1004.0)),
+        *(ann(OTHER_HOST, 1002.0), Approve(gated(OTHER_HOST), D3, 1003.0), ver(OTHER_HOST, D3, S2, 1004.0)),
     ]
     with TrustStore.open(tmp_path) as store:
         rec = store.load(ID)

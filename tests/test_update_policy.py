@@ -82,7 +82,10 @@ class Case:
 QUARANTINED = _after([ann(OTHER_HOST, 1000.0)])
 APPROVE_MODE = PolicySettings(first_use="approve")
 CASES = [
-    Case("A-approved", _after([Approve(gated(OTHER_HOST), 10.0)]), ann(OTHER_HOST, 20.0), Verdict.FETCH, "approved", T),
+    Case("A-approved", _after([Approve(gated(OTHER_HOST), "d9", 10.0)]), ann(OTHER_HOST, 20.0), Verdict.FETCH,
+         "approved", T),
+    Case("A-pending-rate-limit", QUARANTINED, ann(OTHER_DIR, 1059.0), Verdict.PENDING_APPROVAL,
+         "pending-rate-limited", Q),
     Case("A-quarantined", QUARANTINED, ann(ROOT, 2000.0), Verdict.PENDING_APPROVAL, "quarantined", Q),
     Case("A-same", trusted, ann(ROOT, 5.0), Verdict.IGNORE, "same-url", T),
     Case("A-first-approve", _fresh, ann(ROOT, 0.0), Verdict.PENDING_APPROVAL, "needs-approval", P, APPROVE_MODE),
@@ -96,12 +99,14 @@ CASES = [
     Case("A-canonical", _after([ann(V2, 1000.0), ver(V2, "d2", S1, 1001.0, NEW_HOME)]), ann(NEW_HOME, 5000.0),
          Verdict.FETCH, "big-change", T),
     Case("A-small", trusted, ann(V2, 1000.0), Verdict.FETCH, "small-change", T),
-    Case("V-approved-mismatch", _after([Approve(gated(OTHER_HOST), 10.0)]), ver(OTHER_HOST, "d9", S2, 11.0, V3),
+    Case("V-approved-digest", _after([Approve(gated(OTHER_HOST), "d9", 10.0)]), ver(OTHER_HOST, "d8", S2, 11.0),
+         Verdict.VIOLATION, "unapproved-file", Q),
+    Case("V-approved-mismatch", _after([Approve(gated(OTHER_HOST), "d9", 10.0)]), ver(OTHER_HOST, "d9", S2, 11.0, V3),
          Verdict.VIOLATION, "mud-url-mismatch", Q),
-    Case("V-approved-unsigned", _after([Approve(gated(OTHER_HOST), 10.0)]), ver(OTHER_HOST, "d9", None, 11.0),
+    Case("V-approved-unsigned", _after([Approve(gated(OTHER_HOST), "d9", 10.0)]), ver(OTHER_HOST, "d9", None, 11.0),
          Verdict.VIOLATION, "unsigned", Q),
-    Case("V-approved", _after([Approve(gated(OTHER_HOST), 10.0)]), ver(OTHER_HOST, "d9", S2, 11.0), Verdict.APPLY,
-         "approved", T),
+    Case("V-approved", _after([Approve(gated(OTHER_HOST), "d9", 10.0)]), ver(OTHER_HOST, "d9", S2, 11.0),
+         Verdict.APPLY, "approved", T),
     Case("V-quarantined", QUARANTINED, ver(ROOT, "d1", S1, 2000.0), Verdict.IGNORE, "quarantined", Q),
     Case("V-stale", trusted, ver(V2, "d2", S1, 1000.0), Verdict.IGNORE, "stale-result", T),
     Case("V-first-mismatch", _after([ann(ROOT, 0.0)], base=_fresh), ver(ROOT, "d1", S1, 1.0, V2), Verdict.VIOLATION,
@@ -133,7 +138,7 @@ CASES = [
     Case("F-failed", _after([ann(ROOT, 0.0)], base=_fresh), FetchFailed(gated(ROOT), "deadline", 1.0), Verdict.FAILED,
          "fetch-failed", U),
     Case("F-stale", trusted, FetchFailed(gated(V2), "deadline", 5.0), Verdict.IGNORE, "stale-result", T),
-    Case("P-approve", trusted, Approve(gated(OTHER_HOST), 5.0), Verdict.FETCH, "approved", T),
+    Case("P-approve", trusted, Approve(gated(OTHER_HOST), "d9", 5.0), Verdict.FETCH, "approved", T),
     Case("R-revoke", trusted, Revoke(5.0), Verdict.QUARANTINE, "revoked", Q),
     Case("L-released", trusted, Released(5.0), Verdict.IGNORE, "released", T),
 ]  # fmt: skip
@@ -228,7 +233,7 @@ def test_quarantine_is_sticky_until_the_operator_approves() -> None:
             ann(OTHER_HOST, 1000.0),  # violation -> quarantined
             ann(ROOT, 1001.0),  # announcing the old URL does not lift it
             ver(ROOT, "d1", S1, 1002.0),  # nor does a refresh of the old file
-            Approve(gated(ROOT), 1003.0),
+            Approve(gated(ROOT), "d1", 1003.0),
             ann(ROOT, 1004.0),
             ver(ROOT, "d1", S1, 1005.0),
         ],
@@ -245,7 +250,7 @@ def test_quarantine_is_sticky_until_the_operator_approves() -> None:
 
 
 def test_approve_mode_first_use() -> None:
-    outs = run([ann(ROOT, 0.0), Approve(gated(ROOT), 5.0), ver(ROOT, "d1", S1, 6.0)], APPROVE_MODE)
+    outs = run([ann(ROOT, 0.0), Approve(gated(ROOT), "d1", 5.0), ver(ROOT, "d1", S1, 6.0)], APPROVE_MODE)
     assert [o.decision.verdict for o in outs] == [Verdict.PENDING_APPROVAL, Verdict.FETCH, Verdict.APPLY]
     assert outs[-1].record.signer == S1 and outs[-1].record.state is T
     # Without the approval a verified file of the announced URL is not applied.
@@ -254,7 +259,7 @@ def test_approve_mode_first_use() -> None:
 
 
 def test_approval_repins_the_signer_and_moves_the_root() -> None:
-    rec = run([Approve(gated(OTHER_HOST), 10.0), ver(OTHER_HOST, "d9", S2, 11.0)], record=trusted())[-1].record
+    rec = run([Approve(gated(OTHER_HOST), "d9", 10.0), ver(OTHER_HOST, "d9", S2, 11.0)], record=trusted())[-1].record
     assert (rec.signer, rec.root_url, rec.current_url) == (S2, OTHER_HOST, OTHER_HOST)
     assert [a.url for a in rec.history] == [ROOT, OTHER_HOST]
 
@@ -327,7 +332,7 @@ def test_the_bound_api_is_step() -> None:
     b = policy.verified(a.record, gated(ROOT), "d1", S1, gated(ROOT), 1.0)
     assert b.decision.verdict is Verdict.APPLY and b.record == trusted()
     assert policy.fetch_failed(b.record, gated(ROOT), "x", 2.0).decision.verdict is Verdict.FAILED
-    assert policy.approve(b.record, gated(V2), 2.0).decision.verdict is Verdict.FETCH
+    assert policy.approve(b.record, gated(V2), "d2", 2.0).decision.verdict is Verdict.FETCH
     assert policy.revoke(b.record, 2.0).decision.verdict is Verdict.QUARANTINE
     assert policy.released(b.record, 2.0).decision.verdict is Verdict.IGNORE
 
@@ -397,7 +402,7 @@ def _events(draw: st.DrawFn) -> list[Event]:
         elif kind == "fail":
             out.append(FetchFailed(url, "deadline", now))
         elif kind == "approve":
-            out.append(Approve(url, now))
+            out.append(Approve(url, draw(_digests), now))
         elif kind == "revoke":
             out.append(Revoke(now))
         else:
@@ -409,7 +414,7 @@ def _events(draw: st.DrawFn) -> list[Event]:
 @given(_settings, _events())
 def test_invariants_over_any_event_sequence(policy: PolicySettings, events: list[Event]) -> None:
     rec = new_record(ID)
-    approved: set[str] = set()
+    approved: set[tuple[str, str]] = set()
     for event in events:
         out = step(policy, rec, event)  # the table is total: never LookupError
         new, d = out.record, out.decision
@@ -428,11 +433,11 @@ def test_invariants_over_any_event_sequence(policy: PolicySettings, events: list
             assert d.rule_id in {"V-first-use", "V-approved"}
             assert d.rule_id == "V-approved" or rec.signer is None
         if isinstance(event, Approve):
-            approved.add(event.url.url)
+            approved.add((event.url.url, event.sha256))
         if d.verdict is Verdict.APPLY and isinstance(event, Verified):
             url = event.url.url
             if d.rule_id == "V-approved":
-                assert url in approved
+                assert (url, event.sha256) in approved  # exactly the file the operator approved
             elif d.rule_id != "V-first-use":
                 # A URL the rule rejects, a return to an earlier URL or file, or another signer: never applied.
                 assert rec.canonical_url is not None

@@ -26,6 +26,15 @@ if TYPE_CHECKING:  # imported lazily at run time, so `mud-ryu --help` does not l
     from mud_ryu.rest_client import ApiClient
 
 
+class Refused(Exception):
+    """The CLI itself declines before (or instead of) a state change, with a stable code like the API's (exit 1)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
 def add_api_arguments(parser: argparse.ArgumentParser, *, json_output: bool = True) -> None:
     parser.add_argument("--api", default=DEFAULT_API, metavar="URL", help=f"the REST API (default {DEFAULT_API})")
     parser.add_argument(
@@ -63,6 +72,9 @@ def call(
         output = json.dumps(document, indent=2) if getattr(args, "json", False) else text(document)
     except ApiError as error:
         print(f"error: {error.code} (HTTP {error.status}): {_printable(error.message)}", file=sys.stderr)
+        return EXIT_API_ERROR
+    except Refused as refused:
+        print(f"error: {refused.code}: {_printable(refused.message)}", file=sys.stderr)
         return EXIT_API_ERROR
     except ClientError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -27,7 +27,7 @@ OTHER_HOST = "https://other.lab/bulb.json"
 INTERNET = labmud.INTERNET
 
 
-def _api(path: str, token: str, method: str = "GET", body: dict[str, str] | None = None) -> dict[str, Any]:
+def _api(path: str, token: str, method: str = "GET", body: dict[str, object] | None = None) -> dict[str, Any]:
     return labctl.rest(API_PORT, path, token, method, body)
 
 
@@ -103,7 +103,12 @@ def update_policy(payload: Any) -> dict[str, Any]:
             _wait(lambda: "reconcile dpid=" in _log(ctl), "reconciliation after restart", ctl=ctl)
             step("controller kill -9 + restart: still quarantined", {443: "blocked"}, "quarantined")
 
-            approved = _api(f"/devices/{bulb.mac}/approve", token, "POST", {"url": V2})
+            # bulb's pending change is the refused rollback (bulb.json); the operator approves bulb-v2.json instead,
+            # their own choice, named by the digest of the file accepted for it before (the device's history).
+            history = _api(f"/devices/{bulb.mac}", token)["history"]
+            v2_sha256 = next(h["sha256"] for h in reversed(history) if h["url"] == V2)
+            approved = _api(f"/devices/{bulb.mac}/approve", token, "POST",
+                            {"url": V2, "sha256": v2_sha256, "chosen": True})  # fmt: skip
             _wait(lambda: count(bulb.mac, "enforced") > 0, "approved URL enforced", ctl=ctl)
             step(f"operator approves bulb-v2.json over REST ({approved.get('reason')})",
                  {443: "allowed", 8883: "allowed"}, "enforced")  # fmt: skip
