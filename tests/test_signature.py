@@ -280,3 +280,26 @@ def test_cli_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad.write_bytes(b"junk")
     assert cli.main(["verify", args[0], str(bad), "--ca", ca, "--at", "2018-12-01"]) == 1
     assert capsys.readouterr().out.startswith("INVALID malformed: ")
+
+
+def test_cli_verify_prints_the_spki_and_chain_and_the_new_refusals(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], ca: sv.Issued
+) -> None:
+    args = [str(LUMINAIRE / "Luminaire_150.json"), str(LUMINAIRE / "Luminaire_150.p7s"), "--ca"]
+    ca_file = LUMINAIRE / "luminaire-cacert.pem"
+    assert cli.main(["verify", *args, str(ca_file), "--at", "2018-12-01T00:00:00Z"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    anchor = load_trust_anchors(ca_file.read_bytes())[0]
+    spki = anchor.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    assert out[1] == f"ca-spki-sha256  {hashlib.sha256(spki).hexdigest()}"
+    assert out[2] == "ca-key-id       b6b582ed65a98099448e509c50df484150ffbc35"
+    assert out[3] == f"chain           {LUM_SUBJECT}"
+    (tmp_path / "ca.pem").write_bytes(sv.ca_pem(ca))
+    (tmp_path / "m.json").write_bytes(CONTENT)
+    for name, issued in (("eku", sv.make_signer(ca, ekus=[x509.oid.ExtendedKeyUsageOID.SERVER_AUTH])),
+                         ("weak-key", sv.make_signer(ca, rsa_bits=1024))):  # fmt: skip
+        (tmp_path / f"{name}.p7s").write_bytes(sv.sign_detached(CONTENT, issued))
+        at = AT.isoformat()
+        code = cli.main(["verify", str(tmp_path / "m.json"), str(tmp_path / f"{name}.p7s"), "--ca",
+                         str(tmp_path / "ca.pem"), "--at", at])  # fmt: skip
+        assert code == 1 and capsys.readouterr().out.startswith(f"INVALID {name}: ")
