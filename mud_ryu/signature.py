@@ -12,16 +12,13 @@ Reason codes (stable): malformed, several-signers, attached-not-detached, weak-d
 unsupported-algorithm, missing-signed-attributes, content-type, digest-mismatch,
 signer-cert-missing, bad-signature, key-usage, eku, weak-key, untrusted-chain, expired, not-yet-valid.
 
-Who signed (:class:`Signer`) is named by the trust anchor's public key (SHA-256 of its SubjectPublicKeyInfo), never
-by its Subject Key Identifier alone: the SKI is a value the CA chooses, so a second configured anchor could copy a
-vendor's SKI and issue a certificate with the vendor's signer name. The SKI is kept for operators to read. The chain
-of subject names and subjectAltNames down to the end entity is recorded, as draft-ietf-iotops-mud-acceptable-urls
-s5.1 asks of a pin.
+Who signed is a :class:`~mud_ryu.signer.Signer` (the CA by its public key, the chain of subjects and SANs); the
+rules on the signer's certificate itself (KeyUsage, EKU, key sizes) are in :mod:`mud_ryu.signer_certs`. Both are
+re-exported here, where callers import them from.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,11 +27,22 @@ from typing import Any
 from asn1crypto import cms, core
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509 import verification
 
-from mud_ryu.errors import ReasonError
+from mud_ryu.signer import Signer, alt_names, ski_hex, spki_sha256
+from mud_ryu.signer_certs import SignatureError, check_key_strength, check_key_usage, check_purpose
+
+__all__ = [
+    "SignatureError",
+    "Signer",
+    "load_anchor_files",
+    "load_trust_anchors",
+    "ski_hex",
+    "spki_sha256",
+    "verify_detached",
+]
 
 # Only SHA-2 of at least 256 bits: SHA-1 and MD5 collisions make a signature over them worthless.
 _DIGESTS: dict[str, type[hashes.HashAlgorithm]] = {
@@ -56,82 +64,6 @@ _CERT_PARSE_ERRORS = (
     UnsupportedAlgorithm,
 )
 _WEAK_SIGNATURE_ALGORITHMS = frozenset({"md2_rsa", "md5_rsa", "sha1_rsa", "sha224_rsa", "sha1_ecdsa", "sha224_ecdsa"})
-
-
-class SignatureError(ReasonError):
-    """The signature does not prove the content came from a trusted signer; ``reason`` is stable."""
-
-
-@dataclass(frozen=True, slots=True)
-class Signer:
-    """Who signed, in the form the update policy pins (same CA public key and same end entity on a URL change)."""
-
-    ca_key_id: str  # hex Subject Key Identifier of the trust anchor the chain ends at: shown, never compared
-    subject_chain: tuple[str, ...]  # RFC 4514 subjects, signer first, anchor last
-    # hex SHA-256 of the anchor's SubjectPublicKeyInfo: the CA's identity. None only in a pin stored before it was
-    # recorded (a legacy pin): such a pin matches no signer until it is migrated (truststore.migrate_legacy_pins).
-    ca_spki: str | None = None
-    alt_names: tuple[tuple[str, ...], ...] = ()  # subjectAltNames of each certificate of subject_chain, same order
-
-    def __str__(self) -> str:
-        keyid = ":".join(self.ca_key_id[i : i + 2] for i in range(0, len(self.ca_key_id), 2))
-        spki = f", SPKI sha256 {self.ca_spki[:16]}..." if self.ca_spki else ", legacy pin without SPKI"
-        return f"{self.subject_chain[0]} (CA keyid {keyid}{spki})"
-
-    def to_json(self) -> dict[str, object]:
-        """The one JSON form of a signer (trust store, cache, worker wire, REST)."""
-        return {
-            "ca_key_id": self.ca_key_id,
-            "ca_spki_sha256": self.ca_spki,
-            "subject_chain": list(self.subject_chain),
-            "alt_names": [list(names) for names in self.alt_names],
-        }
-
-    @classmethod
-    def from_json(cls, data: object) -> Signer:
-        """Decode :meth:`to_json` (or a legacy form with ``ca_key_id`` and ``subject_chain``/``subjects`` only, as
-        stored before the SPKI was recorded); ``ValueError`` on any other shape: stored rows are untrusted input."""
-        if not isinstance(data, dict):
-            raise ValueError("signer is not an object")
-        legacy_subjects = "subjects" if "subjects" in data else "subject_chain"
-        allowed = {"ca_key_id", "ca_spki_sha256", "subject_chain", "alt_names", "subjects"}
-        if not set(data) <= allowed or "ca_key_id" not in data or legacy_subjects not in data:
-            raise ValueError("signer has the wrong keys")
-        key_id, chain = data["ca_key_id"], data[legacy_subjects]
-        spki, alt = data.get("ca_spki_sha256"), data.get("alt_names", [])
-        if not isinstance(key_id, str) or not isinstance(chain, list) or not chain:
-            raise ValueError("signer has the wrong types")
-        if not all(isinstance(s, str) for s in chain):
-            raise ValueError("signer subject chain holds a non-string")
-        if spki is not None and not (isinstance(spki, str) and _is_sha256_hex(spki)):
-            raise ValueError("signer ca_spki_sha256 is not a SHA-256 hex digest")
-        if not isinstance(alt, list) or not all(_strings(n) for n in alt):
-            raise ValueError("signer alt_names is not a list of lists of strings")
-        if alt and len(alt) != len(chain):
-            raise ValueError("signer alt_names does not follow the subject chain")
-        return cls(key_id, tuple(chain), spki, tuple(tuple(n) for n in alt))
-
-
-def _strings(value: object) -> bool:
-    return isinstance(value, list) and all(isinstance(x, str) for x in value)
-
-
-def _is_sha256_hex(text: str) -> bool:
-    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
-
-
-def spki_sha256(cert: x509.Certificate) -> str:
-    """Hex SHA-256 of the certificate's DER SubjectPublicKeyInfo: what names a CA (RFC 7469's pin form)."""
-    der = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return hashlib.sha256(der).hexdigest()
-
-
-def ski_hex(cert: x509.Certificate) -> str:
-    """The certificate's Subject Key Identifier (hex), or the RFC 5280 method-1 value when it carries none."""
-    try:
-        return cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest.hex()
-    except x509.ExtensionNotFound:
-        return x509.SubjectKeyIdentifier.from_public_key(cert.public_key()).digest.hex()
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,16 +242,6 @@ def _check_signature(parsed: _Parsed, cert: x509.Certificate) -> None:
         raise bad from exc
 
 
-def _check_key_usage(cert: x509.Certificate) -> None:
-    try:
-        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
-    except x509.ExtensionNotFound:
-        # RFC 8520 s13.2: "The Key Usage Extension in the signing certificate MUST be present".
-        raise SignatureError("key-usage", "the signer certificate has no KeyUsage extension") from None
-    if not usage.digital_signature:
-        raise SignatureError("key-usage", "the signer certificate's KeyUsage lacks digitalSignature")
-
-
 def _classify_chain_failure(
     signer: x509.Certificate, bag: Sequence[x509.Certificate], anchors: Sequence[x509.Certificate], at: datetime
 ) -> SignatureError:
@@ -334,7 +256,7 @@ def _classify_chain_failure(
             break
         seen.add(fp)
         try:
-            _check_key_strength(cert)  # the verifier refuses weak CA keys too: say so rather than "untrusted"
+            check_key_strength(cert)  # the verifier refuses weak CA keys too: say so rather than "untrusted"
         except SignatureError as weak:
             return weak
         if at > cert.not_valid_after_utc:
@@ -347,66 +269,6 @@ def _classify_chain_failure(
             break
         cert = next((c for c in pool if c.subject == cert.issuer), None)
     return SignatureError("untrusted-chain", "no valid chain from the signer to a configured trust anchor")
-
-
-def _alt_names(cert: x509.Certificate) -> tuple[str, ...]:
-    try:
-        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return ()
-    out: list[str] = []
-    for name in names:
-        match name:
-            case x509.DNSName() | x509.UniformResourceIdentifier() | x509.RFC822Name():
-                out.append(f"{_SAN_LABEL[type(name)]}:{name.value}")
-            case x509.IPAddress():
-                out.append(f"IP:{name.value}")
-            case x509.DirectoryName():
-                out.append(f"dirName:{name.value.rfc4514_string()}")
-            case _:
-                out.append(f"{type(name).__name__}:{name.value!r}")
-    return tuple(out)
-
-
-_SAN_LABEL: dict[type, str] = {x509.DNSName: "DNS", x509.UniformResourceIdentifier: "URI", x509.RFC822Name: "email"}
-# RFC 5280 4.2.1.12: an EKU, when present, limits the key to its purposes. Signing a MUD file is signing content:
-# S/MIME (emailProtection), code or document signing, or no restriction (anyExtendedKeyUsage).
-_CONTENT_SIGNING_EKUS = frozenset(
-    {
-        x509.ObjectIdentifier("2.5.29.37.0"),  # anyExtendedKeyUsage
-        x509.ObjectIdentifier("1.3.6.1.5.5.7.3.4"),  # emailProtection
-        x509.ObjectIdentifier("1.3.6.1.5.5.7.3.3"),  # codeSigning
-        x509.ObjectIdentifier("1.3.6.1.5.5.7.3.36"),  # documentSigning (RFC 9336)
-    }
-)
-MIN_RSA_BITS = 2048  # NIST SP 800-131A: RSA below 2048 bits is disallowed for signatures
-MIN_EC_BITS = 256  # P-256 and larger
-
-
-def _check_purpose(cert: x509.Certificate) -> None:
-    try:
-        ekus = set(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
-    except x509.ExtensionNotFound:
-        return
-    if not ekus & _CONTENT_SIGNING_EKUS:
-        names = ", ".join(sorted(getattr(oid, "_name", oid.dotted_string) for oid in ekus))
-        raise SignatureError("eku", f"the signer certificate's Extended Key Usage ({names}) does not permit signing "
-                             "content (anyExtendedKeyUsage, emailProtection, codeSigning or documentSigning)")
-
-
-def _check_key_strength(cert: x509.Certificate) -> None:
-    """Every certificate on the path: a weak CA key forges the signer as easily as a weak signer key."""
-    try:
-        key = cert.public_key()
-    except (ValueError, UnsupportedAlgorithm) as exc:
-        raise SignatureError("malformed", f"public key of {cert.subject.rfc4514_string()}: {exc}") from exc
-    who = cert.subject.rfc4514_string()
-    if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
-        raise SignatureError("weak-key", f"{who}: RSA {key.key_size} bits; >= {MIN_RSA_BITS} required")
-    if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.key_size < MIN_EC_BITS:
-        raise SignatureError("weak-key", f"{who}: EC {key.curve.name}; P-256 or larger required")
-    if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
-        raise SignatureError("unsupported-algorithm", f"{who}: {type(key).__name__} key")
 
 
 def _verify_chain(
@@ -463,16 +325,16 @@ def verify_detached(
     except _CERT_PARSE_ERRORS as exc:
         raise SignatureError("malformed", f"certificate in SignedData: {exc}") from exc
     signer = _find_signer(parsed, bag)
-    _check_key_strength(signer)
+    check_key_strength(signer)
     _check_signature(parsed, signer)
-    _check_key_usage(signer)
-    _check_purpose(signer)
+    check_key_usage(signer)
+    check_purpose(signer)
     chain = _verify_chain(signer, bag, trust_anchors, at)
     for cert in chain[1:]:
-        _check_key_strength(cert)
+        check_key_strength(cert)
     return Signer(
         ca_key_id=ski_hex(chain[-1]),
         subject_chain=tuple(c.subject.rfc4514_string() for c in chain),
         ca_spki=spki_sha256(chain[-1]),
-        alt_names=tuple(_alt_names(c) for c in chain),
+        alt_names=tuple(alt_names(c) for c in chain),
     )
