@@ -129,11 +129,7 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
             sleep=_fw.hub.sleep,
         )
         self.out = EffectRunner(self.enforcer, self.settings, self.worker)
-        migration, pin_alerts = pin_migration.migrate(self.trust_store, load_anchor_files(self.settings.trust_anchors))
-        if migration.migrated or migration.unresolved:
-            LOG.warning("signer pins given their CA's SPKI: %d; left unresolved: %d",
-                        len(migration.migrated), len(migration.unresolved))
-        self.out.execute(pin_alerts)
+        self._migrate_pins()
         self.datapaths = self.out.datapaths  # the same map: the handlers fill it, the runner sends through it
         self.alerts = self.out.alerts
         self._execute = self.out.execute
@@ -149,6 +145,20 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
             backend = EnforcerBackend(self.enforcer, self.alerts, self._execute, time.time)
             wsgi.register(MudRestController, make_app(backend, self._api_token()))
         LOG.info("mud_ryu %s started on %s; state in %s", __version__, _fw.name, self.settings.state_dir)
+
+    def _migrate_pins(self) -> None:
+        """Pins stored before CAs were named by their SPKI get it now; a failure leaves them legacy (matching no
+        signer, so never wider) and is logged: the controller still starts."""
+        try:
+            anchors = load_anchor_files(self.settings.trust_anchors)
+            migration, pin_alerts = pin_migration.migrate(self.trust_store, anchors)
+        except (ReasonError, OSError) as error:
+            LOG.error("signer pin migration failed: %s; legacy pins match no signer", error)
+            return
+        if migration.migrated or migration.unresolved:
+            LOG.warning("signer pins given their CA's SPKI: %d; left unresolved: %d",
+                        len(migration.migrated), len(migration.unresolved))  # fmt: skip
+        self.out.execute(pin_alerts)
 
     def _api_token(self) -> str | None:
         path = self.settings.api_token_file

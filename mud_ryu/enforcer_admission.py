@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from mud_ryu.discovery import Announcement, Malformed, NoUrl
 from mud_ryu.enforcer_resolution import RECHECK_S, ResolutionEvents
 from mud_ryu.enforcer_state import Alert, Device, Effect, ResolveRequest, SwitchState
+from mud_ryu.refresh import AGED_SIGNATURE_REASONS
 from mud_ryu.resolve_budget import BUSY
 from mud_ryu.settings import DefaultPolicy
 from mud_ryu.truststore import TrustStoreError
@@ -295,6 +296,10 @@ class AdmissionEvents(ResolutionEvents):
         if record is None:
             record = self.trust.record(DeviceId(dpid, port, mac))
         known = profile is not None and (record.current_url, record.current_sha256) == (url, profile.sha256)
+        # A file whose signer aged is never enforced from memory: only the worker's next valid answer restores it
+        # (a device quarantined for it must not be re-enforced by announcing again, nor after a restart).
+        aged = url in self.aged_urls or (previous is not None and previous.reason in AGED_SIGNATURE_REASONS)
+        known = known and not aged
         if profile is not None and known and not keep_policy:
             # This device's trust already accepted exactly this file: enforce now, no round trip to the worker.
             effects += self._enforce(device, profile, now)

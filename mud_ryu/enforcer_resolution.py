@@ -44,6 +44,7 @@ class ResolutionEvents(DnsEvents):
         self.resolve_budget = ResolveBudget(
             settings.max_resolving_per_device, settings.max_resolving_per_port, timeout_s=RESOLVE_TIMEOUT_S
         )
+        self.aged_urls: set[str] = set()  # URLs whose last answer was an aged signature (bounded by the profiles)
         self.busy_alerts = TokenBuckets(rate=1 / 60.0, burst=1.0, max_keys=4096)  # fetch-busy: one a minute a MAC
 
     def _in_flight(self, url: str, now: float) -> bool:
@@ -82,6 +83,8 @@ class ResolutionEvents(DnsEvents):
         effects: list[Effect] = []
         if result.reason in AGED_SIGNATURE_REASONS:
             return self._signature_aged(waiting, gated, result, now)
+        if result.body:
+            self.aged_urls.discard(result.url)  # a file verified now (fresh, renewed, re-signed, cached)
         if result.body and result.sha256:
             prepared = self._prepare_profile(result.url, result.sha256, result.body)
             if isinstance(prepared, Profile):
@@ -116,6 +119,8 @@ class ResolutionEvents(DnsEvents):
         the URL stays where it is (a first use is never granted on an aged signature). Alerted only when the
         worker says so (not on every backoff answer an announcing device triggers)."""
         self.checked_at.pop(result.url, None)  # nobody is enforced from the profile without asking again
+        if result.url in self.profiles:
+            self.aged_urls.add(result.url)
         keep = self.settings.expired_signature_action == "keep-last"
         effects: list[Effect] = []
         for device in waiting:
@@ -162,8 +167,8 @@ class ResolutionEvents(DnsEvents):
             decision = self._decide(verify)
             if decision is not None and decision.verdict is Verdict.APPLY:
                 applies.append(device)  # the trust record that allows it is already on disk
-            elif decision is not None and decision.reason_code == "unchanged" and _aged_on(device, prepared):
-                applies.append(device)  # the file it was held on (or quarantined from) is validly signed again
+            elif decision is not None and decision.reason_code == "unchanged" and _restorable(device, prepared):
+                applies.append(device)  # its trust holds exactly this file, verified now: e.g. validly signed again
             elif decision is None or decision.verdict is not Verdict.IGNORE:
                 refused.append((device, decision))
         if applies:
@@ -222,10 +227,14 @@ def identity(device: Device) -> DeviceId:
     return DeviceId(device.dpid, device.port, device.mac)
 
 
-def _aged_on(device: Device, profile: Profile) -> bool:
-    """Kept on (or quarantined from) this URL because its signer aged; the trust record still holds the file
-    (the policy said "unchanged"), so a valid signature restores it."""
-    return device.url == profile.url and device.reason in AGED_SIGNATURE_REASONS
+def _restorable(device: Device, profile: Profile) -> bool:
+    """On this URL but not enforced -- quarantined for an aged signer (or for a refusal to fetch since) -- or
+    enforced and shown with the aged reason. The trust record holds exactly the file (the policy said "unchanged"),
+    so its verification now restores the device. Any other enforced device is left alone: a routine refresh does
+    no work per device, and a pending change (``pending:<url>``) stays pending."""
+    if device.url != profile.url:
+        return False
+    return device.state != "enforced" or device.reason in AGED_SIGNATURE_REASONS
 
 
 def _wants(device: Device, url: str) -> bool:

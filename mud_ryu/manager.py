@@ -226,7 +226,12 @@ class MudManager:
         return MudResolution(target.url, Outcome.FRESH, parsed, signer, new.sha256, new.expires_at, body=fetched.body)
 
     def _resigned(self, target: MudUrl, entry: CacheEntry, validators: Validators, now: float) -> MudResolution:
-        parsed = self._parsed_body(entry)
+        try:
+            parsed = self._parsed_body(entry)
+        except MudFileError as error:
+            # Cached before a stricter validator: it no longer validates, whatever signs it.
+            self._cache.set_aside(entry.url, f"mud:{error.finding.reason}", now)
+            raise _Failure("mud", error.finding.reason, "the cached file no longer validates") from None
         signature, signer = self._signature(target, parsed, entry.body, now)
         new = CacheEntry.create(target.url, entry.body, signature, signer, validators, parsed.mud.cache_validity, now)
         self._cache.put(new)

@@ -112,12 +112,11 @@ def build_manager(settings: WorkerSettings) -> tuple[MudManager, Fetcher, MudCac
     return MudManager(fetcher, cache, manager_settings), fetcher, cache
 
 
-def busy(request: MudRequest, now: float) -> MudResolution:
-    """The answer for a request the full queue cannot take: nothing resolved, no alert (a backoff), retry soon."""
-    return MudResolution(
-        request.url, Outcome.BACKOFF, None, None, None, None, BUSY, "the resolver's queue is full",
-        now + BUSY_RETRY_S,
-    )  # fmt: skip
+def unanswered(request: MudRequest, now: float, reason: str = BUSY) -> MudResolution:
+    """The answer for a request the full queue cannot take (``fetch:busy``) or that failed inside the worker
+    (``internal:<error>``): nothing resolved, no alert (a backoff: never wider), asked again soon."""
+    message = "the resolver's queue is full" if reason == BUSY else "the resolver failed on this request"
+    return MudResolution(request.url, Outcome.BACKOFF, None, None, None, None, reason, message, now + BUSY_RETRY_S)
 
 
 def serve(
@@ -136,10 +135,15 @@ def serve(
     count_lock = threading.Lock()
     outstanding = 0
 
-    def answer(ident: int, job: Callable[[], Any]) -> None:
+    def answer(ident: int, job: Callable[[], Any], refuse: Callable[[str], Any] | None) -> None:
         nonlocal outstanding
         try:
             outcome = job()
+        except Exception as exc:  # a bug must still answer: a silent thread would leave the devices waiting
+            log.exception("resolution %d failed", ident)
+            if refuse is None:
+                return
+            outcome = refuse(f"internal:{type(exc).__name__}")
         finally:
             with count_lock:
                 outstanding -= 1
@@ -148,7 +152,7 @@ def serve(
             results.write(line)
             results.flush()
 
-    def submit(ident: int, job: Callable[[], Any], refuse: Callable[[], Any] | None) -> None:
+    def submit(ident: int, job: Callable[[], Any], refuse: Callable[[str], Any] | None) -> None:
         nonlocal outstanding
         with count_lock:
             full = refuse is not None and outstanding >= threads + max_queued
@@ -156,12 +160,12 @@ def serve(
                 outstanding += 1
         if full:
             assert refuse is not None
-            line = encode_result(ident, refuse())
+            line = encode_result(ident, refuse(BUSY))
             with write_lock:
                 results.write(line)
                 results.flush()
             return
-        pool.submit(answer, ident, job)
+        pool.submit(answer, ident, job, refuse)
 
     status = 0
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="mud-resolve") as pool:
@@ -179,7 +183,7 @@ def serve(
                 submit(wire.id, functools.partial(resolve_names, wire.names, dns_servers), None)
             else:
                 submit(wire.id, functools.partial(manager.resolve, wire.request, wire.now),
-                       functools.partial(busy, wire.request, wire.now))  # fmt: skip
+                       functools.partial(unanswered, wire.request, wire.now))  # fmt: skip
     return status
 
 

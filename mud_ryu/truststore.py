@@ -223,7 +223,14 @@ class TrustStore:
         with self._locked() as conn, _transaction(conn):
             rows = conn.execute(f"SELECT {DEVICE_COLUMNS} FROM device WHERE signer IS NOT NULL").fetchall()
             for row in rows:
-                record = _load(conn, row)
+                try:
+                    record = _load(conn, row)
+                except TrustStoreError:
+                    # One unreadable record fails that device closed when it is used, as at run time; it must
+                    # not stop the controller from starting for all the others.
+                    with contextlib.suppress(TypeError, ValueError):
+                        unresolved.append(DeviceId(*row[:3]))
+                    continue
                 pin = record.signer
                 if pin is None or pin.ca_spki is not None:
                     continue

@@ -76,12 +76,14 @@ def equivalent_signer(pinned: Signer, signer: Signer) -> bool:
     """Draft s5.1: "signed by an equivalent End Entity (same trusted CA and same Subject Name)". The CA is the same
     when its public key is (SPKI SHA-256), never merely its self-chosen key id; a legacy pin that has no SPKI yet
     matches nothing. The end entity is the same when its subject and (if the pin recorded them) its
-    subjectAltNames are. The rest of the chain may change: the draft's "Changing Signing Authority" adds a
+    subjectAltNames are (a pin whose end entity had none compares the subject only, so a renewal that adds SANs
+    is the same signer). The rest of the chain may change: the draft's "Changing Signing Authority" adds a
     cross-certificate under the same anchor."""
     if pinned.ca_spki is None or pinned.ca_spki != signer.ca_spki:
         return False
-    if pinned.alt_names and pinned.alt_names[:1] != signer.alt_names[:1]:
-        return False
+    pinned_names = set(pinned.alt_names[0]) if pinned.alt_names else set()
+    if pinned_names and pinned_names != (set(signer.alt_names[0]) if signer.alt_names else set()):
+        return False  # the pinned end entity named itself by SANs: a renewal must name the same (in any order)
     return pinned.subject_chain[:1] == signer.subject_chain[:1]
 
 

@@ -167,6 +167,10 @@ TABLE: tuple[Row, ...] = (
         "external means"),
     Row("A-first-authority", FIRST, Announced, _when(_untrusted_authority), Verdict.VIOLATION, "untrusted-authority",
         violate, "RFC s16: limit retrieval of MUD URLs to only those sites that are known"),
+    Row("A-pending-kept", frozenset({U}), Announced, _when(lambda c: pending_is(c, "needs-approval")),
+        Verdict.PENDING_APPROVAL, "needs-approval", unchanged,
+        "RFC s16: the change an operator reviews stays as it was raised: announcing it again neither refetches it "
+        "(losing its digest) nor restarts the interval a replacement must wait"),
     Row("A-first-fetch", FIRST, Announced, _always, Verdict.FETCH, "first-use", _fetching,
         "draft s1: it is sufficient that some satisfactory initial trust is established"),
     Row("A-rollback", frozenset({T}), Announced, _when(_rollback_url), Verdict.VIOLATION, "rollback-url", violate,

@@ -221,3 +221,22 @@ def test_the_canonical_mud_url_is_what_the_compiler_sees(lab: Lab) -> None:
     profile = lab.enforcer.profiles[V2]
     assert profile.file_mud_url == V2 and profile.mud is not None and profile.mud.mud_url == V2
     assert profile.mfg_id == lab.enforcer.profiles[V1].mfg_id
+
+
+def test_a_device_quarantined_for_an_aged_signer_is_not_re_enforced_by_announcing_again(tmp_path: Path) -> None:
+    lab = Lab(tmp_path / "state", expired_signature_action="quarantine")
+    lab.connect()
+    lab.announce(BULB, 1, V1)
+    lab.resolve(V1, ip_mud_file(V1, port=443), signer=VENDOR)
+    _aged(lab)
+    assert not _allows(lab, 443)
+    effects = lab.announce(BULB, 1, V1)  # a DHCP renewal: the file in memory must not be enforced again
+    assert not _allows(lab, 443) and ResolveRequest(V1) in effects  # the worker decides
+    for i in range(4):  # even with its port's resolution budget held by a port-mate stalling four URLs
+        lab.enforcer.resolve_budget.admit(f"https://slow.test/{i}.json", f"02:00:00:00:01:{i:02x}", (1, 1), NOW)
+    lab.enforcer.resolved(WireResult(3, V1, Outcome.BACKOFF, "fetch:busy", "", None, None, None, None, b""), NOW)
+    lab.announce(BULB, 1, V1)
+    assert not _allows(lab, 443)
+    lab.resolve(V1, ip_mud_file(V1, port=443), signer=VENDOR)  # signed again
+    assert _allows(lab, 443)
+    lab.store.close()

@@ -16,10 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from mud_ryu import mudfile
 from mud_ryu.fetch_types import FetchLimits, FetchOptions
 from mud_ryu.fetcher import Fetcher
 from mud_ryu.manager import ManagerSettings, MudManager, MudRequest, SignaturePolicy
+from mud_ryu.model import ParsedMud
 from mud_ryu.mudcache import MudCache
+from mud_ryu.mudfile_error import MudFileError
 from mud_ryu.netguard import parse_networks
 from mud_ryu.refresh import Outcome
 from mud_ryu.signature import load_trust_anchors
@@ -376,3 +379,27 @@ def test_a_file_whose_mud_url_fails_the_gate_is_invalid(
     world.write("bulb.p7s", world.pki.sign(body))
     result = _manager(world, tmp_path, require_match=require_match).resolve(MudRequest(url), NOW)
     assert (result.outcome, result.reason, result.mud) == (Outcome.FIRST_CONTACT_FAILED, "mud:bad-mud-url", None)
+
+
+def test_an_aged_entry_that_no_longer_validates_answers_instead_of_raising(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = world.lab.url("/bulb.json")
+    ca = sigvectors.make_ca("Long-lived CA", not_after=sigvectors.T0 + 5 * sigvectors.ONE_YEAR)
+    body = mud_file(url, world.lab.url("/bulb.p7s"), systeminfo="stricter")
+    world.write("bulb.json", body)
+    world.write("bulb.p7s", sigvectors.sign_detached(body, sigvectors.make_signer(ca)))
+    anchors = sigvectors.ca_pem(ca)
+    before = SIGNER_ENDS - HOUR
+    assert _manager(world, tmp_path, anchors=anchors).resolve(MudRequest(url), before).outcome is Outcome.FRESH
+    real = mudfile.parse
+
+    def stricter(data: bytes) -> ParsedMud:  # an upgrade whose validator refuses the cached file
+        if b"stricter" in data:
+            raise MudFileError("match-protocol-mismatch", "/x", "refused now")
+        return real(data)
+
+    monkeypatch.setattr(mudfile, "parse", stricter)
+    result = _manager(world, tmp_path, anchors=anchors).resolve(MudRequest(url), before + 2 * HOUR)
+    assert (result.outcome, result.reason, result.mud) == (
+        Outcome.FIRST_CONTACT_FAILED, "mud:match-protocol-mismatch", None)  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import json
 import os
 import selectors
@@ -12,13 +13,14 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from mud_ryu import mudfile
-from mud_ryu.manager import MudRequest, MudResolution
+from mud_ryu.manager import MudManager, MudRequest, MudResolution
 from mud_ryu.refresh import Outcome
 from mud_ryu.resolve_wire import (
     WireError,
@@ -28,7 +30,7 @@ from mud_ryu.resolve_wire import (
     encode_request,
     encode_result,
 )
-from mud_ryu.resolve_worker import WorkerSettings
+from mud_ryu.resolve_worker import WorkerSettings, serve
 from mud_ryu.signature import Signer
 from tests import sigvectors
 from tests.https_fixtures import Lab, run_https_lab
@@ -270,3 +272,16 @@ def test_a_full_queue_answers_fetch_busy_at_once(lab: tuple[Lab, Path, SigningPk
     finally:
         proc.kill()
         proc.wait(10)
+
+
+def test_a_resolution_that_raises_is_still_answered() -> None:
+    class Broken:
+        def resolve(self, request: MudRequest, now: float) -> MudResolution:
+            raise RuntimeError("a bug")
+
+    requests = io.BytesIO(encode_request(9, MudRequest("https://mud.test/a.json"), NOW))
+    results = io.BytesIO()
+    assert serve(cast(MudManager, Broken()), requests, results, threads=1) == 0
+    (line,) = results.getvalue().splitlines()
+    answer = decode_result(line)
+    assert (answer.id, answer.outcome, answer.reason, answer.body) == (9, Outcome.BACKOFF, "internal:RuntimeError", b"")

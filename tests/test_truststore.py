@@ -312,3 +312,20 @@ def test_pin_migration_alerts_for_pins_no_single_anchor_resolves(tmp_path: Path)
         result, alerts = pin_migration.migrate(store, [ca.cert])
         assert result.migrated == (rec.identity,) and alerts == []
         assert store.load(rec.identity).signer.ca_spki == pin_migration.spki_sha256(ca.cert)  # type: ignore[union-attr]
+
+
+def test_one_corrupt_record_does_not_stop_the_pin_migration(tmp_path: Path) -> None:
+    rec = trusted()
+    other = dataclasses.replace(trusted(), identity=DeviceId(1, 9, "02:00:00:00:00:09"))
+    with TrustStore.open(tmp_path) as store:
+        store.commit(rec, rec.last_decision)  # type: ignore[arg-type]
+        store.commit(other, other.last_decision)  # type: ignore[arg-type]
+    _legacy_row(tmp_path, rec.identity, "aa11")
+    _legacy_row(tmp_path, other.identity, "aa11")
+    conn = sqlite3.connect(tmp_path / "trust.sqlite3")
+    with conn:
+        conn.execute("UPDATE device SET canonical = 'not json' WHERE port = 9")
+    conn.close()
+    with TrustStore.open(tmp_path) as store:
+        result = store.migrate_legacy_pins({"aa11": frozenset({"a1" * 32})})
+        assert result.migrated == (rec.identity,) and result.unresolved == (other.identity,)

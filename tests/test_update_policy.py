@@ -91,6 +91,8 @@ CASES = [
     Case("A-first-approve", _fresh, ann(ROOT, 0.0), Verdict.PENDING_APPROVAL, "needs-approval", P, APPROVE_MODE),
     Case("A-first-authority", _fresh, ann(ROOT, 0.0), Verdict.VIOLATION, "untrusted-authority", U,
          PolicySettings(first_use="trusted-authorities", trusted_authorities=frozenset({"mud.vendor.example"}))),
+    Case("A-pending-kept", _after([ann(ROOT, 0.0), ver(ROOT, "d1", S1, 1.0, V2)], base=_fresh), ann(ROOT, 2.0),
+         Verdict.PENDING_APPROVAL, "needs-approval", U),
     Case("A-first-fetch", _fresh, ann(ROOT, 0.0), Verdict.FETCH, "first-use", U),
     Case("A-rollback", _after([ann(V2, 1000.0), ver(V2, "d2", S1, 1001.0)]), ann(ROOT, 5000.0), Verdict.VIOLATION,
          "rollback-url", Q),
@@ -217,6 +219,10 @@ def test_legacy_pin_without_spki_matches_no_signer_and_sans_are_compared() -> No
     with_san = dataclasses.replace(S1, alt_names=(("DNS:toaster.example",), ()))
     other_san = dataclasses.replace(S1, alt_names=(("DNS:rogue.example",), ()))
     assert equivalent_signer(with_san, with_san) and not equivalent_signer(with_san, other_san)
+    two = dataclasses.replace(S1, alt_names=(("DNS:a.example", "DNS:b.example"), ()))
+    assert equivalent_signer(two, dataclasses.replace(S1, alt_names=(("DNS:b.example", "DNS:a.example"), ())))
+    none_pinned = dataclasses.replace(S1, alt_names=((), ()))  # the usual MUD signer: no SAN at first use
+    assert equivalent_signer(none_pinned, with_san)  # a renewal that adds one is still the vendor's signer
 
 
 def test_keep_last_keeps_the_device_trusted_at_its_last_url() -> None:
@@ -463,3 +469,14 @@ def test_invariants_over_any_event_sequence(policy: PolicySettings, events: list
         if rec.state is Q and new.state is not Q:
             assert d.rule_id == "V-approved"
         rec = new
+
+
+def test_announcing_the_reviewed_change_again_neither_refetches_it_nor_opens_the_rate_limit() -> None:
+    signers = PolicySettings(first_use="trusted-signers", trusted_signers=frozenset({"a1" * 32}))
+    digest = "d" * 64
+    reviewed = run([ann(ROOT, 0.0), ver(ROOT, digest, S2, 1.0)], signers)[-1].record  # refused: untrusted signer
+    assert reviewed.pending is not None and (reviewed.pending.status, reviewed.pending.sha256) == (
+        "needs-approval", digest)  # fmt: skip
+    again, swap = run([ann(ROOT, 2.0), ann(OTHER_HOST, 3.0)], signers, reviewed)
+    assert again.decision.rule_id == "A-pending-kept" and again.record.pending == reviewed.pending
+    assert swap.decision.reason_code == "pending-rate-limited" and swap.record.pending == reviewed.pending
