@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from mud_ryu import cli
 from tests import sigvectors
@@ -22,21 +23,32 @@ _NOW = datetime.now(UTC)
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Lab, Path]]:
     root = tmp_path_factory.mktemp("fetch-cli")
-    for name in ("bulb.json", "bulb.p7s", "ca.pem"):
+    names = ("bulb.json", "bulb.p7s", "eku.json", "eku.p7s", "badurl.json", "badurl.p7s", "ca.pem")
+    for name in names:
         (root / name).write_bytes(b"placeholder")
-    routes = {
-        "/bulb.json": {"kind": "static", "live": True, "body_file": "bulb.json",
-                       "headers": [["Content-Type", "application/mud+json"]]},
-        "/bulb.p7s": {"kind": "static", "live": True, "body_file": "bulb.p7s",
-                      "headers": [["Content-Type", "application/pkcs7-signature"]]},
-        "/gone.json": {"kind": "status", "status": 404},
+    mud_type = [["Content-Type", "application/mud+json"]]
+    sig_type = [["Content-Type", "application/pkcs7-signature"]]
+    routes: dict[str, dict[str, object]] = {
+        f"/{name}": {"kind": "static", "live": True, "body_file": name,
+                     "headers": mud_type if name.endswith(".json") else sig_type}
+        for name in names if name != "ca.pem"
     }  # fmt: skip
+    routes["/gone.json"] = {"kind": "status", "status": 404}
     with run_https_lab(routes, root) as lab:
         ca = sigvectors.make_ca("CLI MUD CA", not_before=_NOW - timedelta(days=1), not_after=_NOW + timedelta(days=30))
         signer = sigvectors.make_signer(ca, not_before=_NOW - timedelta(days=1), not_after=_NOW + timedelta(days=30))
         body = mud_file(lab.url("/bulb.json"), lab.url("/bulb.p7s"), cache_validity=12, systeminfo="CLI bulb")
         (root / "bulb.json").write_bytes(body)
         (root / "bulb.p7s").write_bytes(sigvectors.sign_detached(body, signer))
+        # A signer certificate for TLS servers only, and a file whose own mud-url fails the URL gate.
+        tls_only = sigvectors.make_signer(ca, not_before=_NOW - timedelta(days=1), not_after=_NOW + timedelta(days=30),
+                                          ekus=[x509.oid.ExtendedKeyUsageOID.SERVER_AUTH])  # fmt: skip
+        eku = mud_file(lab.url("/eku.json"), lab.url("/eku.p7s"))
+        (root / "eku.json").write_bytes(eku)
+        (root / "eku.p7s").write_bytes(sigvectors.sign_detached(eku, tls_only))
+        badurl = mud_file(lab.url("/badurl.json") + "?x", lab.url("/badurl.p7s"))
+        (root / "badurl.json").write_bytes(badurl)
+        (root / "badurl.p7s").write_bytes(sigvectors.sign_detached(badurl, signer))
         (root / "ca.pem").write_bytes(sigvectors.ca_pem(ca))
         yield lab, root
 
@@ -84,6 +96,17 @@ def test_fetch_with_a_persistent_cache(
     assert capsys.readouterr().out.startswith("ACCEPTED fresh\n")
     assert cli.main(args) == 0
     assert capsys.readouterr().out.startswith("ACCEPTED cached\n")
+
+
+@pytest.mark.parametrize(("path", "reason"), [("/eku.json", "signature:eku"), ("/badurl.json", "mud:bad-mud-url")])
+def test_fetch_reports_the_new_refusals(
+    site: tuple[Lab, Path], capsys: pytest.CaptureFixture[str], path: str, reason: str
+) -> None:
+    lab, root = site
+    code = cli.main(["fetch", lab.url(path), *_lab_args(lab, root), "--allow-host", "mud.test"])
+    out = capsys.readouterr().out
+    assert code == 1 and out.splitlines()[0] == "REFUSED first-contact-failed"
+    assert f"reason         {reason}" in out
 
 
 def test_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:

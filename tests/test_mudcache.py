@@ -407,3 +407,19 @@ def test_concurrent_first_opens_create_the_schema_once(db: Path) -> None:
     assert all(c.get(url(1)) == entry(1) for c in caches)
     for c in caches:
         c.close()
+
+
+def test_a_cache_of_schema_1_migrates_and_keeps_its_entries(db: Path) -> None:
+    legacy_signer = '{"ca_key_id": "0a1b2c3d", "subject_chain": ["CN=signer,O=Maker", "CN=Maker Root CA,O=Maker"]}'
+    with MudCache.open(db) as cache:
+        cache.put(entry(1))
+    _raw(db, "DROP TABLE set_aside")  # what schema 1 had: no evidence table
+    _raw(db, "UPDATE mud_entry SET signer = ?", (legacy_signer,))  # and the signer's JSON of then
+    _raw(db, "PRAGMA user_version = 1")
+    with MudCache.open(db) as cache:
+        kept = cache.get(url(1))
+        assert kept is not None and kept.body == entry(1).body
+        assert kept.signer == Signer(SIGNER.ca_key_id, SIGNER.subject_chain)  # informative only; never compared
+        assert cache.set_aside(url(1), "signature:missing", T0) and cache.get(url(1)) is None
+        assert [(u, r) for u, _, r, _ in cache.set_aside_entries()] == [(url(1), "signature:missing")]
+    assert SCHEMA_VERSION == 2
