@@ -308,11 +308,16 @@ class AdmissionEvents(ResolutionEvents):
             # A known, recently checked file needs no new resolution for every device that announces it (the
             # periodic refresh keeps it current); anything else goes to the worker -- within the bounds per device
             # and per port (resolve_budget), so one device cycling URLs on stalling hosts cannot starve the rest.
-            if self.resolve_budget.admit(url, mac, (dpid, port), now) is not None:
+            if self.resolve_budget.admit(url, mac, (dpid, port), now, self._port_resolving_limit(dpid, port)):
                 return [*effects, *self._resolution_refused(device, url, now)]
             self.resolving[url] = now
             effects.append(ResolveRequest(url))
         return effects
+
+    def _port_resolving_limit(self, dpid: int, port: int) -> int:
+        """A shared port (an access point, a hub) carries many devices, each with its own URL: its own bound."""
+        shared = (dpid, port) in self.settings.shared_ports
+        return self.settings.max_resolving_per_shared_port if shared else self.settings.max_resolving_per_port
 
     def _resolution_refused(self, device: Device, url: str, now: float) -> list[Effect]:
         """Over its resolution bound: not fetched now. The device stays as it is (still on its URL, so another
@@ -322,7 +327,8 @@ class AdmissionEvents(ResolutionEvents):
             self.store.save_device(device.record())
         if not self.busy_alerts.take(device.mac, now):
             return []
-        why = self.resolve_budget.which_bound(device.mac, (device.dpid, device.port))
+        limit = self._port_resolving_limit(device.dpid, device.port)
+        why = self.resolve_budget.which_bound(device.mac, (device.dpid, device.port), limit)
         return [Alert(BUSY.replace(":", "-"), device.mac, device.dpid, device.port, url, f"{BUSY}: {why}")]
 
 

@@ -53,16 +53,19 @@ class ResolveBudget:
     def __len__(self) -> int:
         return len(self._charges)
 
-    def admit(self, url: str, mac: str, port: tuple[int, int], now: float) -> str | None:
+    def admit(
+        self, url: str, mac: str, port: tuple[int, int], now: float, port_limit: int | None = None
+    ) -> str | None:
         """Charge a new resolution of ``url`` to ``mac`` on ``port``; None when admitted (or already in flight:
-        joining costs nothing), else why not (``fetch:busy``, with which bound in the message of the caller)."""
+        joining costs nothing), else why not (``fetch:busy``). ``port_limit``: this port's own bound (a shared port
+        carries many devices), ``per_port`` by default."""
         if url in self._charges:
             return None
         self._expire(mac, port, now)
         if (
             len(self._charges) >= self.total
             or len(self._by_mac.get(mac, ())) >= self.per_device
-            or len(self._by_port.get(port, ())) >= self.per_port
+            or len(self._by_port.get(port, ())) >= (port_limit or self.per_port)
         ):
             self.refused += 1
             return BUSY
@@ -71,12 +74,12 @@ class ResolveBudget:
         self._by_port.setdefault(port, set()).add(url)
         return None
 
-    def which_bound(self, mac: str, port: tuple[int, int]) -> str:
+    def which_bound(self, mac: str, port: tuple[int, int], port_limit: int | None = None) -> str:
         """Which bound a refusal hit, for the alert's message."""
         if len(self._by_mac.get(mac, ())) >= self.per_device:
             return f"{self.per_device} resolutions already in flight for this device"
-        if len(self._by_port.get(port, ())) >= self.per_port:
-            return f"{self.per_port} resolutions already in flight for this port"
+        if len(self._by_port.get(port, ())) >= (port_limit or self.per_port):
+            return f"{port_limit or self.per_port} resolutions already in flight for this port"
         return f"{self.total} resolutions already in flight"
 
     def done(self, url: str) -> None:

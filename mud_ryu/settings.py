@@ -99,6 +99,12 @@ OPTS = [
         help="MUD URLs one device may have in resolution at once (more: fetch:busy until one is answered)",
     ),
     cfg.IntOpt("max_resolving_per_port", default=4, min=1, help="the same bound for one access port"),
+    cfg.IntOpt(
+        "max_resolving_per_shared_port",
+        default=16,
+        min=1,
+        help="the same bound for a port in shared_ports (an access point or hub carrying many devices)",
+    ),
     cfg.FloatOpt("min_url_change_interval", default=600.0, min=0.0, help="seconds between accepted URL changes"),
     cfg.FloatOpt(
         "min_pending_interval",
@@ -165,6 +171,7 @@ class MudSettings:
     expired_signature_action: str = "keep-last"
     max_resolving_per_device: int = 2
     max_resolving_per_port: int = 4
+    max_resolving_per_shared_port: int = 16
     min_url_change_interval: float = 600.0
     min_pending_interval: float = 60.0
     uplink_ports: frozenset[tuple[int, int]] = frozenset()
@@ -291,6 +298,7 @@ def load(conf: cfg.ConfigOpts) -> MudSettings:
         expired_signature_action=group.expired_signature_action,
         max_resolving_per_device=group.max_resolving_per_device,
         max_resolving_per_port=group.max_resolving_per_port,
+        max_resolving_per_shared_port=group.max_resolving_per_shared_port,
         min_url_change_interval=group.min_url_change_interval,
         min_pending_interval=group.min_pending_interval,
         uplink_ports=_ports(group.uplink_ports),

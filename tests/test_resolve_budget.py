@@ -59,3 +59,15 @@ def test_a_port_churning_urls_cannot_starve_another_device(tmp_path: Path) -> No
     again = lab.announce(C, 3, "https://stall0.03.test/dev.json", bind=False)
     assert ResolveRequest("https://stall0.03.test/dev.json") in again
     lab.store.close()
+
+
+def test_a_shared_port_has_its_own_bound(tmp_path: Path) -> None:
+    lab = Lab(tmp_path / "state", shared_ports=frozenset({(1, 4)}), max_resolving_per_shared_port=6)
+    lab.connect()
+    macs = [f"02:00:00:00:0c:{i:02x}" for i in range(8)]
+    asked = [
+        e.url for i, mac in enumerate(macs)
+        for e in lab.announce(mac, 4, f"https://vendor{i}.test/dev.json", bind=False) if isinstance(e, ResolveRequest)
+    ]  # fmt: skip
+    assert len(asked) == 6  # an access point in front of many devices: more than an access port's 4
+    lab.store.close()
