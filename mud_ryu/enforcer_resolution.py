@@ -16,7 +16,7 @@ from mud_ryu.enforcer_dns import DnsEvents
 from mud_ryu.enforcer_state import Alert, Device, Effect, Profile, ResolveNames, ResolveRequest
 from mud_ryu.rate_limit import TokenBuckets
 from mud_ryu.refresh import AGED_SIGNATURE_REASONS
-from mud_ryu.resolve_budget import ResolveBudget
+from mud_ryu.resolve_budget import BUSY, ResolveBudget
 from mud_ryu.resolve_wire import WireResult
 from mud_ryu.settings import MudSettings
 from mud_ryu.trustgate import TrustGate
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 RECHECK_S = 60.0  # a file confirmed this recently is not re-resolved for each device announcing it
 RESOLVE_TIMEOUT_S = 30.0  # > the worker's fetch deadline (10 s) for the file plus its signature
 URL_MEMO_ENTRIES = 1024  # distinct announced strings whose gate answers are remembered (LRU)
+RETRY_SOON_S = 5.0  # a worker that was busy or failed on a request is asked again this much later
 
 
 class ResolutionEvents(DnsEvents):
@@ -75,6 +76,10 @@ class ResolutionEvents(DnsEvents):
         (its own pin and history), then is enforced, kept on its last policy, or quarantined."""
         self.resolving.pop(result.url, None)
         self.resolve_budget.done(result.url)
+        if result.reason == BUSY or result.reason.startswith("internal:"):
+            # Not an answer about the URL: the worker was full or failed on it. Asked again soon (retry_lost),
+            # as if the answer had been lost, so waiting devices do not depend on announcing again.
+            self.resolving[result.url] = now - RESOLVE_TIMEOUT_S + RETRY_SOON_S
         waiting = [d for d in self.devices.values() if d.state != "absent" and _wants(d, result.url)]
         try:
             gated = self.url_gate.check(result.url)

@@ -31,6 +31,7 @@ import functools
 import importlib.resources
 import pathlib
 import tempfile
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,8 +84,17 @@ def _build(directory: str) -> YangSchema:
     return YangSchema(dm, modules, names)
 
 
-@functools.lru_cache(maxsize=1)
 def schema() -> YangSchema:
+    """The process-wide schema, built once, under a lock (threads of the worker may ask for it at once)."""
+    with _BUILD:
+        return _schema()
+
+
+_BUILD = threading.Lock()
+
+
+@functools.lru_cache(maxsize=1)
+def _schema() -> YangSchema:
     """The process-wide schema, built lazily on first call (~0.1 s) from ``mud_ryu/yang``."""
     root = importlib.resources.files("mud_ryu").joinpath("yang")
     if isinstance(root, pathlib.Path):
@@ -195,7 +205,8 @@ def prune(raw: dict[str, Any]) -> tuple[dict[str, Any], list[Finding]]:
     """Pass 1: strip foreign extension nodes (with warnings) and type-check scalars."""
     s = schema()
     walk = _Walk(s.modules, [])
-    cleaned = walk.object(s.model.schema, raw, "", False)
+    with _VALIDATE:  # it walks yangson's schema nodes, which validation completes lazily
+        cleaned = walk.object(s.model.schema, raw, "", False)
     return cleaned, walk.warnings
 
 
@@ -247,12 +258,20 @@ def _acl_type_when(exc: ValidationError) -> bool:
     return member == "eth" or not {"ipv4", "ipv6"} <= present
 
 
+# yangson builds parts of the schema lazily while it validates (schema patterns, when-conditions) and is not
+# thread-safe: the resolver worker validates in several threads, and two of them racing through a first validation
+# made yangson fail with AttributeError ("'NoneType' object has no attribute '_eval_when'"). Validation is CPU-bound
+# under the GIL anyway, so one lock costs nothing in throughput.
+_VALIDATE = threading.Lock()
+
+
 def validate(cleaned: dict[str, Any]) -> None:
-    """Pass 2: full YANG validation of the pruned tree; raises :class:`MudFileError`."""
+    """Pass 2: full YANG validation of the pruned tree; raises :class:`MudFileError`. Thread-safe."""
     dm = schema().model
     try:
-        inst = dm.from_raw(cleaned)
-        inst.validate(ctype=ContentType.all)
+        with _VALIDATE:
+            inst = dm.from_raw(cleaned)
+            inst.validate(ctype=ContentType.all)
     except ValidationError as exc:
         reason = _reason(exc)
         if reason == "yang-pattern":  # the XSD regex itself is noise to a reader

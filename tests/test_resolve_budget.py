@@ -71,3 +71,23 @@ def test_a_shared_port_has_its_own_bound(tmp_path: Path) -> None:
     ]  # fmt: skip
     assert len(asked) == 6  # an access point in front of many devices: more than an access port's 4
     lab.store.close()
+
+
+def test_a_busy_or_failed_worker_answer_is_asked_again_soon(tmp_path: Path) -> None:
+    from mud_ryu.enforcer_resolution import RESOLVE_TIMEOUT_S, RETRY_SOON_S
+    from mud_ryu.refresh import Outcome
+    from mud_ryu.resolve_wire import WireResult
+    from tests.enforcer_lab import NOW
+
+    lab = Lab(tmp_path / "state")
+    lab.connect()
+    url = "https://mud.test/bulb.json"
+    lab.announce(BULB, 1, url)
+    for reason in ("fetch:busy", "internal:AttributeError"):
+        lab.enforcer.resolved(WireResult(1, url, Outcome.BACKOFF, reason, "", NOW + 5, None, None, None, b""), NOW)
+        assert lab.enforcer.retry_lost(NOW + RETRY_SOON_S - 0.1) == []
+        assert lab.enforcer.retry_lost(NOW + RETRY_SOON_S) == [ResolveRequest(url)]  # without re-announcing
+    lab.enforcer.resolved(WireResult(2, url, Outcome.FIRST_CONTACT_FAILED, "fetch:bad-status", "", None, None, None,
+                                     None, b""), NOW)  # fmt: skip
+    assert lab.enforcer.retry_lost(NOW + RESOLVE_TIMEOUT_S) == []  # an answer about the URL is not retried here
+    lab.store.close()
