@@ -5,7 +5,7 @@ Inputs: every MUD file of tests/fixtures/corpus that validates (falls back to
 ACEs (half of them with DNS names). Every DNS name and controller class is resolved to one
 IPv4 and one IPv6 address, so ACEs produce their flows rather than warnings.
 
-Serialisation is measured twice: the direct encoder (``mud_ryu.ofwire``, a fresh encoder per
+Serialisation is measured twice: the direct encoder (``mud_ryu.openflow.wire``, a fresh encoder per
 file so caches only help within a file) and Ryu objects (``ofmsg.flow_mod`` + serialise).
 The reference is OVS itself: each group's flows (de-duplicated) are installed with
 ``ovs-ofctl --bundle add-flows`` into an empty userspace bridge in a private sandbox, in the same
@@ -28,11 +28,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from mud_ryu import mudfile, ofctl_text, ofmsg, ofwire
-from mud_ryu.compiler import build_switch
-from mud_ryu.context import DNS_CONTROLLER_URN, NTP_CONTROLLER_URN, DeviceSpec, NetworkContext
-from mud_ryu.flowrule import FlowRule
-from mud_ryu.model import MudFile
+from mud_ryu.compiler.compile import build_switch
+from mud_ryu.compiler.context import DNS_CONTROLLER_URN, NTP_CONTROLLER_URN, DeviceSpec, NetworkContext
+from mud_ryu.compiler.flowrule import FlowRule
+from mud_ryu.mudfile import reader as mudfile
+from mud_ryu.mudfile.model import MudFile
+from mud_ryu.openflow import ofctl_text
+from mud_ryu.openflow import ryu_msgs as ofmsg
+from mud_ryu.openflow import wire as ofwire
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "tests" / "fixtures" / "corpus"

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from mud_ryu import compat
-from mud_ryu.discovery import scan_frame
+from mud_ryu.discovery.scan import scan_frame
 
 ROOT = Path(__file__).resolve().parent.parent
 # the frame builders live with the tests; a site-packages "tests" package must not shadow them

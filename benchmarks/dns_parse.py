@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from mud_ryu.dnsbind import DnsBindings, DnsBindSettings
-from mud_ryu.dnsframe import DnsAnswer, DnsQuery, scan_dns
+from mud_ryu.dns.bind import DnsBindings, DnsBindSettings
+from mud_ryu.dns.frame import DnsAnswer, DnsQuery, scan_dns
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the frame builders live with the tests

@@ -34,8 +34,8 @@ from typing import Any
 import dns_update_core as core
 from enforce_latency import percentile
 
-from mud_ryu import semantic
 from mud_ryu.lab import sandbox
+from mud_ryu.mudfile import semantic
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "dns_update.json"

@@ -1,6 +1,6 @@
 """The in-process half of ``benchmarks/dns_update.py``: what one DNS-driven address-set update costs the enforcer.
 
-An :class:`~mud_ryu.enforcer.Enforcer` with real stores in a temporary directory (``tests.enforcer_lab.Lab``) holds
+An :class:`~mud_ryu.enforcer.core.Enforcer` with real stores in a temporary directory (``tests.enforcer_lab.Lab``) holds
 one device enforced under a generated profile of ``names`` distinct DNS names. Each answer round: the device's query
 for one name, then the configured resolver's answer binding a new address to it -- the answer's ``dns_seen`` (bind,
 recompile, per-owner diff) is timed and its flow update counted. Then expiry rounds: ``dns_expire`` at the instant
@@ -42,12 +42,13 @@ if str(ROOT) not in sys.path:
 sys.modules.pop("tests", None)
 from enforce_latency import percentile  # noqa: E402
 
-from mud_ryu import mudfile, semantic  # noqa: E402
-from mud_ryu.compiler import CompiledProfile, compile_profile, recompile_sets  # noqa: E402
-from mud_ryu.context import DNS_CONTROLLER_URN, NetworkContext  # noqa: E402
-from mud_ryu.dnsframe import scan_dns  # noqa: E402
-from mud_ryu.enforcer import FlowUpdate  # noqa: E402
-from mud_ryu.mudfile_error import MudFileError  # noqa: E402
+from mud_ryu.compiler.compile import CompiledProfile, compile_profile, recompile_sets  # noqa: E402
+from mud_ryu.compiler.context import DNS_CONTROLLER_URN, NetworkContext  # noqa: E402
+from mud_ryu.dns.frame import scan_dns  # noqa: E402
+from mud_ryu.enforcer.core import FlowUpdate  # noqa: E402
+from mud_ryu.mudfile import reader as mudfile  # noqa: E402
+from mud_ryu.mudfile import semantic  # noqa: E402
+from mud_ryu.mudfile.errors import MudFileError  # noqa: E402
 from tests import dns_frames as dns  # noqa: E402
 from tests.enforcer_lab import BULB, IPS, NOW, PEER_MAC, PEER_PORT, UPLINK, Lab  # noqa: E402
 from tests.packets import Packet  # noqa: E402
@@ -58,15 +59,15 @@ TTL_S = 60  # the binding table's TTL floor: every answer binds for exactly this
 STEP_S = 0.001  # enforcer clock advance per round: every address gets its own expiry instant
 # Functions whose share of an update's time the profile pass reports (qualified by file so names do not collide).
 HOTSPOTS = {
-    "Enforcer.dns_seen": ("enforcer_dns.py", "dns_seen"),  # the key stays: reports compare by it
-    "DnsBindings.answer_seen": ("dnsbind.py", "answer_seen"),
-    "FlowBook._context": ("enforcer_flows.py", "_context"),
-    "DnsBindings.current": ("dnsbind.py", "current"),
-    "compile_profile": ("compiler.py", "compile_profile"),
-    "recompile_sets": ("compiler.py", "recompile_sets"),
-    "FlowBook._sync": ("enforcer_flows.py", "_sync"),
-    "FlowBook._owner_flows": ("enforcer_flows.py", "_owner_flows"),
-    "FlowBook._set_owner": ("enforcer_flows.py", "_set_owner"),
+    "Enforcer.dns_seen": ("enforcer/dns.py", "dns_seen"),  # the key stays: reports compare by it
+    "DnsBindings.answer_seen": ("dns/bind.py", "answer_seen"),
+    "FlowBook._context": ("enforcer/flows.py", "_context"),
+    "DnsBindings.current": ("dns/bind.py", "current"),
+    "compile_profile": ("compiler/compile.py", "compile_profile"),
+    "recompile_sets": ("compiler/compile.py", "recompile_sets"),
+    "FlowBook._sync": ("enforcer/flows.py", "_sync"),
+    "FlowBook._owner_flows": ("enforcer/flows.py", "_owner_flows"),
+    "FlowBook._set_owner": ("enforcer/flows.py", "_set_owner"),
     "dataclass __hash__ (self time)": ("<string>", "__hash__"),
 }
 

@@ -26,7 +26,7 @@ from typing import Any
 import dns_update_core as core
 from enforce_latency import percentile
 
-from mud_ryu.dnsbind import DnsBindings
+from mud_ryu.dns.bind import DnsBindings
 from tests.enforcer_lab import NOW, UPLINK
 
 ROOT = Path(__file__).resolve().parent.parent

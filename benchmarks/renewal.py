@@ -2,7 +2,7 @@
 attack": a device, or an attacker on a port, re-announcing the URL in force up to the punt limit of 100 pps).
 
 N devices (``--devices``, default 200; one per switch port, ``--urls`` profiles shared between them) are enforced
-through the real :class:`~mud_ryu.enforcer.Enforcer` with real SQLite stores (WAL, ``synchronous=FULL``) in a
+through the real :class:`~mud_ryu.enforcer.core.Enforcer` with real SQLite stores (WAL, ``synchronous=FULL``) in a
 temporary directory. Then every device re-announces its URL ``--renewals`` times per run (alternately over DHCP and
 LLDP, the enforcer clock advancing inside the 60 s re-check window so no resolution is due), each renewal timed
 from ``Enforcer.discovered`` to its effects carried out (a ``confirms`` is saved as the app does after its barrier).
@@ -44,14 +44,14 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the MUD file builder lives with the tests
 sys.modules.pop("tests", None)
 
-from mud_ryu.discovery import Announcement  # noqa: E402
-from mud_ryu.enforcer import Effect, Enforcer, FlowUpdate  # noqa: E402
-from mud_ryu.refresh import Outcome as FetchOutcome  # noqa: E402
-from mud_ryu.resolve_wire import WireResult  # noqa: E402
+from mud_ryu.discovery.scan import Announcement  # noqa: E402
+from mud_ryu.enforcer.core import Effect, Enforcer, FlowUpdate  # noqa: E402
+from mud_ryu.fetch.refresh import Outcome as FetchOutcome  # noqa: E402
+from mud_ryu.fetch.wire import WireResult  # noqa: E402
+from mud_ryu.policy.gate import TrustGate  # noqa: E402
+from mud_ryu.policy.table import Outcome, UpdatePolicy  # noqa: E402
+from mud_ryu.policy.types import DeviceId, TrustRecord  # noqa: E402
 from mud_ryu.settings import MudSettings  # noqa: E402
-from mud_ryu.trustgate import TrustGate  # noqa: E402
-from mud_ryu.update_policy import Outcome, UpdatePolicy  # noqa: E402
-from mud_ryu.update_types import DeviceId, TrustRecord  # noqa: E402
 from tests.counting_stores import CountingDeviceStore, CountingTrustStore  # noqa: E402
 from tests.mudfiles import ip_mud_file  # noqa: E402
 

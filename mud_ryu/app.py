@@ -1,6 +1,6 @@
 """The Ryu application: ``ryu-manager [--config-file mud.conf] mud_ryu.app``.
 
-The controller edge. It turns OpenFlow events into calls on the pure :class:`~mud_ryu.enforcer.Enforcer` and
+The controller edge. It turns OpenFlow events into calls on the pure :class:`~mud_ryu.enforcer.core.Enforcer` and
 carries out the effects it returns (flow updates with barriers, resolution requests to the worker process,
 operator alerts). It is one of the two modules that touch the framework (the other is :mod:`mud_ryu.compat`).
 
@@ -8,8 +8,8 @@ Handler work is O(1) per event apart from the enforcer's per-owner diff; fetchin
 signature checks of MUD files happen in the resolver worker process, never on this event loop.
 
 This module holds the framework wiring (the app class, the REST controller, the worker and its callbacks) and the
-OpenFlow event handlers; carrying out effects is :mod:`mud_ryu.app_effects`, the background loops
-:mod:`mud_ryu.app_tasks`.
+OpenFlow event handlers; carrying out effects is :mod:`mud_ryu.edge.effects`, the background loops
+:mod:`mud_ryu.edge.tasks`.
 """
 
 from __future__ import annotations
@@ -20,30 +20,35 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from mud_ryu import __version__, app_tasks, dhcp_lease, pin_migration, portguard, settings, sourceguard
-from mud_ryu.app_effects import ALERT_HISTORY, EffectRunner, format_dpid, printable
-from mud_ryu.app_tasks import REFRESH_INTERVAL_S
+from mud_ryu import __version__, settings
+from mud_ryu.api.backend import EnforcerBackend
+from mud_ryu.api.wsgi import make_app
 from mud_ryu.compat import framework, ofproto, parser
-from mud_ryu.devicestore import DeviceStore
-from mud_ryu.discovery import format_mac, scan_frame
-from mud_ryu.dnsframe import scan_dns
-from mud_ryu.dnsstore import DnsStore
-from mud_ryu.edgeflows import DNS_SUB, PORT_METER_BASE, PUNT_SUB
-from mud_ryu.enforcer import Alert, Enforcer
+from mud_ryu.compiler.edgeflows import DNS_SUB, PORT_METER_BASE, PUNT_SUB
+from mud_ryu.compiler.flowkey import stats_key
+from mud_ryu.compiler.pipeline import APP_ID, APP_MASK, APP_SHIFT, CookieKind, parse_cookie
+from mud_ryu.discovery.scan import format_mac, scan_frame
+from mud_ryu.dns.frame import scan_dns
+from mud_ryu.dns.store import DnsStore
+from mud_ryu.edge import tasks as app_tasks
+from mud_ryu.edge.effects import ALERT_HISTORY, EffectRunner, format_dpid, printable
+from mud_ryu.edge.tasks import REFRESH_INTERVAL_S
+from mud_ryu.enforcer.core import Alert, Enforcer
+from mud_ryu.enforcer.devicestore import DeviceStore
+from mud_ryu.enforcer.rate_limit import TokenBuckets
 from mud_ryu.errors import ReasonError
-from mud_ryu.flowkey import stats_key
-from mud_ryu.leasestore import LeaseStore
-from mud_ryu.pairstore import ExpiringPairStore
-from mud_ryu.pipeline import APP_ID, APP_MASK, APP_SHIFT, CookieKind, parse_cookie
-from mud_ryu.rate_limit import TokenBuckets
-from mud_ryu.resolve_wire import WireNames, WireResult
-from mud_ryu.rest_backend import EnforcerBackend
-from mud_ryu.rest_wsgi import make_app
-from mud_ryu.signature import load_anchor_files
-from mud_ryu.trustgate import TrustGate
-from mud_ryu.truststore import TrustStore
-from mud_ryu.update_policy import UpdatePolicy
-from mud_ryu.worker_client import WorkerClient
+from mud_ryu.fetch.client import WorkerClient
+from mud_ryu.fetch.signature import load_anchor_files
+from mud_ryu.fetch.wire import WireNames, WireResult
+from mud_ryu.guard import dhcp_lease
+from mud_ryu.guard import ports as portguard
+from mud_ryu.guard import source as sourceguard
+from mud_ryu.guard.lease_store import LeaseStore
+from mud_ryu.policy import pin_migration
+from mud_ryu.policy.gate import TrustGate
+from mud_ryu.policy.store import TrustStore
+from mud_ryu.policy.table import UpdatePolicy
+from mud_ryu.storage.pairs import ExpiringPairStore
 
 _fw = framework()
 _AppBase: Any = _fw.app_base
@@ -74,7 +79,7 @@ _ControllerBase: Any = _fw.wsgi.ControllerBase if _fw.wsgi else object
 
 
 class MudRestController(_ControllerBase):  # type: ignore[misc]  # the framework's base class is untyped
-    """Hands every /mud/v1 request to the framework-free API (:mod:`mud_ryu.rest_api`)."""
+    """Hands every /mud/v1 request to the framework-free API (:mod:`mud_ryu.api.handlers`)."""
 
     def __init__(self, req: Any, link: Any, data: Any, **config: Any) -> None:
         super().__init__(req, link, data, **config)

@@ -15,7 +15,7 @@ from typing import Any
 
 from oslo_config import cfg
 
-from mud_ryu.update_types import PolicySettings
+from mud_ryu.policy.types import PolicySettings
 
 GROUP = "mud"
 

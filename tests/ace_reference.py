@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mud_ryu.flowrule import FlowRule
+from mud_ryu.compiler.flowrule import FlowRule
 from tests.ofsim import normalize_match
 from tests.packets import ETH_IPV4, ETH_IPV6, Packet, mac_to_int
 

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from mud_ryu.rest_types import Backend
-from mud_ryu.rest_wsgi import make_app
+from mud_ryu.api.types import Backend
+from mud_ryu.api.wsgi import make_app
 
 
 class _QuietHandler(WSGIRequestHandler):

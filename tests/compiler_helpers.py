@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mud_ryu.model import (
+from mud_ryu.mudfile.model import (
     Ace,
     Acl,
     Direction,

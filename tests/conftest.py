@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from mud_ryu import dialect_upgrade, mudfile
-from mud_ryu.context import DNS_CONTROLLER_URN, NTP_CONTROLLER_URN, NetworkContext, url_authority
-from mud_ryu.model import MudFile
+from mud_ryu.compiler.context import DNS_CONTROLLER_URN, NTP_CONTROLLER_URN, NetworkContext, url_authority
+from mud_ryu.mudfile import reader as mudfile
+from mud_ryu.mudfile import upgrade as dialect_upgrade
+from mud_ryu.mudfile.model import MudFile
 
 CORPUS = Path(__file__).resolve().parent / "fixtures" / "corpus"
 

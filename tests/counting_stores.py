@@ -5,9 +5,9 @@ Shared by tests/test_renewal_io.py and benchmarks/renewal.py, which count the sa
 
 from __future__ import annotations
 
-from mud_ryu.devicestore import DeviceRecord, DeviceStore
-from mud_ryu.truststore import TrustStore, TrustStoreError
-from mud_ryu.update_types import Decision, DeviceId, TrustRecord
+from mud_ryu.enforcer.devicestore import DeviceRecord, DeviceStore
+from mud_ryu.policy.store import TrustStore, TrustStoreError
+from mud_ryu.policy.types import Decision, DeviceId, TrustRecord
 
 
 class CountingTrustStore(TrustStore):

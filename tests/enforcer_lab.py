@@ -6,19 +6,19 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from mud_ryu.devicestore import DeviceStore
-from mud_ryu.discovery import Announcement
-from mud_ryu.dnsstore import DnsStore
-from mud_ryu.enforcer import Alert, Effect, Enforcer, FlowUpdate
-from mud_ryu.flowkey import rule_key
-from mud_ryu.leasestore import LeaseStore
-from mud_ryu.refresh import Outcome
-from mud_ryu.resolve_wire import WireResult
+from mud_ryu.compiler.flowkey import rule_key
+from mud_ryu.discovery.scan import Announcement
+from mud_ryu.dns.store import DnsStore
+from mud_ryu.enforcer.core import Alert, Effect, Enforcer, FlowUpdate
+from mud_ryu.enforcer.devicestore import DeviceStore
+from mud_ryu.fetch.refresh import Outcome
+from mud_ryu.fetch.signature import Signer
+from mud_ryu.fetch.wire import WireResult
+from mud_ryu.guard.lease_store import LeaseStore
+from mud_ryu.policy.gate import TrustGate
+from mud_ryu.policy.store import TrustStore
+from mud_ryu.policy.table import UpdatePolicy
 from mud_ryu.settings import DefaultPolicy, MudSettings
-from mud_ryu.signature import Signer
-from mud_ryu.trustgate import TrustGate
-from mud_ryu.truststore import TrustStore
-from mud_ryu.update_policy import UpdatePolicy
 from tests.ofsim import FlowTableSim
 from tests.packets import SYN, Packet
 

@@ -6,8 +6,8 @@ import ipaddress
 
 from hypothesis import strategies as st
 
-from mud_ryu.flowrule import FlowRule, MatchValue, Output, make_match
-from mud_ryu.pipeline import TABLES
+from mud_ryu.compiler.flowrule import FlowRule, MatchValue, Output, make_match
+from mud_ryu.compiler.pipeline import TABLES
 
 _INT_WIDTHS = {
     "in_port": 32,

@@ -14,8 +14,8 @@ hub.patch(thread=False)
 
 from eventlet.green import subprocess as green_subprocess  # noqa: E402
 
-from mud_ryu.resolve_wire import WireResult  # noqa: E402
-from mud_ryu.worker_client import WorkerClient  # noqa: E402
+from mud_ryu.fetch.client import WorkerClient  # noqa: E402
+from mud_ryu.fetch.wire import WireResult  # noqa: E402
 
 NOW = 1_767_225_600.0
 GAP_S = 0.3  # long enough for a worker reading a non-blocking stdin to see "no data" between requests

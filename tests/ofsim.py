@@ -25,8 +25,8 @@ import ipaddress
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from mud_ryu.flowrule import FlowRule, MatchValue
-from mud_ryu.pipeline import TABLE_BY_NAME, TABLES, PipelineError, verify_rule
+from mud_ryu.compiler.flowrule import FlowRule, MatchValue
+from mud_ryu.compiler.pipeline import TABLE_BY_NAME, TABLES, PipelineError, verify_rule
 from tests.packets import Packet, mac_to_int
 
 OFPP_LOCAL = 0xFFFFFFFE

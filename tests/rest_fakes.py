@@ -1,9 +1,10 @@
-"""An in-memory :class:`mud_ryu.rest_api.Backend` for the REST handler and CLI tests.
+"""An in-memory :class:`mud_ryu.api.handlers.Backend` for the REST handler and CLI tests.
 
 A test double of the enforcer's side of the API (the real one is integrated in the app and tested end to end):
 it keeps its devices, alerts, my-controller entries and DNS bindings in dicts, changes them on approve/revoke/forget and
 my-controller set/clear as the enforcer would in spirit (entries are checked by the enforcer's own pure
-:mod:`mud_ryu.my_controller`), and records every call so a test can prove that a refused request never reached it.
+:mod:`mud_ryu.enforcer.my_controller`), and records every call so a test can prove that a refused request never
+reached it.
 """
 
 from __future__ import annotations
@@ -11,9 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from mud_ryu.dnsbind_types import COUNTERS
-from mud_ryu.my_controller import MyControllerRefused, canonical_url, check_entry, entries
-from mud_ryu.rest_types import (
+from mud_ryu.api.types import (
     ActionResult,
     AlertView,
     DecisionView,
@@ -28,6 +27,8 @@ from mud_ryu.rest_types import (
     PendingView,
     dpid_hex,
 )
+from mud_ryu.dns.types import COUNTERS
+from mud_ryu.enforcer.my_controller import MyControllerRefused, canonical_url, check_entry, entries
 
 URL1 = "https://mud.example.com/household/toaster/model1945.json"
 URL2 = "https://mud.example.com/household/toaster/revision2.json"

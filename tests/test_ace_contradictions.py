@@ -8,10 +8,21 @@ from typing import Any
 
 import pytest
 
-from mud_ryu import mudfile
-from mud_ryu.compiler import CompileError, compile_profile
-from mud_ryu.context import NetworkContext
-from mud_ryu.model import Ace, Acl, EthMatch, Forwarding, IcmpMatch, IpMatch, Matches, MudMatch, TcpMatch, UdpMatch
+from mud_ryu.compiler.compile import CompileError, compile_profile
+from mud_ryu.compiler.context import NetworkContext
+from mud_ryu.mudfile import reader as mudfile
+from mud_ryu.mudfile.model import (
+    Ace,
+    Acl,
+    EthMatch,
+    Forwarding,
+    IcmpMatch,
+    IpMatch,
+    Matches,
+    MudMatch,
+    TcpMatch,
+    UdpMatch,
+)
 from tests.compiler_helpers import eq
 from tests.compiler_helpers import mudfile as model_file
 from tests.hostile_mud import ACLS, base_doc, dumps

@@ -2,7 +2,7 @@
 
 ACEs are generated as RFC 8519 JSON (any mix of eth, ipv4/ipv6, tcp/udp/icmp and ietf-mud
 containers, contradictory ones included), put in a MUD file and fed through the real validator
-(:func:`mud_ryu.mudfile.parse`) and compiler (:func:`mud_ryu.compiler.compile_profile`). A file
+(:func:`mud_ryu.mudfile.reader.parse`) and compiler (:func:`mud_ryu.compiler.compile.compile_profile`). A file
 either is refused (with a reason) or compiles; then, for packets drawn around the ACE's own
 values, every flow that matches a packet must belong to an ACE that matches it too, by the
 independent reading of :mod:`tests.ace_reference`. Every abstraction the ACE may name is
@@ -19,10 +19,10 @@ from typing import Any
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from mud_ryu import mudfile
-from mud_ryu.compiler import CompileError, compile_profile
-from mud_ryu.context import NetworkContext
-from mud_ryu.pipeline import SRC_MANAGED_BIT, SRC_PROFILE_SHIFT
+from mud_ryu.compiler.compile import CompileError, compile_profile
+from mud_ryu.compiler.context import NetworkContext
+from mud_ryu.compiler.pipeline import SRC_MANAGED_BIT, SRC_PROFILE_SHIFT
+from mud_ryu.mudfile import reader as mudfile
 from tests.ace_reference import Abstractions, ace_matches, flow_matches
 from tests.hostile_mud import ACLS, MUD
 from tests.packets import ETH_IPV4, ETH_IPV6, Packet

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mud_ryu import app_tasks
-from mud_ryu.enforcer import Effect, FlowUpdate
+from mud_ryu.edge import tasks as app_tasks
+from mud_ryu.enforcer.core import Effect, FlowUpdate
 from tests.enforcer_lab import BULB, Lab
 from tests.test_enforcer_dns_spelling import NAME, PLAIN, RESOLVER, _file
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from mud_ryu.api.types import PendingView
 from mud_ryu.cli import main
-from mud_ryu.rest_types import PendingView
 from tests.api_server import serve_api
 from tests.rest_fakes import MAC_A, SHA2, URL1, URL2, FakeBackend
 

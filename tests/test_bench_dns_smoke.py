@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from mud_ryu import mudfile, semantic
+from mud_ryu.mudfile import reader as mudfile
+from mud_ryu.mudfile import semantic
 from tests.lab_tools import switch_lab_skip_reason
 
 ROOT = Path(__file__).resolve().parents[1]

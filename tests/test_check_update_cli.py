@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from mud_ryu.cli import main
-from mud_ryu.update_rules import URL_CHANGE_REASONS
-from mud_ryu.urlgate import REASONS as GATE_REASONS
+from mud_ryu.fetch.urlgate import REASONS as GATE_REASONS
+from mud_ryu.policy.rules import URL_CHANGE_REASONS
 
 ROOT = "https://mud.example.com/household/toaster/model1945.json"
 

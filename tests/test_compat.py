@@ -16,7 +16,9 @@ PROBE = """
 import json, sys
 import mud_ryu.compat as compat
 import mud_ryu.app as app
-from mud_ryu import flowrule, model, pipeline
+from mud_ryu.compiler import flowrule
+from mud_ryu.mudfile import model
+from mud_ryu.compiler import pipeline
 mod = compat.parser.OFPFlowMod(None, table_id=pipeline.table_id("forward"), priority=1,
     match=compat.parser.OFPMatch(eth_dst="00:11:22:33:44:55"))
 mod.set_xid(7)

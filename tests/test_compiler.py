@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mud_ryu.compiler import (
+from mud_ryu.compiler.compile import (
     CompileError,
     build_switch,
     compile_profile,
@@ -16,22 +16,9 @@ from mud_ryu.compiler import (
     profile_cookie_selectors,
     static_forward_rules,
 )
-from mud_ryu.context import DNS_CONTROLLER_URN, NTP_CONTROLLER_URN, DeviceSpec, NetworkContext
-from mud_ryu.flowrule import FlowRule
-from mud_ryu.model import (
-    Ace,
-    Direction,
-    EthMatch,
-    Forwarding,
-    IcmpMatch,
-    IpMatch,
-    Matches,
-    MudMatch,
-    PortMatch,
-    TcpMatch,
-    UdpMatch,
-)
-from mud_ryu.pipeline import (
+from mud_ryu.compiler.context import DNS_CONTROLLER_URN, NTP_CONTROLLER_URN, DeviceSpec, NetworkContext
+from mud_ryu.compiler.flowrule import FlowRule
+from mud_ryu.compiler.pipeline import (
     ACE_STEP,
     DST_MANAGED_BIT,
     DST_MFG_MASK,
@@ -45,7 +32,20 @@ from mud_ryu.pipeline import (
     parse_cookie,
     verify_rule,
 )
-from mud_ryu.portmask import port_match_values, range_to_masks
+from mud_ryu.compiler.portmask import port_match_values, range_to_masks
+from mud_ryu.mudfile.model import (
+    Ace,
+    Direction,
+    EthMatch,
+    Forwarding,
+    IcmpMatch,
+    IpMatch,
+    Matches,
+    MudMatch,
+    PortMatch,
+    TcpMatch,
+    UdpMatch,
+)
 from tests.compiler_helpers import DEV_MAC, MUD_URL, acl, eq, mudfile, tcp_ace, udp_ace
 
 PID = 7

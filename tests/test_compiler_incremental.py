@@ -15,10 +15,10 @@ import pytest
 from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 
-from mud_ryu.compiler import CompiledProfile, CompileError, compile_profile, recompile_sets
-from mud_ryu.context import DNS_CONTROLLER_URN, NTP_CONTROLLER_URN, NetworkContext
-from mud_ryu.model import Ace, Acl, Direction, Forwarding, MudFile, MudMatch
-from mud_ryu.pipeline import ACE_STEP, MAX_ACES_PER_DIRECTION, Band
+from mud_ryu.compiler.compile import CompiledProfile, CompileError, compile_profile, recompile_sets
+from mud_ryu.compiler.context import DNS_CONTROLLER_URN, NTP_CONTROLLER_URN, NetworkContext
+from mud_ryu.compiler.pipeline import ACE_STEP, MAX_ACES_PER_DIRECTION, Band
+from mud_ryu.mudfile.model import Ace, Acl, Direction, Forwarding, MudFile, MudMatch
 from tests.compiler_helpers import MUD_URL, acl, eq, mudfile, tcp_ace, udp_ace
 from tests.conftest import CORPUS, load_corpus, resolving_context
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from mud_ryu.compiler import compile_switch
-from mud_ryu.context import DNS_CONTROLLER_URN, DeviceSpec, NetworkContext
-from mud_ryu.model import Ace, Direction, Forwarding, MudMatch
+from mud_ryu.compiler.compile import compile_switch
+from mud_ryu.compiler.context import DNS_CONTROLLER_URN, DeviceSpec, NetworkContext
+from mud_ryu.mudfile.model import Ace, Direction, Forwarding, MudMatch
 from tests.compiler_helpers import DEV_MAC, acl, eq, mudfile, tcp_ace, udp_ace
 from tests.ofsim import FlowTableSim
 from tests.packets import ACK, SYN, SYN_ACK, Packet

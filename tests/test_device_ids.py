@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mud_ryu.devicestore import MAX_DEVICE_ID, DeviceRecord, DeviceStore, StoreError
+from mud_ryu.enforcer.devicestore import MAX_DEVICE_ID, DeviceRecord, DeviceStore, StoreError
 
 
 def _save(store: DeviceStore, mac: str, device_id: int) -> None:

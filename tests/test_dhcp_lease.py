@@ -19,8 +19,8 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 
-from mud_ryu.address_bindings import AddressBindings
-from mud_ryu.dhcp_lease import Lease, scan_ack, scan_reply6
+from mud_ryu.guard.bindings import AddressBindings
+from mud_ryu.guard.dhcp_lease import Lease, scan_ack, scan_reply6
 from mud_ryu.settings import DefaultPolicy
 from tests.enforcer_lab import BULB, BULB2, DPID, IPS, LAPTOP, NOW, PEER, PEER_MAC, PEER_PORT, URL, Lab, alerts
 from tests.mudfiles import ip_mud_file

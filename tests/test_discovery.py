@@ -5,8 +5,19 @@ from __future__ import annotations
 
 import pytest
 
-from mud_ryu import dhcpv4_scan, dhcpv6_scan, discovery, lldp_scan
-from mud_ryu.discovery import NOT_DISCOVERY_KINDS, REASONS, Announcement, Malformed, NotDiscovery, NoUrl, scan_frame
+from mud_ryu.discovery import dhcpv4 as dhcpv4_scan
+from mud_ryu.discovery import dhcpv6 as dhcpv6_scan
+from mud_ryu.discovery import lldp as lldp_scan
+from mud_ryu.discovery import scan as discovery
+from mud_ryu.discovery.scan import (
+    NOT_DISCOVERY_KINDS,
+    REASONS,
+    Announcement,
+    Malformed,
+    NotDiscovery,
+    NoUrl,
+    scan_frame,
+)
 from tests import discovery_frames as df
 
 CASES = df.cases()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mud_ryu.discovery import REASONS, scan_frame
+from mud_ryu.discovery.scan import REASONS, scan_frame
 from tests.discovery_frames import describe
 
 CORPUS = Path(__file__).resolve().parent / "fixtures" / "discovery"

@@ -9,7 +9,7 @@ import string
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mud_ryu.discovery import (
+from mud_ryu.discovery.scan import (
     NOT_DISCOVERY_KINDS,
     REASONS,
     Announcement,

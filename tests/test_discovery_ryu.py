@@ -10,7 +10,7 @@ from types import ModuleType
 import pytest
 
 from mud_ryu import compat
-from mud_ryu.discovery import Announcement, Malformed, scan_frame
+from mud_ryu.discovery.scan import Announcement, Malformed, scan_frame
 from tests import discovery_frames as df
 
 

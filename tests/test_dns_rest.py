@@ -1,4 +1,4 @@
-"""``GET /mud/v1/dns`` and ``mud-ryu dns`` over the real :class:`~mud_ryu.rest_backend.EnforcerBackend`: two profiles
+"""``GET /mud/v1/dns`` and ``mud-ryu dns`` over the real :class:`~mud_ryu.api.backend.EnforcerBackend`: two profiles
 watching one DNS name through an enforcer on the table simulator, answers fed through ``Enforcer.dns_seen`` as the
 app feeds them -- the bound address shows up with the time it has left, and spoofed or unsolicited answers bind
 nothing but move their counters. Also: the filter, the refused queries, capped strings, the in-memory fake answering
@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
+from mud_ryu.api.backend import EnforcerBackend
+from mud_ryu.api.handlers import MAX_STRING_CHARS, handle
+from mud_ryu.api.types import DnsNameView
 from mud_ryu.cli import main
-from mud_ryu.dnsbind_types import COUNTERS
-from mud_ryu.dnsframe import scan_dns
-from mud_ryu.enforcer_state import Effect
-from mud_ryu.rest_api import MAX_STRING_CHARS, handle
-from mud_ryu.rest_backend import EnforcerBackend
-from mud_ryu.rest_types import DnsNameView
+from mud_ryu.dns.frame import scan_dns
+from mud_ryu.dns.types import COUNTERS
+from mud_ryu.enforcer.state import Effect
 from tests import dns_frames as dns
 from tests.api_server import serve_api
 from tests.enforcer_lab import BULB, BULB2, IPS, NOW, UPLINK, Lab

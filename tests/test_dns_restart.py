@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from mud_ryu.dnsbind import DnsBindings, DnsBindSettings
-from mud_ryu.dnsstore import DnsStore, DnsStoreError
-from mud_ryu.enforcer import FlowUpdate
+from mud_ryu.dns.bind import DnsBindings, DnsBindSettings
+from mud_ryu.dns.store import DnsStore, DnsStoreError
+from mud_ryu.enforcer.core import FlowUpdate
 from tests.enforcer_lab import BULB, NOW, UPLINK, Lab
 from tests.test_enforcer_dns import NAME, RESOLVER, URL, _answer, _cloudy, _query, _to
 

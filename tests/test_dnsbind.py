@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mud_ryu.dnsbind import (
+from mud_ryu.dns.bind import (
     COUNTERS,
     IGNORE_REASONS,
     DnsBindings,
@@ -21,7 +21,7 @@ from mud_ryu.dnsbind import (
     bindable,
     normalize_name,
 )
-from mud_ryu.dnsframe import AddressRecord, DnsAnswer, DnsQuery, scan_dns
+from mud_ryu.dns.frame import AddressRecord, DnsAnswer, DnsQuery, scan_dns
 from tests import dns_frames as f
 
 RESOLVER = "192.0.2.53"

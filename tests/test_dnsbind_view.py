@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mud_ryu.dnsbind import DnsBindings, DnsBindSettings, normalize_name
-from mud_ryu.dnsframe import AddressRecord, DnsAnswer, DnsQuery
+from mud_ryu.dns.bind import DnsBindings, DnsBindSettings, normalize_name
+from mud_ryu.dns.frame import AddressRecord, DnsAnswer, DnsQuery
 
 RESOLVER = "192.0.2.53"
 MAC, IP, PORT = "02:00:00:00:00:01", "10.0.0.1", 40000

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mud_ryu.dnsframe import (
+from mud_ryu.dns.frame import (
     MAX_ANSWERS,
     MAX_CNAME_DEPTH,
     MAX_POINTER_HOPS,

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from mud_ryu import mudfile
 from mud_ryu.lab import abstractions_scenario as scenario
 from mud_ryu.lab import labhosts, sandbox
+from mud_ryu.mudfile import reader as mudfile
 
 needs_sandbox = pytest.mark.skipif(sandbox.unavailable_reason() is not None, reason=str(sandbox.unavailable_reason()))
 

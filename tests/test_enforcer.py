@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from mud_ryu.discovery import NoUrl
-from mud_ryu.edgeflows import LEARN_COOKIE
-from mud_ryu.enforcer import FlowUpdate, ResolveRequest
-from mud_ryu.refresh import Outcome
+from mud_ryu.compiler.edgeflows import LEARN_COOKIE
+from mud_ryu.discovery.scan import NoUrl
+from mud_ryu.enforcer.core import FlowUpdate, ResolveRequest
+from mud_ryu.fetch.refresh import Outcome
 from mud_ryu.settings import DefaultPolicy, MudSettings
 from tests.enforcer_lab import (
     BULB,
@@ -238,8 +238,8 @@ def test_backoff_answers_do_not_alert_again(lab: Lab) -> None:
 
 
 def test_a_lost_resolution_is_asked_again_after_the_timeout(lab: Lab) -> None:
-    from mud_ryu.discovery import Announcement
-    from mud_ryu.enforcer import RESOLVE_TIMEOUT_S
+    from mud_ryu.discovery.scan import Announcement
+    from mud_ryu.enforcer.core import RESOLVE_TIMEOUT_S
 
     first = lab.announce(BULB, 1, URL)
     assert ResolveRequest(URL) in first
@@ -251,7 +251,7 @@ def test_a_lost_resolution_is_asked_again_after_the_timeout(lab: Lab) -> None:
 
 
 def test_lost_resolutions_are_retried_without_a_new_announcement(lab: Lab) -> None:
-    from mud_ryu.enforcer import RESOLVE_TIMEOUT_S
+    from mud_ryu.enforcer.core import RESOLVE_TIMEOUT_S
 
     lab.announce(BULB, 1, URL)
     assert lab.enforcer.retry_lost(NOW + 1) == []

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mud_ryu.enforcer import FlowUpdate
-from mud_ryu.pipeline import CookieKind, parse_cookie
+from mud_ryu.compiler.pipeline import CookieKind, parse_cookie
+from mud_ryu.enforcer.core import FlowUpdate
 from tests.enforcer_lab import BULB, BULB2, IPS, LAPTOP, Lab
 from tests.mudfiles import ip_mud_file
 from tests.packets import Packet

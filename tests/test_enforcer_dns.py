@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mud_ryu.dnsframe import scan_dns
-from mud_ryu.enforcer import FlowUpdate
-from mud_ryu.enforcer_state import PacketOut, ResolveNames
-from mud_ryu.pipeline import CookieKind, parse_cookie
+from mud_ryu.compiler.pipeline import CookieKind, parse_cookie
+from mud_ryu.dns.frame import scan_dns
+from mud_ryu.enforcer.core import FlowUpdate
+from mud_ryu.enforcer.state import PacketOut, ResolveNames
 from tests import dns_frames as dns
 from tests.enforcer_lab import BULB, IPS, NOW, PEER_MAC, PEER_PORT, UPLINK, Lab
 from tests.packets import Packet

@@ -15,13 +15,13 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mud_ryu import operator_actions
-from mud_ryu.discovery import Announcement, NoUrl
-from mud_ryu.enforcer import Enforcer
-from mud_ryu.enforcer_state import Effect, FlowUpdate, Profile
-from mud_ryu.pipeline import QUARANTINE_PROFILE_ID
-from mud_ryu.refresh import Outcome
-from mud_ryu.resolve_wire import WireResult
+from mud_ryu.compiler.pipeline import QUARANTINE_PROFILE_ID
+from mud_ryu.discovery.scan import Announcement, NoUrl
+from mud_ryu.enforcer import operator as operator_actions
+from mud_ryu.enforcer.core import Enforcer
+from mud_ryu.enforcer.state import Effect, FlowUpdate, Profile
+from mud_ryu.fetch.refresh import Outcome
+from mud_ryu.fetch.wire import WireResult
 from tests.enforcer_lab import BULB, BULB2, LAPTOP, NOW, URL, URL2, Lab
 from tests.mudfiles import ip_mud_file
 

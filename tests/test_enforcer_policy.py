@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from mud_ryu import operator_actions
-from mud_ryu.enforcer import Alert, Effect, ResolveRequest
-from mud_ryu.refresh import Outcome
-from mud_ryu.resolve_wire import WireResult
-from mud_ryu.signature import Signer
-from mud_ryu.update_types import TrustState
+from mud_ryu.enforcer import operator as operator_actions
+from mud_ryu.enforcer.core import Alert, Effect, ResolveRequest
+from mud_ryu.fetch.refresh import Outcome
+from mud_ryu.fetch.signature import Signer
+from mud_ryu.fetch.wire import WireResult
+from mud_ryu.policy.types import TrustState
 from tests.enforcer_lab import BULB, BULB2, IPS, NOW, PEER_MAC, PEER_PORT, Lab, alerts, device_rules
 from tests.mudfiles import ip_mud_file
 from tests.packets import Packet

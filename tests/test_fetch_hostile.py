@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from mud_ryu.fetch_types import FETCH_REASONS, FetchError, FetchLimits, FetchOptions, FetchStatus, Validators
-from mud_ryu.fetcher import USER_AGENT, Fetcher
-from mud_ryu.netguard import parse_networks
+from mud_ryu.fetch.fetcher import USER_AGENT, Fetcher
+from mud_ryu.fetch.netguard import parse_networks
+from mud_ryu.fetch.types import FETCH_REASONS, FetchError, FetchLimits, FetchOptions, FetchStatus, Validators
 from tests.https_fixtures import Lab, loopback_resolver, run_https_lab
 
 DEADLINE_S = 2.0
@@ -311,8 +311,8 @@ def test_url_gate_runs_before_any_io(lab: Lab) -> None:
 
 def test_connected_peer_is_checked_again(lab: Lab) -> None:
     """The connection re-reads the peer address after connect: a socket that ended up elsewhere is refused."""
-    from mud_ryu.fetch_guard import Deadline
-    from mud_ryu.fetcher import _Attempt, _PinnedHTTPSConnection
+    from mud_ryu.fetch.fetcher import _Attempt, _PinnedHTTPSConnection
+    from mud_ryu.fetch.guard import Deadline
 
     options = FetchOptions(limits=FetchLimits(deadline_s=DEADLINE_S), allowed_networks=LOOPBACK)
     deadline = Deadline(DEADLINE_S, time.monotonic)

@@ -9,7 +9,7 @@ import struct
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mud_ryu.framedemux import (
+from mud_ryu.discovery.framedemux import (
     FRAGMENT_TAIL,
     NOT_IP,
     NOT_UDP,

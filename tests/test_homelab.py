@@ -2,7 +2,7 @@
 
 Each lab runs in one sandbox per module-scoped fixture (fresh net/pid/mount namespaces); switches
 hold a single ``actions=NORMAL`` flow, so every probe must get through. What the clients put on
-the wire is read on the switch ports and run through ``mud_ryu.discovery.scan_frame``.
+the wire is read on the switch ports and run through ``mud_ryu.discovery.scan.scan_frame``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ needs_sandbox = pytest.mark.skipif(
 
 
 def _announcement(h: labhosts.LabHost) -> Callable[[bytes], bool]:
-    from mud_ryu.discovery import Announcement, NoUrl, scan_frame
+    from mud_ryu.discovery.scan import Announcement, NoUrl, scan_frame
 
     def match(frame: bytes) -> bool:
         result = scan_frame(frame)
@@ -40,7 +40,7 @@ def _announcement(h: labhosts.LabHost) -> Callable[[bytes], bool]:
 
 
 def _scan(frame: bytes | None) -> dict[str, Any]:
-    from mud_ryu.discovery import Announcement, NoUrl, scan_frame
+    from mud_ryu.discovery.scan import Announcement, NoUrl, scan_frame
 
     if frame is None:
         return {"kind": "none"}
@@ -55,8 +55,8 @@ def _fetch(lab: Any, path: str) -> dict[str, Any]:
     """GET https://mud.lab/<path> from the sandbox's root namespace (through the switch)."""
     import ipaddress
 
-    from mud_ryu.fetch_types import FetchError, FetchOptions
-    from mud_ryu.fetcher import Fetcher
+    from mud_ryu.fetch.fetcher import Fetcher
+    from mud_ryu.fetch.types import FetchError, FetchOptions
 
     options = FetchOptions(ca_bundle=str(lab.pki.tls_ca), allowed_networks=(ipaddress.ip_network(labhosts.SUBNET),))
     fetcher = Fetcher(options, resolver=lambda host, port: [labhosts.host("mudsrv").ip] if host == "mud.lab" else [])
@@ -72,8 +72,9 @@ def _fetch(lab: Any, path: str) -> dict[str, Any]:
 
 def home_job(payload: Any) -> dict[str, Any]:
     """Runs inside the sandbox."""
-    from mud_ryu import mudfile, signature
+    from mud_ryu.fetch import signature
     from mud_ryu.lab.homelab import HomeLab
+    from mud_ryu.mudfile import reader as mudfile
 
     out: dict[str, Any] = {"wire": {}, "leases": {}, "timings": {}}
     with HomeLab.start(Path(payload or WORK)) as lab:
@@ -291,8 +292,9 @@ def test_controller_conf_names_the_lab_material(two_switch: dict[str, Any]) -> N
 
 
 def test_lab_mud_files_validate_and_verify(tmp_path: Path) -> None:
-    from mud_ryu import mudfile, signature
+    from mud_ryu.fetch import signature
     from mud_ryu.lab import labpki
+    from mud_ryu.mudfile import reader as mudfile
 
     now = datetime.now(UTC)
     pki = labpki.create(tmp_path / "pki", labhosts.MUD_HOST, now)

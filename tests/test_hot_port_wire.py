@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from mud_ryu.edgeflows import PORT_METER_BASE
+from mud_ryu.compiler.edgeflows import PORT_METER_BASE
 from tests.ofswitch_script import (
     BARRIER_REQUEST,
     FLOW_MOD,

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from mud_ryu.discovery import Announcement, NoUrl
-from mud_ryu.dnsframe import scan_dns
-from mud_ryu.enforcer import FlowUpdate
-from mud_ryu.enforcer_state import PacketOut
-from mud_ryu.flowrule import FlowRule, make_match
+from mud_ryu.compiler.flowrule import FlowRule, make_match
+from mud_ryu.discovery.scan import Announcement, NoUrl
+from mud_ryu.dns.frame import scan_dns
+from mud_ryu.enforcer.core import FlowUpdate
+from mud_ryu.enforcer.state import PacketOut
+from mud_ryu.guard.source import claimed_source
+from mud_ryu.policy.types import DeviceId
 from mud_ryu.settings import DefaultPolicy
-from mud_ryu.sourceguard import claimed_source
-from mud_ryu.update_types import DeviceId
 from tests import dns_frames as dns
 from tests.enforcer_lab import BULB, BULB2, DPID, IPS, LAPTOP, NOW, PEER, PEER_MAC, PEER_PORT, URL, Lab, alerts
 from tests.mudfiles import ip_mud_file
@@ -225,8 +225,8 @@ def test_a_broadcast_frame_to_a_devices_ip_does_not_reach_it(lab: Lab) -> None:
 
 
 def test_group_allowances_never_drop_a_peer_named_by_metadata() -> None:
-    from mud_ryu.floodflows import group_allowances
-    from mud_ryu.pipeline import DST_MANAGED_BIT, DST_PROFILE_MASK, SRC_MFG_MASK, SRC_MFG_SHIFT
+    from mud_ryu.compiler.pipeline import DST_MANAGED_BIT, DST_PROFILE_MASK, SRC_MFG_MASK, SRC_MFG_SHIFT
+    from mud_ryu.guard.floods import group_allowances
 
     own = (2 << 16) | DST_MANAGED_BIT
     same_mfg = FlowRule("to_device", 50000, make_match(metadata=(own | (7 << SRC_MFG_SHIFT), DST_PROFILE_MASK

@@ -16,16 +16,16 @@ from pathlib import Path
 
 import pytest
 
-from mud_ryu import mudfile
-from mud_ryu.fetch_types import FetchLimits, FetchOptions
-from mud_ryu.fetcher import Fetcher
-from mud_ryu.manager import ManagerSettings, MudManager, MudRequest, SignaturePolicy
-from mud_ryu.model import ParsedMud
-from mud_ryu.mudcache import MudCache
-from mud_ryu.mudfile_error import MudFileError
-from mud_ryu.netguard import parse_networks
-from mud_ryu.refresh import Outcome
-from mud_ryu.signature import load_trust_anchors
+from mud_ryu.fetch.cache import MudCache
+from mud_ryu.fetch.fetcher import Fetcher
+from mud_ryu.fetch.manager import ManagerSettings, MudManager, MudRequest, SignaturePolicy
+from mud_ryu.fetch.netguard import parse_networks
+from mud_ryu.fetch.refresh import Outcome
+from mud_ryu.fetch.signature import load_trust_anchors
+from mud_ryu.fetch.types import FetchLimits, FetchOptions
+from mud_ryu.mudfile import reader as mudfile
+from mud_ryu.mudfile.errors import MudFileError
+from mud_ryu.mudfile.model import ParsedMud
 from tests import sigvectors
 from tests.https_fixtures import Lab, loopback_resolver, run_https_lab
 from tests.mudfiles import SigningPki, mud_file

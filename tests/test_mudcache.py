@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from mud_ryu.fetch_types import Validators
-from mud_ryu.mudcache import CACHE_REASONS, SCHEMA_VERSION, CacheEntry, CacheError, MudCache
-from mud_ryu.refresh import FailureRecord, record_failure
-from mud_ryu.signature import Signer
+from mud_ryu.fetch.cache import CACHE_REASONS, SCHEMA_VERSION, CacheEntry, CacheError, MudCache
+from mud_ryu.fetch.refresh import FailureRecord, record_failure
+from mud_ryu.fetch.signature import Signer
+from mud_ryu.fetch.types import Validators
 
 T0 = 1_700_000_000.0
 HOUR = 3600.0
@@ -343,9 +343,9 @@ def test_eight_threads_share_one_cache(db: Path) -> None:
 
 _WRITER = """
 import sys
-from mud_ryu.fetch_types import Validators
-from mud_ryu.mudcache import CacheEntry, MudCache
-from mud_ryu.signature import Signer
+from mud_ryu.fetch.types import Validators
+from mud_ryu.fetch.cache import CacheEntry, MudCache
+from mud_ryu.fetch.signature import Signer
 cache = MudCache.open(sys.argv[1])
 start = int(sys.argv[2])
 for i in range(start, start + 100_000):

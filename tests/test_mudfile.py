@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from mud_ryu import mudfile, yangcheck
-from mud_ryu.model import Direction, Forwarding, PortMatch
+from mud_ryu.mudfile import reader as mudfile
+from mud_ryu.mudfile import yangcheck
+from mud_ryu.mudfile.model import Direction, Forwarding, PortMatch
 from tests.hostile_mud import ACLS, HOSTILE, MUD, base_doc, dumps, first_ace
 
 CORPUS = pathlib.Path(__file__).parent / "fixtures" / "corpus"
@@ -147,7 +148,7 @@ def test_error_paths_point_at_the_node() -> None:
 
 def _mixed_doc() -> dict[str, Any]:
     """A file with an ipv4 and an ipv6 ACL: RFC 8519's `when` on /acls/acl/type then passes for
-    every ACE, so the per-ACL type check of mud_ryu.semantic is what catches a mismatch."""
+    every ACE, so the per-ACL type check of mud_ryu.mudfile.semantic is what catches a mismatch."""
     doc = base_doc()
     v6 = copy.deepcopy(doc[ACLS]["acl"][1])
     v6["name"] = "to6"

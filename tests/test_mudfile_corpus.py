@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mud_ryu import mudfile
+from mud_ryu.mudfile import reader as mudfile
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 CORPUS = FIXTURES / "corpus"

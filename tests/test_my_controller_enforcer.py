@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from mud_ryu import operator_actions
-from mud_ryu.enforcer import FlowUpdate
-from mud_ryu.enforcer_state import Effect
-from mud_ryu.floodflows import FLOOD_COOKIE
-from mud_ryu.flowrule import FlowRule
-from mud_ryu.pipeline import CookieKind, parse_cookie
+from mud_ryu.compiler.flowrule import FlowRule
+from mud_ryu.compiler.pipeline import CookieKind, parse_cookie
+from mud_ryu.enforcer import operator as operator_actions
+from mud_ryu.enforcer.core import FlowUpdate
+from mud_ryu.enforcer.state import Effect
+from mud_ryu.guard.floods import FLOOD_COOKIE
 from mud_ryu.settings import DefaultPolicy
 from tests.enforcer_lab import BULB, BULB2, IPS, Lab
 from tests.mudfiles import ip_mud_file

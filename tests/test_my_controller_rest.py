@@ -1,5 +1,5 @@
 """``/mud/v1/my-controller`` and ``mud-ryu my-controller`` against the real backend: the handler and the CLI over an
-:class:`~mud_ryu.rest_backend.EnforcerBackend` whose enforcer (the simulator lab) compiles the entries into flows."""
+:class:`~mud_ryu.api.backend.EnforcerBackend` whose enforcer (the simulator lab) compiles the entries into flows."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from urllib.parse import quote
 
 import pytest
 
+from mud_ryu.api.backend import EnforcerBackend
+from mud_ryu.api.handlers import handle
 from mud_ryu.cli import main
-from mud_ryu.enforcer_state import Effect
-from mud_ryu.operator_actions import set_my_controller
-from mud_ryu.rest_api import handle
-from mud_ryu.rest_backend import EnforcerBackend
+from mud_ryu.enforcer.operator import set_my_controller
+from mud_ryu.enforcer.state import Effect
 from mud_ryu.settings import DefaultPolicy
 from tests.api_server import serve_api
 from tests.enforcer_lab import BULB, IPS, Lab

@@ -1,5 +1,5 @@
 """The operator's my-controller entries on disk (device store schema 2) and the pure merge rules of
-:mod:`mud_ryu.my_controller`: precedence, canonical forms, and stores written before the entries existed."""
+:mod:`mud_ryu.enforcer.my_controller`: precedence, canonical forms, and stores written before the entries existed."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from mud_ryu import my_controller
-from mud_ryu.devicestore import SCHEMA_VERSION, DeviceRecord, DeviceStore, StoreError
-from mud_ryu.enforcer import Enforcer
+from mud_ryu.enforcer import my_controller
+from mud_ryu.enforcer.core import Enforcer
+from mud_ryu.enforcer.devicestore import SCHEMA_VERSION, DeviceRecord, DeviceStore, StoreError
+from mud_ryu.policy.gate import TrustGate
+from mud_ryu.policy.store import TrustStore
+from mud_ryu.policy.table import UpdatePolicy
 from mud_ryu.settings import MudSettings
-from mud_ryu.trustgate import TrustGate
-from mud_ryu.truststore import TrustStore
-from mud_ryu.update_policy import UpdatePolicy
 
 URL = "https://mud.example.com/printer.json"
 OTHER_URL = "https://mud.example.com/lamp.json"

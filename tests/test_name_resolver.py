@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mud_ryu.name_resolver import resolve_names
+from mud_ryu.dns.resolver import resolve_names
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mud_ryu import netguard, special_purpose
+from mud_ryu.fetch import netguard, special_purpose
 
 
 def _inside(block: special_purpose.Block) -> netguard.IPAddress:

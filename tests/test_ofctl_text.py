@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
-from mud_ryu.flowrule import FlowRule, Output, make_match
-from mud_ryu.ofctl_text import render_flow, render_flows
+from mud_ryu.compiler.flowrule import FlowRule, Output, make_match
+from mud_ryu.openflow.ofctl_text import render_flow, render_flows
 
 
 def test_render_full_rule() -> None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from mud_ryu import ofmsg
 from mud_ryu.compat import ofproto, parser
-from mud_ryu.flowrule import FlowRule, Output, make_match
-from mud_ryu.pipeline import table_id
+from mud_ryu.compiler.flowrule import FlowRule, Output, make_match
+from mud_ryu.compiler.pipeline import table_id
+from mud_ryu.openflow import ryu_msgs as ofmsg
 
 
 def test_flow_mod_carries_every_part_of_the_rule() -> None:

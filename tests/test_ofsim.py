@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mud_ryu.flowrule import FlowRule, MatchValue, Output, make_match
-from mud_ryu.pipeline import OWNER_MASK, CookieKind, cookie
+from mud_ryu.compiler.flowrule import FlowRule, MatchValue, Output, make_match
+from mud_ryu.compiler.pipeline import OWNER_MASK, CookieKind, cookie
 from tests.ofsim import FlowTableSim, SimError, normalize_field
 from tests.packets import ACK, SYN, SYN_ACK, Packet
 

@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 
-from mud_ryu import ofmsg, ofwire
-from mud_ryu.compiler import compile_switch
-from mud_ryu.context import DNS_CONTROLLER_URN, DeviceSpec, NetworkContext
-from mud_ryu.flowrule import FlowRule
-from mud_ryu.model import Direction
-from mud_ryu.ofctl_text import render_flows
+from mud_ryu.compiler.compile import compile_switch
+from mud_ryu.compiler.context import DNS_CONTROLLER_URN, DeviceSpec, NetworkContext
+from mud_ryu.compiler.flowrule import FlowRule
+from mud_ryu.mudfile.model import Direction
+from mud_ryu.openflow import ryu_msgs as ofmsg
+from mud_ryu.openflow import wire as ofwire
+from mud_ryu.openflow.ofctl_text import render_flows
 from tests.compiler_helpers import DEV_MAC, acl, eq, mudfile, tcp_ace, udp_ace
 from tests.flowrule_strategies import flow_rules
 

@@ -17,11 +17,11 @@ from urllib.parse import quote
 
 import pytest
 
-from mud_ryu.devicestore import DeviceRecord, DeviceStore, StoreError
-from mud_ryu.enforcer import FlowUpdate, ResolveRequest
-from mud_ryu.enforcer_state import Effect
-from mud_ryu.rest_api import handle
-from mud_ryu.rest_backend import EnforcerBackend
+from mud_ryu.api.backend import EnforcerBackend
+from mud_ryu.api.handlers import handle
+from mud_ryu.enforcer.core import FlowUpdate, ResolveRequest
+from mud_ryu.enforcer.devicestore import DeviceRecord, DeviceStore, StoreError
+from mud_ryu.enforcer.state import Effect
 from tests.enforcer_lab import BULB, NOW, PEER_PORT, Lab, device_rules
 from tests.mudfiles import ip_mud_file
 

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from mud_ryu.compiler import compile_profile, compile_switch, device_rules, static_forward_rules
-from mud_ryu.context import DeviceSpec, NetworkContext, url_authority
-from mud_ryu.flowrule import FlowRule
+from mud_ryu.compiler.compile import compile_profile, compile_switch, device_rules, static_forward_rules
+from mud_ryu.compiler.context import DeviceSpec, NetworkContext, url_authority
+from mud_ryu.compiler.flowrule import FlowRule
 from mud_ryu.lab import ovs, sandbox
-from mud_ryu.model import MudFile
-from mud_ryu.ofctl_text import render_flows
+from mud_ryu.mudfile.model import MudFile
+from mud_ryu.openflow.ofctl_text import render_flows
 from tests.conftest import load_corpus, resolving_context
 from tests.ofsim import OFPP_LOCAL, FlowTableSim, Verdict
 from tests.packets import Host, Packet, candidates, network_addresses

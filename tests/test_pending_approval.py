@@ -16,15 +16,15 @@ from typing import Any
 
 import pytest
 
-from mud_ryu import operator_actions
-from mud_ryu.discovery import Announcement
-from mud_ryu.enforcer import Alert, Effect, ResolveRequest
-from mud_ryu.refresh import Outcome
-from mud_ryu.resolve_wire import WireResult
-from mud_ryu.rest_api import handle
-from mud_ryu.rest_backend import EnforcerBackend
-from mud_ryu.signature import Signer
-from mud_ryu.update_types import Pending
+from mud_ryu.api.backend import EnforcerBackend
+from mud_ryu.api.handlers import handle
+from mud_ryu.discovery.scan import Announcement
+from mud_ryu.enforcer import operator as operator_actions
+from mud_ryu.enforcer.core import Alert, Effect, ResolveRequest
+from mud_ryu.fetch.refresh import Outcome
+from mud_ryu.fetch.signature import Signer
+from mud_ryu.fetch.wire import WireResult
+from mud_ryu.policy.types import Pending
 from tests.enforcer_lab import BULB, DPID, NOW, PEER_PORT, Lab, alerts
 from tests.mudfiles import ip_mud_file
 

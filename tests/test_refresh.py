@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mud_ryu import refresh
-from mud_ryu.refresh import (
+from mud_ryu.fetch import refresh
+from mud_ryu.fetch.refresh import (
     Action,
     BackoffPolicy,
     FailureRecord,

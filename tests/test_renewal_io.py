@@ -19,18 +19,18 @@ from typing import overload
 
 import pytest
 
-from mud_ryu import operator_actions
-from mud_ryu.devicestore import DeviceStore
-from mud_ryu.discovery import Announcement
-from mud_ryu.enforcer import Effect, Enforcer, FlowUpdate, ResolveRequest
-from mud_ryu.refresh import Outcome
-from mud_ryu.resolve_wire import WireResult
-from mud_ryu.signature import Signer
-from mud_ryu.trustgate import TrustGate
-from mud_ryu.truststore import TrustStore, TrustStoreError
-from mud_ryu.update_policy import UpdatePolicy
-from mud_ryu.update_types import DeviceId, PolicySettings, TrustRecord, TrustState, Verdict
-from mud_ryu.urlgate import check_mud_url
+from mud_ryu.discovery.scan import Announcement
+from mud_ryu.enforcer import operator as operator_actions
+from mud_ryu.enforcer.core import Effect, Enforcer, FlowUpdate, ResolveRequest
+from mud_ryu.enforcer.devicestore import DeviceStore
+from mud_ryu.fetch.refresh import Outcome
+from mud_ryu.fetch.signature import Signer
+from mud_ryu.fetch.urlgate import check_mud_url
+from mud_ryu.fetch.wire import WireResult
+from mud_ryu.policy.gate import TrustGate
+from mud_ryu.policy.store import TrustStore, TrustStoreError
+from mud_ryu.policy.table import UpdatePolicy
+from mud_ryu.policy.types import DeviceId, PolicySettings, TrustRecord, TrustState, Verdict
 from tests.counting_stores import CountingDeviceStore, CountingTrustStore
 from tests.enforcer_lab import BULB, DPID, IPS, NOW, PEER_PORT, Lab, alerts
 from tests.mudfiles import ip_mud_file

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mud_ryu.enforcer import ResolveRequest
-from mud_ryu.resolve_budget import BUSY, ResolveBudget
+from mud_ryu.enforcer.core import ResolveRequest
+from mud_ryu.fetch.budget import BUSY, ResolveBudget
 from tests.enforcer_lab import BULB, PEER_PORT, Lab, alerts
 from tests.mudfiles import ip_mud_file
 

@@ -19,10 +19,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mud_ryu import mudfile
-from mud_ryu.manager import MudManager, MudRequest, MudResolution
-from mud_ryu.refresh import Outcome
-from mud_ryu.resolve_wire import (
+from mud_ryu.fetch.manager import MudManager, MudRequest, MudResolution
+from mud_ryu.fetch.refresh import Outcome
+from mud_ryu.fetch.signature import Signer
+from mud_ryu.fetch.wire import (
     WireError,
     WireResult,
     decode_request,
@@ -30,8 +30,8 @@ from mud_ryu.resolve_wire import (
     encode_request,
     encode_result,
 )
-from mud_ryu.resolve_worker import WorkerSettings, serve
-from mud_ryu.signature import Signer
+from mud_ryu.fetch.worker import WorkerSettings, serve
+from mud_ryu.mudfile import reader as mudfile
 from tests import sigvectors
 from tests.https_fixtures import Lab, run_https_lab
 from tests.mudfiles import SigningPki, mud_file
@@ -126,7 +126,7 @@ def _start(tmp_path: Path, settings: WorkerSettings) -> subprocess.Popen[bytes]:
     path.write_text(json.dumps(settings.to_json()))
     env = {**os.environ, "MALLOC_ARENA_MAX": "2"}
     return subprocess.Popen(
-        [sys.executable, "-m", "mud_ryu.resolve_worker", str(path)],
+        [sys.executable, "-m", "mud_ryu.fetch.worker", str(path)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, env=env,
     )  # fmt: skip
 
@@ -198,7 +198,7 @@ def test_settings_refuse_unknown_fields_and_policies() -> None:
 
 
 def test_names_round_trip_and_malformed_names() -> None:
-    from mud_ryu.resolve_wire import (
+    from mud_ryu.fetch.wire import (
         WireNames,
         WireNamesRequest,
         decode_any_request,

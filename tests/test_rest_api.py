@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mud_ryu import rest_api
-from mud_ryu.rest_api import MAX_ALERT_LIMIT, MAX_BODY_BYTES, MAX_STRING_CHARS, Response, handle
-from mud_ryu.rest_types import ActionResult, DeviceView
+from mud_ryu.api import handlers as rest_api
+from mud_ryu.api.handlers import MAX_ALERT_LIMIT, MAX_BODY_BYTES, MAX_STRING_CHARS, Response, handle
+from mud_ryu.api.types import ActionResult, DeviceView
 from tests.rest_fakes import MAC_A, MAC_B, SHA2, URL1, URL2, FakeBackend
 
 TOKEN = "s3cret-token"
@@ -419,7 +419,7 @@ def test_an_exception_in_the_backend_is_500_internal_and_logged(
     method: str, path: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     backend = FakeBackend(fail_with=RuntimeError("secret detail /etc/mud.conf"))
-    with caplog.at_level(logging.ERROR, logger="mud_ryu.rest_api"):
+    with caplog.at_level(logging.ERROR, logger="mud_ryu.api.handlers"):
         _, response = expect_error(500, "internal", method, path, backend, {**AUTH, **JSON_BODY}, BODIES.get(path, b""))
     assert b"secret" not in response.body and b"Traceback" not in response.body
     assert "secret detail" in caplog.text and "Traceback" in caplog.text

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
+from mud_ryu.api.handlers import MAX_BODY_BYTES, handle
+from mud_ryu.api.types import DeviceView
 from mud_ryu.cli import main
-from mud_ryu.rest_api import MAX_BODY_BYTES, handle
-from mud_ryu.rest_types import DeviceView
 from tests.api_server import serve, serve_api
 from tests.rest_fakes import MAC_A, MAC_B, SHA2, URL1, URL2, FakeBackend
 

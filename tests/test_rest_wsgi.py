@@ -14,7 +14,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from mud_ryu.rest_wsgi import make_app
+from mud_ryu.api.wsgi import make_app
 from tests.rest_fakes import MAC_A, FakeBackend
 
 TOKEN = "wsgi-test-token"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mud_ryu.update_types import DeviceId
+from mud_ryu.policy.types import DeviceId
 from tests.enforcer_lab import BULB, DPID, NOW, PEER_PORT, URL, Lab
 from tests.mudfiles import ip_mud_file
 

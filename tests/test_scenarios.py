@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from mud_ryu.compiler import compile_profile, compile_switch, device_rules, static_forward_rules
-from mud_ryu.context import DeviceSpec, NetworkContext, url_authority
-from mud_ryu.model import Ace, Acl, Forwarding, IpMatch, Matches, MudFile
+from mud_ryu.compiler.compile import compile_profile, compile_switch, device_rules, static_forward_rules
+from mud_ryu.compiler.context import DeviceSpec, NetworkContext, url_authority
+from mud_ryu.mudfile.model import Ace, Acl, Forwarding, IpMatch, Matches, MudFile
 from tests.conftest import DNS_SERVER, LOCAL_NETWORKS, MY_CONTROLLER, load_corpus, resolving_context
 from tests.ofsim import FlowTableSim
 from tests.packets import ACK, SYN, SYN_ACK, Host, Packet

@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mud_ryu import cli
-from mud_ryu.signature import SignatureError, Signer, load_trust_anchors, verify_detached
-from mud_ryu.update_effects import equivalent_signer
+from mud_ryu.fetch.signature import SignatureError, Signer, load_trust_anchors, verify_detached
+from mud_ryu.policy.effects import equivalent_signer
 from tests import sigvectors as sv
 
 CONTENT = b'{\n  "ietf-mud:mud": {"mud-version": 1}\n}\n'

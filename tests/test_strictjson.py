@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mud_ryu import strictjson
-from mud_ryu.strictjson import JSONError, loads_object
+from mud_ryu.mudfile import strictjson
+from mud_ryu.mudfile.strictjson import JSONError, loads_object
 
 
 def reason_of(data: bytes) -> str:

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from mud_ryu.signature import Signer
-from mud_ryu.truststore import SCHEMA_VERSION, STORE_REASONS, TrustStore, TrustStoreError
-from mud_ryu.update_policy import step
-from mud_ryu.update_types import Accepted, Approve, DeviceId, Event, Pending, TrustRecord, TrustState, Verdict
+from mud_ryu.fetch.signature import Signer
+from mud_ryu.policy.store import SCHEMA_VERSION, STORE_REASONS, TrustStore, TrustStoreError
+from mud_ryu.policy.table import step
+from mud_ryu.policy.types import Accepted, Approve, DeviceId, Event, Pending, TrustRecord, TrustState, Verdict
 from tests.update_helpers import ID, NEW_HOME, OTHER_HOST, ROOT, S1, S2, TOFU, V2, ann, gated, run, trusted, ver
 
 REPO = Path(__file__).resolve().parents[1]
@@ -198,12 +198,12 @@ def test_strict_tables_refuse_wrong_types(tmp_path: Path) -> None:
 
 _WRITER = """
 import sys
-from mud_ryu.signature import Signer
-from mud_ryu.signature import Signer
-from mud_ryu.truststore import TrustStore
-from mud_ryu.update_policy import step
-from mud_ryu.update_types import Announced, DeviceId, PolicySettings, Verified
-from mud_ryu.urlgate import check_mud_url
+from mud_ryu.fetch.signature import Signer
+from mud_ryu.fetch.signature import Signer
+from mud_ryu.policy.store import TrustStore
+from mud_ryu.policy.table import step
+from mud_ryu.policy.types import Announced, DeviceId, PolicySettings, Verified
+from mud_ryu.fetch.urlgate import check_mud_url
 
 store, start = TrustStore.open(sys.argv[1]), int(sys.argv[2])
 policy = PolicySettings(min_change_interval_s=0.0)
@@ -295,7 +295,7 @@ def test_legacy_pins_migrate_to_the_one_anchor_with_their_key_id(tmp_path: Path)
 
 
 def test_pin_migration_alerts_for_pins_no_single_anchor_resolves(tmp_path: Path) -> None:
-    from mud_ryu import pin_migration
+    from mud_ryu.policy import pin_migration
     from tests import sigvectors as sv
 
     ca = sv.make_ca()

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mud_ryu.signature import Signer
-from mud_ryu.update_effects import equivalent_signer
-from mud_ryu.update_policy import RULE_IDS, TABLE, UpdatePolicy, new_record, step
-from mud_ryu.update_rules import check_url_change
-from mud_ryu.update_types import (
+from mud_ryu.fetch.signature import Signer
+from mud_ryu.policy.effects import equivalent_signer
+from mud_ryu.policy.rules import check_url_change
+from mud_ryu.policy.table import RULE_IDS, TABLE, UpdatePolicy, new_record, step
+from mud_ryu.policy.types import (
     REASONS,
     Announced,
     Approve,

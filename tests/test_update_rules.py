@@ -6,8 +6,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from mud_ryu.update_rules import URL_CHANGE_REASONS, ChangeKind, canonical_problem, check_url_change
-from mud_ryu.urlgate import GateOptions, MudUrl, UrlRejected, check_mud_url
+from mud_ryu.fetch.urlgate import GateOptions, MudUrl, UrlRejected, check_mud_url
+from mud_ryu.policy.rules import URL_CHANGE_REASONS, ChangeKind, canonical_problem, check_url_change
 
 ROOT = "https://mud.example.com/household/toaster/model1945.json"
 

@@ -8,8 +8,10 @@ import pathlib
 
 import pytest
 
-from mud_ryu import cli, dialect_upgrade, mudfile
-from mud_ryu.model import Forwarding
+from mud_ryu import cli
+from mud_ryu.mudfile import reader as mudfile
+from mud_ryu.mudfile import upgrade as dialect_upgrade
+from mud_ryu.mudfile.model import Forwarding
 
 CORPUS = pathlib.Path(__file__).parent / "fixtures" / "corpus"
 UNSW = sorted((CORPUS / "iot-onboarding+mudfiles").glob("unsw__*.json"))

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from mud_ryu import urlgate
-from mud_ryu.urlgate import GateOptions, MudUrl, UrlRejected, check_mud_url
+from mud_ryu.fetch import urlgate
+from mud_ryu.fetch.urlgate import GateOptions, MudUrl, UrlRejected, check_mud_url
 
 LAB = GateOptions(allow_ip_literals=True)
 

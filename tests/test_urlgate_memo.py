@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mud_ryu.urlgate import GateOptions, MudUrl, UrlGateMemo, UrlRejected, check_mud_url
+from mud_ryu.fetch.urlgate import GateOptions, MudUrl, UrlGateMemo, UrlRejected, check_mud_url
 
 SEEDS = [
     "https://mud.test/bulb.json",

@@ -10,9 +10,9 @@ import threading
 import time
 from pathlib import Path
 
-from mud_ryu.refresh import Outcome
-from mud_ryu.resolve_wire import WireResult
-from mud_ryu.worker_client import WorkerClient
+from mud_ryu.fetch.client import WorkerClient
+from mud_ryu.fetch.refresh import Outcome
+from mud_ryu.fetch.wire import WireResult
 
 NOW = 1_767_225_600.0
 
@@ -82,13 +82,13 @@ def test_the_worker_reads_blocking_whatever_its_parent_left(tmp_path: Path) -> N
     settings.write_text(json.dumps({"cache_path": str(tmp_path / "cache.sqlite3"), "signature_policy": "off"}))
     mine, theirs = socket.socketpair()
     os.set_blocking(theirs.fileno(), False)
-    proc = subprocess.Popen([sys.executable, "-m", "mud_ryu.resolve_worker", str(settings)], stdin=theirs.fileno(),
+    proc = subprocess.Popen([sys.executable, "-m", "mud_ryu.fetch.worker", str(settings)], stdin=theirs.fileno(),
                             stdout=theirs.fileno(), stderr=subprocess.DEVNULL)  # fmt: skip
     theirs.close()
     mine.settimeout(30)
     try:
-        from mud_ryu.manager import MudRequest
-        from mud_ryu.resolve_wire import encode_request
+        from mud_ryu.fetch.manager import MudRequest
+        from mud_ryu.fetch.wire import encode_request
 
         for ident in (1, 2):
             mine.sendall(encode_request(ident, MudRequest(f"http://mud.test/{ident}.json"), NOW))

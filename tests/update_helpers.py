@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from mud_ryu.signature import Signer
-from mud_ryu.update_policy import Outcome, step
-from mud_ryu.update_types import Announced, DeviceId, Event, PolicySettings, TrustRecord, Verified
-from mud_ryu.urlgate import MudUrl, check_mud_url
+from mud_ryu.fetch.signature import Signer
+from mud_ryu.fetch.urlgate import MudUrl, check_mud_url
+from mud_ryu.policy.table import Outcome, step
+from mud_ryu.policy.types import Announced, DeviceId, Event, PolicySettings, TrustRecord, Verified
 
 ID = DeviceId(1, 3, "02:00:00:00:00:01")
 ROOT = "https://mud.example.com/household/toaster/model1945.json"

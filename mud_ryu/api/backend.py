@@ -9,13 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
-from mud_ryu import operator_actions
-from mud_ryu.dnsbind_types import normalize_name
-from mud_ryu.enforcer import Enforcer
-from mud_ryu.enforcer_state import Alert, Device, Effect
-from mud_ryu.flowrule import FlowRule
-from mud_ryu.ofctl_text import render_flow
-from mud_ryu.rest_types import (
+from mud_ryu.api.types import (
     ActionResult,
     AlertView,
     DecisionView,
@@ -30,7 +24,13 @@ from mud_ryu.rest_types import (
     PendingView,
     dpid_hex,
 )
-from mud_ryu.update_types import DeviceId, TrustRecord
+from mud_ryu.compiler.flowrule import FlowRule
+from mud_ryu.dns.types import normalize_name
+from mud_ryu.enforcer import operator as operator_actions
+from mud_ryu.enforcer.core import Enforcer
+from mud_ryu.enforcer.state import Alert, Device, Effect
+from mud_ryu.openflow.ofctl_text import render_flow
+from mud_ryu.policy.types import DeviceId, TrustRecord
 
 TimedAlert = tuple[float, Alert]
 

@@ -18,8 +18,8 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from mud_ryu.context import normalize_mac
-from mud_ryu.dnsbind_types import normalize_name
+from mud_ryu.compiler.context import normalize_mac
+from mud_ryu.dns.types import normalize_name
 
 MAX_RESPONSE_BYTES = 16 << 20
 MAX_TOKEN_FILE_BYTES = 4096

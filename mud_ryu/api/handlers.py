@@ -1,7 +1,7 @@
 """The operator REST API (``/mud/v1``) as a framework-free function: request in, :class:`Response` out.
 
 :func:`handle` is the whole API: it routes, authorises, validates and calls a :class:`Backend` (the enforcer).
-It never sees a socket or a framework, so the app can serve it from Ryu's WSGI (see :mod:`mud_ryu.rest_wsgi`)
+It never sees a socket or a framework, so the app can serve it from Ryu's WSGI (see :mod:`mud_ryu.api.wsgi`)
 and the tests can call it directly.
 
 Rules it keeps (issue 5, THREATS.md row 18):
@@ -30,9 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from mud_ryu.context import normalize_mac
-from mud_ryu.dnsbind_types import normalize_name
-from mud_ryu.rest_types import (
+from mud_ryu.api.types import (
     ActionResult,
     AlertView,
     Backend,
@@ -49,7 +47,9 @@ from mud_ryu.rest_types import (
     Response,
     dpid_hex,
 )
-from mud_ryu.strictjson import JSONError, loads_object
+from mud_ryu.compiler.context import normalize_mac
+from mud_ryu.dns.types import normalize_name
+from mud_ryu.mudfile.strictjson import JSONError, loads_object
 
 __all__ = [
     "ActionResult",

@@ -1,4 +1,4 @@
-"""A plain WSGI application around :func:`mud_ryu.rest_api.handle`, for any WSGI server (stdlib only).
+"""A plain WSGI application around :func:`mud_ryu.api.handlers.handle`, for any WSGI server (stdlib only).
 
 The app mounts it under Ryu's WSGI (a ``ControllerBase`` route on ``/mud/v1/{path:.*}`` answering
 ``req.get_response(app)``); the CLI tests serve it with :mod:`wsgiref`. It reads at most ``MAX_BODY_BYTES + 1``
@@ -8,7 +8,7 @@ It routes on the path as the client sent it. PEP 3333's PATH_INFO is already per
 ``/mud/v1/devices/<mac>%2Fapprove`` and ``/mud/v1/devices/<mac>/approve`` are the same string. Servers pass the
 raw path under their own keys (eventlet.wsgi, hence Ryu: RAW_PATH_INFO; gunicorn: RAW_URI; Apache, uWSGI,
 werkzeug: REQUEST_URI); it is used only when it decodes to exactly SCRIPT_NAME + PATH_INFO, i.e. nothing rewrote
-the path after the server read it. Without one, :func:`mud_ryu.rest_api.handle` is told the separators are
+the path after the server read it. Without one, :func:`mud_ryu.api.handlers.handle` is told the separators are
 unknown and serves only what cannot depend on them.
 """
 
@@ -19,8 +19,8 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote, unquote
 
-from mud_ryu.rest_api import MAX_BODY_BYTES, MAX_PATH_CHARS, handle
-from mud_ryu.rest_types import Backend
+from mud_ryu.api.handlers import MAX_BODY_BYTES, MAX_PATH_CHARS, handle
+from mud_ryu.api.types import Backend
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]

@@ -16,6 +16,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mud_ryu.rest_client import alerts_text
+    from mud_ryu.api.client import alerts_text
 
     return call(args, lambda client: client.get(f"alerts?limit={int(args.limit)}"), alerts_text)

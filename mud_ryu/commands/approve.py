@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from mud_ryu.commands.devices import EXIT_USAGE, Refused, add_api_arguments, call
 
 if TYPE_CHECKING:
-    from mud_ryu.rest_client import ApiClient
+    from mud_ryu.api.client import ApiClient
 
 NAME = "approve"
 HELP = "approve the file a device's pending URL change names (URL + SHA-256, or confirm on the terminal)"
@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mud_ryu.rest_client import action_text, mac_path
+    from mud_ryu.api.client import action_text, mac_path
 
     if (args.url is None) != (args.sha256 is None) or (args.chosen and args.url is None):
         print("error: give --url and --sha256 together (--chosen needs both), or neither to confirm the pending "
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
 def _confirm_and_approve(client: ApiClient, mac: str) -> dict[str, Any]:
     """Show the pending change as the controller holds it now, ask, and approve exactly what was shown (the server
     checks it again: a replacement between the two calls is a 409 ``pending-changed``)."""
-    from mud_ryu.rest_client import mac_path, printable
+    from mud_ryu.api.client import mac_path, printable
 
     url, sha256, status, reason = _reviewable(mac, client.get(mac_path(mac)).get("pending"))
     print(f"device {printable(mac)} pending change:\n  url     {printable(url)}\n  sha256  {printable(sha256, 64)}\n"
@@ -71,7 +71,7 @@ def _confirm_and_approve(client: ApiClient, mac: str) -> dict[str, Any]:
 
 def _reviewable(mac: str, pending: object) -> tuple[str, str, object, object]:
     """The pending change's URL, digest, status and reason, or why there is nothing to confirm."""
-    from mud_ryu.rest_client import printable
+    from mud_ryu.api.client import printable
 
     if not isinstance(pending, Mapping):
         raise Refused("nothing-to-approve", f"{mac} has no pending URL change (--chosen approves a URL of your own)")

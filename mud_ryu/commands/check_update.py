@@ -30,8 +30,8 @@ def _printable(text: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mud_ryu.update_rules import check_url_change
-    from mud_ryu.urlgate import GateOptions, MudUrl, UrlRejected, check_mud_url
+    from mud_ryu.fetch.urlgate import GateOptions, MudUrl, UrlRejected, check_mud_url
+    from mud_ryu.policy.rules import check_url_change
 
     options = GateOptions(allow_ip_literals=bool(args.allow_ip_literals))
     gated: list[MudUrl] = []

@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from mud_ryu.flowrule import FlowRule
+from mud_ryu.compiler.flowrule import FlowRule
 
 NAME = "compile"
 HELP = "compile a MUD file into the OpenFlow 1.3 flows for one device (ovs-ofctl, json or table)"
@@ -61,7 +61,7 @@ def _rule_json(rule: FlowRule) -> dict[str, object]:
 
 
 def _table(rules: Sequence[FlowRule]) -> str:
-    from mud_ryu.ofctl_text import render_flow
+    from mud_ryu.openflow.ofctl_text import render_flow
 
     lines = [f"{'TABLE':<13}{'PRIO':>6}  {'COOKIE':<18}  FLOW"]
     for r in rules:
@@ -78,10 +78,10 @@ def _error(reason: str, message: str) -> int:
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from mud_ryu.compiler import CompileError, build_switch
-    from mud_ryu.context import DeviceSpec, NetworkContext
-    from mud_ryu.mudfile import MudFileError, load
-    from mud_ryu.ofctl_text import render_flows
+    from mud_ryu.compiler.compile import CompileError, build_switch
+    from mud_ryu.compiler.context import DeviceSpec, NetworkContext
+    from mud_ryu.mudfile.reader import MudFileError, load
+    from mud_ryu.openflow.ofctl_text import render_flows
 
     try:
         dns = _pairs(args.resolve, "--resolve")

@@ -23,7 +23,7 @@ EXIT_API_ERROR = 1
 EXIT_USAGE = 2
 
 if TYPE_CHECKING:  # imported lazily at run time, so `mud-ryu --help` does not load requests
-    from mud_ryu.rest_client import ApiClient
+    from mud_ryu.api.client import ApiClient
 
 
 class Refused(Exception):
@@ -59,7 +59,7 @@ def call(
     changes_state: bool = False,
 ) -> int:
     """Run one API call; print ``text(document)`` (or the JSON) on success and the server's error code otherwise."""
-    from mud_ryu.rest_client import ApiClient, ApiError, ClientError, read_token_file
+    from mud_ryu.api.client import ApiClient, ApiError, ClientError, read_token_file
 
     try:
         token = read_token_file(args.token_file) if args.token_file else os.environ.get(TOKEN_ENV) or None
@@ -89,12 +89,12 @@ def call(
 
 
 def _printable(text: str) -> str:
-    from mud_ryu.rest_client import printable
+    from mud_ryu.api.client import printable
 
     return printable(text)
 
 
 def run(args: argparse.Namespace) -> int:
-    from mud_ryu.rest_client import devices_text
+    from mud_ryu.api.client import devices_text
 
     return call(args, lambda client: client.get("devices"), devices_text)

@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mud_ryu import rest_client
+    from mud_ryu.api import client as rest_client
 
     name = args.name
     return call(args, lambda client: rest_client.dns(client, name), rest_client.dns_text)

@@ -51,7 +51,7 @@ def _resolver(pairs: list[str]) -> dict[str, list[str]]:
 
 
 def _summary(resolution: object) -> list[str]:
-    from mud_ryu.manager import MudResolution
+    from mud_ryu.fetch.manager import MudResolution
 
     assert isinstance(resolution, MudResolution)
     lines = [f"url            {resolution.url}"]
@@ -77,12 +77,12 @@ def _summary(resolution: object) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mud_ryu.fetch_types import FetchLimits, FetchOptions
-    from mud_ryu.fetcher import Fetcher, system_resolver
-    from mud_ryu.manager import ManagerSettings, MudManager, MudRequest, SignaturePolicy, load_anchors
-    from mud_ryu.mudcache import MudCache
-    from mud_ryu.netguard import parse_networks
-    from mud_ryu.refresh import Outcome
+    from mud_ryu.fetch.cache import MudCache
+    from mud_ryu.fetch.fetcher import Fetcher, system_resolver
+    from mud_ryu.fetch.manager import ManagerSettings, MudManager, MudRequest, SignaturePolicy, load_anchors
+    from mud_ryu.fetch.netguard import parse_networks
+    from mud_ryu.fetch.refresh import Outcome
+    from mud_ryu.fetch.types import FetchLimits, FetchOptions
 
     try:
         table = _resolver(args.resolve)

@@ -16,6 +16,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mud_ryu.rest_client import action_text, mac_path
+    from mud_ryu.api.client import action_text, mac_path
 
     return call(args, lambda client: client.delete(mac_path(args.mac)), action_text, changes_state=True)

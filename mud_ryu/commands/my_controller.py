@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mud_ryu import rest_client
+    from mud_ryu.api import client as rest_client
 
     if (args.set is not None or args.clear) != (args.url is not None):
         print("error: --url goes with --set ADDR... or --clear (and they need --url)", file=sys.stderr)

@@ -36,7 +36,8 @@ def _write_atomically(path: str, data: bytes) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mud_ryu import dialect_upgrade, mudfile
+    from mud_ryu.mudfile import reader as mudfile
+    from mud_ryu.mudfile import upgrade as dialect_upgrade
 
     try:
         with open(args.source, "rb") as fh:

@@ -28,7 +28,7 @@ def _printable(text: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mud_ryu import mudfile
+    from mud_ryu.mudfile import reader as mudfile
 
     status = 0
     for path in args.files:

@@ -2,7 +2,7 @@
 
 Prints ``VALID <signer>`` (then the CA's SPKI digest, its key id and the chain of subjects and subjectAltNames)
 or ``INVALID <reason-code>: <message>``; exit 0 iff valid. This is the edge
-where the clock is read (when ``--at`` is not given); :mod:`mud_ryu.signature` itself never reads it.
+where the clock is read (when ``--at`` is not given); :mod:`mud_ryu.fetch.signature` itself never reads it.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def _parse_time(text: str) -> datetime:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mud_ryu import signature
+    from mud_ryu.fetch import signature
 
     try:
         at = _parse_time(args.at) if args.at else datetime.now(UTC)

@@ -15,12 +15,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import product
 
-from mud_ryu.compile_types import CompileError
-from mud_ryu.context import NetworkContext, url_authority
-from mud_ryu.dnsbind_types import normalize_name
-from mud_ryu.flowrule import MatchValue, make_match
-from mud_ryu.model import Ace, Direction, Finding, Matches, MudMatch
-from mud_ryu.pipeline import (
+from mud_ryu.compiler.context import NetworkContext, url_authority
+from mud_ryu.compiler.flowrule import MatchValue, make_match
+from mud_ryu.compiler.pipeline import (
     DST_MANAGED_BIT,
     DST_MFG_MASK,
     DST_MFG_SHIFT,
@@ -34,7 +31,10 @@ from mud_ryu.pipeline import (
     SRC_PROFILE_MASK,
     SRC_PROFILE_SHIFT,
 )
-from mud_ryu.portmask import PortValue, port_match_values
+from mud_ryu.compiler.portmask import PortValue, port_match_values
+from mud_ryu.compiler.types import CompileError
+from mud_ryu.dns.types import normalize_name
+from mud_ryu.mudfile.model import Ace, Direction, Finding, Matches, MudMatch
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Match = tuple[tuple[str, MatchValue], ...]

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mud_ryu.flowrule import FlowRule, MatchValue, make_match
-from mud_ryu.pipeline import (
+from mud_ryu.compiler.flowrule import FlowRule, MatchValue, make_match
+from mud_ryu.compiler.pipeline import (
     DST_MANAGED_BIT,
     SRC_MANAGED_BIT,
     TABLES,
@@ -46,7 +46,7 @@ def _dhcp_matches(to_device: bool, dhcp_servers: Sequence[str]) -> list[dict[str
     All-DHCP-servers group) or to a configured DHCP server or relay; a server message comes from a configured server
     (IPv4) or a link-local address (IPv6). Without configured IPv4 servers any IPv4 peer is accepted (a unicast
     renewal must reach a server the switch was not told about), and the app warns: port 67/68 is then a channel.
-    Where a server message came *in* is the guard's business (:mod:`mud_ryu.portguard`: trusted ports only)."""
+    Where a server message came *in* is the guard's business (:mod:`mud_ryu.guard.ports`: trusted ports only)."""
     v4 = [s for s in dhcp_servers if ":" not in s]
     v6 = [s for s in dhcp_servers if ":" in s]
     d4: dict[str, MatchValue] = {"eth_type": ETH_IPV4, "ip_proto": IPPROTO_UDP}

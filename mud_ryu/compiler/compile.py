@@ -1,7 +1,7 @@
 """MUD model + network context -> neutral :class:`FlowRule` records (OpenFlow 1.3 pipeline).
 
 A profile's rules are shared by every device using that MUD file: they match the profile id
-in the metadata written by the device's classification flows (:mod:`mud_ryu.devflows`).
+in the metadata written by the device's classification flows (:mod:`mud_ryu.compiler.devflows`).
 
 Within an ACL table, ACE *n* of a direction (ACLs in policy order, ACEs in list order) owns the
 priority slots ``ACE_TOP - n*ACE_STEP`` downward: its flows sit one below the top of the slot,
@@ -24,18 +24,9 @@ from collections.abc import Iterator, Mapping
 from itertools import chain
 from operator import attrgetter
 
-from mud_ryu.ace_match import AceExpansion, AceScope, expand_ace, network_value, syn_guards
-from mud_ryu.bootstrap import pipeline_rules
-from mud_ryu.compile_types import (
-    AceFlowCount,
-    AddressSetRef,
-    CompiledProfile,
-    CompileError,
-    ProfileGroups,
-    RuleGroup,
-    SwitchFlows,
-)
-from mud_ryu.context import (
+from mud_ryu.compiler.ace_match import AceExpansion, AceScope, expand_ace, network_value, syn_guards
+from mud_ryu.compiler.bootstrap import pipeline_rules
+from mud_ryu.compiler.context import (
     DNS_CONTROLLER_URN,
     FIRST_PROFILE_ID,
     NTP_CONTROLLER_URN,
@@ -43,10 +34,9 @@ from mud_ryu.context import (
     NetworkContext,
     url_authority,
 )
-from mud_ryu.devflows import device_rules, static_forward_rules
-from mud_ryu.flowrule import FlowRule, make_match
-from mud_ryu.model import Ace, Acl, Direction, Finding, MudFile
-from mud_ryu.pipeline import (
+from mud_ryu.compiler.devflows import device_rules, static_forward_rules
+from mud_ryu.compiler.flowrule import FlowRule, make_match
+from mud_ryu.compiler.pipeline import (
     ACE_STEP,
     MAX_ACES_PER_DIRECTION,
     MAX_PROFILE_ID,
@@ -57,6 +47,16 @@ from mud_ryu.pipeline import (
     cookie,
     verify_rule,
 )
+from mud_ryu.compiler.types import (
+    AceFlowCount,
+    AddressSetRef,
+    CompiledProfile,
+    CompileError,
+    ProfileGroups,
+    RuleGroup,
+    SwitchFlows,
+)
+from mud_ryu.mudfile.model import Ace, Acl, Direction, Finding, MudFile
 
 __all__ = [
     "AceFlowCount",

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from urllib.parse import urlsplit
 
-from mud_ryu.pipeline import MAX_MFG_ID, MAX_PROFILE_ID, QUARANTINE_PROFILE_ID
+from mud_ryu.compiler.pipeline import MAX_MFG_ID, MAX_PROFILE_ID, QUARANTINE_PROFILE_ID
 
 DNS_CONTROLLER_URN = "urn:ietf:params:mud:dns"
 NTP_CONTROLLER_URN = "urn:ietf:params:mud:ntp"

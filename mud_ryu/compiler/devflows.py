@@ -14,10 +14,9 @@ entry wins, as it must. classify_dst has no such pair and uses ``CLASSIFY``.
 
 from __future__ import annotations
 
-from mud_ryu.compile_types import CompileError
-from mud_ryu.context import DeviceSpec, normalize_mac
-from mud_ryu.flowrule import FlowRule, Output, make_match
-from mud_ryu.pipeline import (
+from mud_ryu.compiler.context import DeviceSpec, normalize_mac
+from mud_ryu.compiler.flowrule import FlowRule, Output, make_match
+from mud_ryu.compiler.pipeline import (
     DST_WRITE_MASK,
     MAX_MFG_ID,
     MAX_PROFILE_ID,
@@ -29,6 +28,7 @@ from mud_ryu.pipeline import (
     src_metadata,
     verify_rule,
 )
+from mud_ryu.compiler.types import CompileError
 
 CLASSIFY_SRC_PRIORITY = int(Band.ANTI_SPOOF) + 1
 MULTICAST_BIT = ("01:00:00:00:00:00", "01:00:00:00:00:00")

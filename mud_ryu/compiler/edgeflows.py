@@ -10,7 +10,7 @@
   controller through a per-switch meter and goes on; the controller installs the host's
   ``(in_port, eth_src) -> go on`` flow so its next frames stay in the switch.
 * **Forwarding** (forward): learned and managed MACs go out of their port; group addresses and unknown
-  unicast go where :mod:`mud_ryu.floodflows` says (never to a MUD device's port unless its policy lets them).
+  unicast go where :mod:`mud_ryu.guard.floods` says (never to a MUD device's port unless its policy lets them).
 
 Cookies: kind FORWARD, owner 0 for flows shared by the switch, owner = device id for a managed device's own
 forwarding flow, so reconciliation recognises every one of them.
@@ -18,8 +18,8 @@ forwarding flow, so reconciliation recognises every one of them.
 
 from __future__ import annotations
 
-from mud_ryu.flowrule import FlowRule, MatchValue, Output, make_match
-from mud_ryu.pipeline import TRUSTED_BIT, Band, CookieKind, cookie, verify_rule
+from mud_ryu.compiler.flowrule import FlowRule, MatchValue, Output, make_match
+from mud_ryu.compiler.pipeline import TRUSTED_BIT, Band, CookieKind, cookie, verify_rule
 
 ETH_IPV4, ETH_IPV6, ETH_LLDP = 0x0800, 0x86DD, 0x88CC
 IPPROTO_UDP = 17
@@ -67,8 +67,8 @@ def punt_rules(port: int, metered: bool) -> tuple[FlowRule, ...]:
 
 
 def switch_rules(metered: bool, trust_unknown: bool = False) -> tuple[FlowRule, ...]:
-    """The learning copy, once per switch (flooding: :mod:`mud_ryu.floodflows`). ``trust_unknown``: the switch has
-    no configured trusted port, so the learning flow marks every unknown source trusted (:mod:`mud_ryu.portguard`)."""
+    """The learning copy, once per switch (flooding: :mod:`mud_ryu.guard.floods`). ``trust_unknown``: the switch has
+    no configured trusted port, so the learning flow marks every unknown source trusted (:mod:`mud_ryu.guard.ports`)."""
     rules = (
         FlowRule(
             table="classify_src",

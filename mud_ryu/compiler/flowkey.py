@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from mud_ryu.compat import ofproto, parser
-from mud_ryu.flowrule import FlowRule
-from mud_ryu.ofmsg import instructions as rule_instructions
-from mud_ryu.pipeline import table_id
+from mud_ryu.compiler.flowrule import FlowRule
+from mud_ryu.compiler.pipeline import table_id
+from mud_ryu.openflow.ryu_msgs import instructions as rule_instructions
 
 Field = tuple[str, object]
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-from mud_ryu.flowrule import FlowRule
+from mud_ryu.compiler.flowrule import FlowRule
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ decomposition): at most 2*16-2 blocks for a 16-bit range.
 
 from __future__ import annotations
 
-from mud_ryu.model import PORT_MAX, PortMatch
+from mud_ryu.mudfile.model import PORT_MAX, PortMatch
 
 PORT_BITS = 16
 FULL_MASK = PORT_MAX

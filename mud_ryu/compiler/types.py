@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from mud_ryu.compiler.flowrule import FlowRule
 from mud_ryu.errors import ReasonError
-from mud_ryu.flowrule import FlowRule
-from mud_ryu.model import Ace, Acl, Direction, Finding, MudFile
+from mud_ryu.mudfile.model import Ace, Acl, Direction, Finding, MudFile
 
 
 class CompileError(ReasonError):
@@ -63,8 +63,8 @@ class RuleGroup:
 
 @dataclass(frozen=True, slots=True)
 class ProfileGroups:
-    """What :func:`mud_ryu.compiler.recompile_sets` needs besides the new context: the file, the groups in profile
-    order with an index of them by address-set key, and the id maps they were compiled against (ids are not
+    """What :func:`~mud_ryu.compiler.compile.recompile_sets` needs besides the new context: the file, the groups in
+    profile order with an index of them by address-set key, and the id maps they were compiled against (ids are not
     address sets: a change there means a full compile)."""
 
     mud: MudFile

@@ -1,6 +1,6 @@
 """Ethernet / VLAN / IPv4 / IPv6 / UDP demultiplexing of one raw frame, shared by the frame scanners.
 
-:mod:`mud_ryu.discovery` (DHCPv4, DHCPv6, LLDP) and :mod:`mud_ryu.dnsframe` (DNS) read untrusted
+:mod:`mud_ryu.discovery.scan` (DHCPv4, DHCPv6, LLDP) and :mod:`mud_ryu.dns.frame` (DNS) read untrusted
 frames punted by the switch. They agree on everything below their own protocol, so that part lives
 here once: one place decides what a well-formed link, IP and UDP header is, and both scanners refuse
 the same bad frames with the same reason codes (:data:`FRAME_REASONS`).

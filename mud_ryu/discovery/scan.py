@@ -12,12 +12,12 @@ it returns exactly one of
 * :class:`NotDiscovery` -- anything else (other EtherTypes, protocols, ports, server replies), with a
   kind from :data:`NOT_DISCOVERY_KINDS` for counters.
 
-Layering: :mod:`mud_ryu.framedemux` reads Ethernet (at most one 802.1Q/802.1ad tag), IPv4 (header
+Layering: :mod:`mud_ryu.discovery.framedemux` reads Ethernet (at most one 802.1Q/802.1ad tag), IPv4 (header
 checks, no fragments), IPv6 (a bounded walk of extension headers) and UDP, shared with the DNS scanner;
 this module picks the DHCP ports and LLDP, the protocol scanners (:mod:`dhcpv4_scan`,
 :mod:`dhcpv6_scan`, :mod:`lldp_scan`) read their payload by offset, and the MUD string check is shared
 here. Pure: no framework, no I/O, no clock; work is linear in the frame with every loop capped. UDP
-checksums are not verified (checksum offload, see :mod:`mud_ryu.framedemux`); IPv4 header checksums are.
+checksums are not verified (checksum offload, see :mod:`mud_ryu.discovery.framedemux`); IPv4 header checksums are.
 """
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from mud_ryu import dhcpv4_scan, dhcpv6_scan, lldp_scan
-from mud_ryu.framedemux import (
+from mud_ryu.discovery import dhcpv4 as dhcpv4_scan
+from mud_ryu.discovery import dhcpv6 as dhcpv6_scan
+from mud_ryu.discovery import lldp as lldp_scan
+from mud_ryu.discovery.framedemux import (
     ETH_HEADER,
     ETH_IPV4,
     ETH_IPV6,

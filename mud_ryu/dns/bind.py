@@ -1,7 +1,7 @@
 """Which addresses each watched DNS name stands for right now, learnt from the site resolver's answers.
 
-The enforcer copies the DNS traffic of MUD devices to the controller; :mod:`mud_ryu.dnsframe` turns a
-frame into a :class:`~mud_ryu.dnsframe.DnsQuery` or :class:`~mud_ryu.dnsframe.DnsAnswer`, and this
+The enforcer copies the DNS traffic of MUD devices to the controller; :mod:`mud_ryu.dns.frame` turns a
+frame into a :class:`~mud_ryu.dns.frame.DnsQuery` or :class:`~mud_ryu.dns.frame.DnsAnswer`, and this
 table decides what an answer may change. Pure: no clock (``now`` is an argument everywhere), no I/O.
 
 Rules (THREATS.md row 16, draft-ietf-opsawg-mud-iot-dns-considerations section 3):
@@ -31,8 +31,8 @@ Rules (THREATS.md row 16, draft-ietf-opsawg-mud-iot-dns-considerations section 3
 barrier, then deletes ``removed``; :meth:`Update.then` composes two updates into their net effect.
 
 Layout: this module is the table (what is watched, merging, expiry, views); the outstanding queries
-and the answer-acceptance checks are :mod:`mud_ryu.dnsbind_queries`; settings, result types and the
-name/address rules are :mod:`mud_ryu.dnsbind_types` (all importable from here, as before).
+and the answer-acceptance checks are :mod:`mud_ryu.dns.queries`; settings, result types and the
+name/address rules are :mod:`mud_ryu.dns.types` (all importable from here, as before).
 """
 
 from __future__ import annotations
@@ -43,8 +43,9 @@ import math
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
-from mud_ryu.dnsbind_queries import OutstandingQueries
-from mud_ryu.dnsbind_types import (
+from mud_ryu.dns.frame import DnsAnswer, DnsQuery
+from mud_ryu.dns.queries import OutstandingQueries
+from mud_ryu.dns.types import (
     COUNTERS,
     IGNORE_REASONS,
     DnsBindSettings,
@@ -55,7 +56,6 @@ from mud_ryu.dnsbind_types import (
     check_seconds,
     normalize_name,
 )
-from mud_ryu.dnsframe import DnsAnswer, DnsQuery
 
 # The settings, result types and name/address rules moved to dnsbind_types; importable from here as before.
 __all__ = [

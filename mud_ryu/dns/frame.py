@@ -12,7 +12,7 @@ answers come through untrusted links, so :func:`scan_dns` is total: for any byte
 * :class:`NotDns` -- anything else, with a kind from :data:`NOT_DNS_KINDS` for counters.
 
 Whether an answer may be believed (from a configured resolver, matching an outstanding query) is
-not decided here: that is :mod:`mud_ryu.dnsbind`'s job. This module only guarantees that what it
+not decided here: that is :mod:`mud_ryu.dns.bind`'s job. This module only guarantees that what it
 reports is exactly what the message says, with every name ASCII LDH(+underscore), lower-case,
 without the trailing dot.
 
@@ -29,7 +29,7 @@ Decisions:
   only way a pointer loop can form is forward or into itself), at most ``MAX_POINTER_HOPS`` hops.
 * IP fragments are never reassembled: a first fragment to/from port 53 is ``ip-fragment``, later
   fragments are ``NotDns("ip-fragment-tail")``. UDP checksums are not verified (checksum offload,
-  see :mod:`mud_ryu.framedemux`, which reads every header below DNS); the IPv4 header checksum is.
+  see :mod:`mud_ryu.discovery.framedemux`, which reads every header below DNS); the IPv4 header checksum is.
 * Bounded: at most ``MAX_ANSWERS`` answer records, ``MAX_CNAME_DEPTH`` CNAME hops, names of at most
   255 wire octets; work is linear in the frame with every loop capped.
 """
@@ -40,8 +40,8 @@ import ipaddress
 import struct
 from dataclasses import dataclass
 
-from mud_ryu.framedemux import FRAME_REASONS as FRAME_REASONS  # re-exported: DNS reasons include these
-from mud_ryu.framedemux import LinkFault, NotUdp, format_mac, ip_addresses, ipv4_text, read_link, read_udp
+from mud_ryu.discovery.framedemux import FRAME_REASONS as FRAME_REASONS  # re-exported: DNS reasons include these
+from mud_ryu.discovery.framedemux import LinkFault, NotUdp, format_mac, ip_addresses, ipv4_text, read_link, read_udp
 
 DNS_PORT = 53
 DNS_HEADER = 12

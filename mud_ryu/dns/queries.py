@@ -1,5 +1,5 @@
 """The DNS queries devices have sent to a configured resolver and not yet had answered: which answers
-the binding table (:mod:`mud_ryu.dnsbind`) may believe.
+the binding table (:mod:`mud_ryu.dns.bind`) may believe.
 
 An answer counts only if it comes from a configured resolver and matches an outstanding query seen
 within ``query_timeout_s``: same client MAC, IP and port, same resolver, txid, question name and
@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Mapping
 
-from mud_ryu.dnsbind_types import DnsBindSettings
-from mud_ryu.dnsframe import DnsAnswer, DnsQuery
+from mud_ryu.dns.frame import DnsAnswer, DnsQuery
+from mud_ryu.dns.types import DnsBindSettings
 
 _Client = tuple[str, str, int]  # MAC, IP, port
 _Question = tuple[str, str, int]  # resolver, qname, qtype

@@ -4,10 +4,10 @@ An address a device was told by the site resolver stays allowed until its (clamp
 only in the controller's memory, so after a restart the profiles compiled without it and reconciliation deleted
 the flows of every DNS-named service a device was using, until the device happened to query again. This store
 keeps ``(name, address, expiry)`` rows in ``dns-bindings.sqlite3`` next to the other state files; the enforcer
-restores them at start (:meth:`~mud_ryu.dnsbind.DnsBindings.restore`: never past the saved expiry) before any
+restores them at start (:meth:`~mud_ryu.dns.bind.DnsBindings.restore`: never past the saved expiry) before any
 switch is reconciled.
 
-Writes are a diff against what was last saved, in one transaction (:mod:`mud_ryu.pairstore`), and the app saves at
+Writes are a diff against what was last saved, in one transaction (:mod:`mud_ryu.storage.pairs`), and the app saves at
 most every few seconds (a DNS answer can arrive many times a second; an fsync each would be the cost of every
 answer). What a crash can
 lose is the last few seconds: an extension (the address then expires earlier, at its older expiry) or a new address
@@ -17,7 +17,7 @@ lose is the last few seconds: an extension (the address then expires earlier, at
 from __future__ import annotations
 
 from mud_ryu.errors import ReasonError
-from mud_ryu.pairstore import ExpiringPairStore, Row
+from mud_ryu.storage.pairs import ExpiringPairStore, Row
 
 Binding = Row  # (normalised name, address, expiry in seconds since the epoch)
 

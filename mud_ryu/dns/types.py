@@ -1,4 +1,4 @@
-"""The values of the DNS binding table (:mod:`mud_ryu.dnsbind`): its settings, its results, and the
+"""The values of the DNS binding table (:mod:`mud_ryu.dns.bind`): its settings, its results, and the
 rules for names and addresses that every path into the table applies.
 
 Kept apart from the table so that the table reads as its algorithm: what a name or an address must be

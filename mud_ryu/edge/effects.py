@@ -2,9 +2,9 @@
 behind a barrier, resolution requests to the worker, operator alerts.
 
 Split from :mod:`mud_ryu.app` so the app module holds only the framework wiring and its event handlers. It builds
-OpenFlow messages through :mod:`mud_ryu.compat` (``parser``/``ofproto``) and :mod:`mud_ryu.ofmsg`, never from the
-framework itself, and logs under the app's logger (operators and benchmarks read the app's log lines, e.g.
-``confirmed mac=...``, under that one name).
+OpenFlow messages through :mod:`mud_ryu.compat` (``parser``/``ofproto``) and :mod:`mud_ryu.openflow.ryu_msgs`,
+never from the framework itself, and logs under the app's logger (operators and benchmarks read the app's log
+lines, e.g. ``confirmed mac=...``, under that one name).
 """
 
 from __future__ import annotations
@@ -15,16 +15,16 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from mud_ryu import ofmsg
 from mud_ryu.compat import ofproto, parser
-from mud_ryu.edgeflows import DNS_METER, LEARN_METER, port_meter
-from mud_ryu.enforcer import Alert, Effect, Enforcer, FlowUpdate, ResolveRequest
-from mud_ryu.enforcer_state import PacketOut, ResolveNames
-from mud_ryu.flowrule import FlowRule
-from mud_ryu.rate_limit import TokenBuckets
+from mud_ryu.compiler.edgeflows import DNS_METER, LEARN_METER, port_meter
+from mud_ryu.compiler.flowrule import FlowRule
+from mud_ryu.enforcer.core import Alert, Effect, Enforcer, FlowUpdate, ResolveRequest
+from mud_ryu.enforcer.rate_limit import TokenBuckets
+from mud_ryu.enforcer.state import PacketOut, ResolveNames
+from mud_ryu.fetch.client import WorkerClient
+from mud_ryu.guard.source import SOURCE_METER
+from mud_ryu.openflow import ryu_msgs as ofmsg
 from mud_ryu.settings import MudSettings
-from mud_ryu.sourceguard import SOURCE_METER
-from mud_ryu.worker_client import WorkerClient
 
 LOG = logging.getLogger("mud_ryu.app")
 ALERT_HISTORY = 1000
@@ -156,7 +156,7 @@ class EffectRunner:
         dp.send_msg(parser.OFPPacketOut(dp, ofproto.OFP_NO_BUFFER, ofproto.OFPP_CONTROLLER, actions, out.data))
 
     def apply(self, update: FlowUpdate) -> None:
-        """Adds, barrier, deletes, barrier: make-before-break (see :mod:`mud_ryu.enforcer`). Every add carries its
+        """Adds, barrier, deletes, barrier: make-before-break (see :mod:`mud_ryu.enforcer.core`). Every add carries its
         own xid, remembered until the final barrier answers, so an error the switch sends for it is tied to it."""
         dp = self.datapaths.get(update.dpid)
         if dp is None:

@@ -13,9 +13,9 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 
-from mud_ryu.app_effects import format_dpid
-from mud_ryu.enforcer import Alert, Effect, Enforcer
-from mud_ryu.worker_client import WorkerClient
+from mud_ryu.edge.effects import format_dpid
+from mud_ryu.enforcer.core import Alert, Effect, Enforcer
+from mud_ryu.fetch.client import WorkerClient
 
 LOG = logging.getLogger("mud_ryu.app")
 REFRESH_INTERVAL_S = 300.0  # the worker's cache decides whether a URL is actually fetched again

@@ -13,16 +13,16 @@ import contextlib
 import logging
 from collections.abc import Iterator
 
-from mud_ryu.discovery import Announcement, Malformed, NoUrl
-from mud_ryu.enforcer_resolution import RECHECK_S, ResolutionEvents
-from mud_ryu.enforcer_state import Alert, Device, Effect, ResolveRequest, SwitchState
-from mud_ryu.refresh import AGED_SIGNATURE_REASONS
-from mud_ryu.resolve_budget import BUSY
+from mud_ryu.discovery.scan import Announcement, Malformed, NoUrl
+from mud_ryu.enforcer.resolution import RECHECK_S, ResolutionEvents
+from mud_ryu.enforcer.state import Alert, Device, Effect, ResolveRequest, SwitchState
+from mud_ryu.fetch.budget import BUSY
+from mud_ryu.fetch.refresh import AGED_SIGNATURE_REASONS
+from mud_ryu.fetch.urlgate import UrlRejected
+from mud_ryu.policy.store import TrustStoreError
+from mud_ryu.policy.table import Outcome
+from mud_ryu.policy.types import DeviceId, Pending, TrustRecord, TrustState, Verdict
 from mud_ryu.settings import DefaultPolicy
-from mud_ryu.truststore import TrustStoreError
-from mud_ryu.update_policy import Outcome
-from mud_ryu.update_types import DeviceId, Pending, TrustRecord, TrustState, Verdict
-from mud_ryu.urlgate import UrlRejected
 
 log = logging.getLogger(__name__)
 DHCPRELEASE = 7
@@ -33,10 +33,11 @@ MAX_NEW_MACS_PER_PORT = 4  # a quarantined host: a new source MAC on a MUD devic
 
 
 class AdmissionEvents(ResolutionEvents):
-    """Discovery frames and learned sources in, devices bound; :class:`~mud_ryu.enforcer.Enforcer` adds the rest."""
+    """Discovery frames and learned sources in, devices bound; :class:`~mud_ryu.enforcer.core.Enforcer` adds the
+    rest."""
 
     def discovered(self, dpid: int, port: int, scanned: object, now: float) -> list[Effect]:
-        """A punted DHCP/DHCPv6/LLDP frame, scanned by :func:`mud_ryu.discovery.scan_frame`."""
+        """A punted DHCP/DHCPv6/LLDP frame, scanned by :func:`mud_ryu.discovery.scan.scan_frame`."""
         if dpid not in self.switches:
             return []
         if isinstance(scanned, Announcement):

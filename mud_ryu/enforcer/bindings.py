@@ -1,8 +1,8 @@
 """The enforcer's IP source guard events: a device's first frame from an unbound address (claimed, first come), a
 DHCP server's answer seen on a trusted port (the lease binds, for its lifetime, and the routers it names are
-protected), leases running out, and the lease table saved for a restart (:mod:`mud_ryu.leasestore`).
+protected), leases running out, and the lease table saved for a restart (:mod:`mud_ryu.guard.lease_store`).
 
-See :mod:`mud_ryu.address_bindings` for the table's rules and :mod:`mud_ryu.sourceguard` for the flows.
+See :mod:`mud_ryu.guard.bindings` for the table's rules and :mod:`mud_ryu.guard.source` for the flows.
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ import logging
 import math
 from collections.abc import Iterable
 
-from mud_ryu.address_bindings import Refused
-from mud_ryu.devicestore import DeviceStore
-from mud_ryu.dhcp_lease import Lease
-from mud_ryu.enforcer_admission import AdmissionEvents
-from mud_ryu.enforcer_state import Alert, Effect, PacketOut
-from mud_ryu.leasestore import FOREVER, LeaseStore, LeaseStoreError
+from mud_ryu.enforcer.admission import AdmissionEvents
+from mud_ryu.enforcer.devicestore import DeviceStore
+from mud_ryu.enforcer.state import Alert, Effect, PacketOut
+from mud_ryu.guard.bindings import Refused
+from mud_ryu.guard.dhcp_lease import Lease
+from mud_ryu.guard.lease_store import FOREVER, LeaseStore, LeaseStoreError
+from mud_ryu.policy.gate import TrustGate
 from mud_ryu.settings import MudSettings
-from mud_ryu.trustgate import TrustGate
 
 log = logging.getLogger(__name__)
 RESUBMIT_MEMORY = 4096  # held frames remembered as put back once
@@ -37,7 +37,7 @@ class BindingEvents(AdmissionEvents):
 
     def source_seen(self, dpid: int, port: int, mac: str, address: str, now: float, held: bytes = b"") -> list[Effect]:
         """A managed device sent from ``address``, which is not bound to it (``held``: the frame, held at the
-        controller) or announced it with a DAD probe. Bound when no one else holds it (:mod:`mud_ryu.address_bindings`):
+        controller) or announced it with a DAD probe. Bound when no one else holds it (:mod:`mud_ryu.guard.bindings`):
         its binding flows go in and the held frame goes back into the pipeline behind them; refused: alerted, the
         frame stays dropped."""
         device = self.devices.get(mac)

@@ -18,10 +18,10 @@ with every device of the same URL on that switch) or keeps it quarantined. Ident
 announcement of a known MAC from another port while its own port is up is a spoof, alerted and ignored (its data
 frames are dropped by the anti-spoofing flow); after a port-down the device may reappear elsewhere (a move).
 
-The class is built in layers, one module each: :mod:`~mud_ryu.enforcer_flows` (the flow book: per-owner desired
-flows and the diff), :mod:`~mud_ryu.enforcer_dns` (DNS events), :mod:`~mud_ryu.enforcer_resolution` (the worker's
-answers and verification), :mod:`~mud_ryu.enforcer_admission` (announcements, learned hosts, binding a device),
-:mod:`~mud_ryu.enforcer_bindings` (the IP source guard: claims, DHCP leases), and this module: start-up from the
+The class is built in layers, one module each: :mod:`~mud_ryu.enforcer.flows` (the flow book: per-owner desired
+flows and the diff), :mod:`~mud_ryu.enforcer.dns` (DNS events), :mod:`~mud_ryu.enforcer.resolution` (the worker's
+answers and verification), :mod:`~mud_ryu.enforcer.admission` (announcements, learned hosts, binding a device),
+:mod:`~mud_ryu.enforcer.bindings` (the IP source guard: claims, DHCP leases), and this module: start-up from the
 stores, switch and port events, operator syncs and barrier confirmations.
 """
 
@@ -31,20 +31,20 @@ import dataclasses
 import logging
 from collections.abc import Iterable
 
-from mud_ryu import sourceguard
-from mud_ryu.devicestore import DeviceStore
-from mud_ryu.dnsstore import DnsStore
-from mud_ryu.enforcer_bindings import BindingEvents
-from mud_ryu.enforcer_resolution import RECHECK_S, RESOLVE_TIMEOUT_S
-from mud_ryu.enforcer_state import Alert, Device, Effect, FlowUpdate, Owner, ResolveRequest, SwitchState
-from mud_ryu.flowkey import FlowKey, rule_key
-from mud_ryu.flowrule import FlowRule
-from mud_ryu.leasestore import LeaseStore
-from mud_ryu.pipeline import Band, table_id
+from mud_ryu.compiler.flowkey import FlowKey, rule_key
+from mud_ryu.compiler.flowrule import FlowRule
+from mud_ryu.compiler.pipeline import Band, table_id
+from mud_ryu.dns.store import DnsStore
+from mud_ryu.enforcer.bindings import BindingEvents
+from mud_ryu.enforcer.devicestore import DeviceStore
+from mud_ryu.enforcer.resolution import RECHECK_S, RESOLVE_TIMEOUT_S
+from mud_ryu.enforcer.state import Alert, Device, Effect, FlowUpdate, Owner, ResolveRequest, SwitchState
+from mud_ryu.guard import source as sourceguard
+from mud_ryu.guard.lease_store import LeaseStore
+from mud_ryu.policy.gate import TrustGate
+from mud_ryu.policy.store import TrustStoreError
+from mud_ryu.policy.types import DeviceId
 from mud_ryu.settings import MudSettings
-from mud_ryu.trustgate import TrustGate
-from mud_ryu.truststore import TrustStoreError
-from mud_ryu.update_types import DeviceId
 
 log = logging.getLogger(__name__)
 REFUSAL_RETRY_FIRST_S = 1.0
@@ -127,7 +127,8 @@ class Enforcer(BindingEvents):
     def reconcile(self, dpid: int, held: Iterable[tuple[FlowKey, object]], now: float = 0.0) -> list[Effect]:
         """``held``: the app's flows the switch reported, as (key, app reference). Keep what is wanted, add what is
         missing, delete only what nothing wants: a controller restart deletes no valid flow (THREATS.md R11).
-        Compared as normalised keys (:mod:`mud_ryu.flowkey`), because the switch re-encodes what it was sent."""
+        Compared as normalised keys (:mod:`mud_ryu.compiler.flowkey`), because the switch re-encodes what it was
+        sent."""
         sw = self.switches[dpid]
         held = list(held)
         learned_slot = (table_id("classify_src"), int(Band.LEARNED))

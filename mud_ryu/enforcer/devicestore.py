@@ -7,7 +7,7 @@ MUD files to compile. So ids are allocated once and stored, and the verified byt
 kept by hash. SQLite with WAL and ``synchronous=FULL`` (R2), one connection guarded by a lock.
 
 The operator's ``my-controller`` entries live here too: they decide what compiled profiles allow, so a restart
-must compile with the same entries. Each is checked again on read (:mod:`mud_ryu.my_controller`); a row that no
+must compile with the same entries. Each is checked again on read (:mod:`mud_ryu.enforcer.my_controller`); a row that no
 longer passes is corruption and fails closed (StoreError), never a widening.
 """
 
@@ -22,10 +22,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from mud_ryu.context import FIRST_MFG_ID, FIRST_PROFILE_ID
-from mud_ryu.my_controller import MyControllerRefused, check_entry
-from mud_ryu.pipeline import MAX_MFG_ID, MAX_PROFILE_ID, OWNER_BITS
-from mud_ryu.sqlite_store import open_versioned
+from mud_ryu.compiler.context import FIRST_MFG_ID, FIRST_PROFILE_ID
+from mud_ryu.compiler.pipeline import MAX_MFG_ID, MAX_PROFILE_ID, OWNER_BITS
+from mud_ryu.enforcer.my_controller import MyControllerRefused, check_entry
+from mud_ryu.storage.sqlite import open_versioned
 
 SCHEMA_VERSION = 2
 # Stores written before schema versioning went through sqlite_store carry no application id; they are kept
@@ -52,7 +52,7 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
 class StoreError(RuntimeError):
     """The state store cannot be used; the enforcer must not start (fail closed, THREATS.md R3). Every SQLite failure
     of a running store (disk full, I/O error, a locked file) is raised as one too, so callers that must still narrow
-    a device's flows when its row cannot be written (:mod:`mud_ryu.operator_actions`) have one exception to catch."""
+    a device's flows when its row cannot be written (:mod:`mud_ryu.enforcer.operator`) have one exception to catch."""
 
 
 def _store_error(reason: str, message: str) -> StoreError:

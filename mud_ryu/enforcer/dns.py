@@ -1,7 +1,7 @@
 """The enforcer's DNS events: devices' queries and the answers held for them, the worker's proactive resolutions,
 and expiry. Every change recompiles the profiles that use the names and sends each switch only the changed flows
 (:meth:`FlowBook._recompile_for_dns`); a held answer is released to its device after those flows (a
-:class:`PacketOut` the app sends behind a barrier). The bindings are saved to a :class:`~mud_ryu.dnsstore.DnsStore`
+:class:`PacketOut` the app sends behind a barrier). The bindings are saved to a :class:`~mud_ryu.dns.store.DnsStore`
 every few seconds and restored at start, so a controller restart keeps the flows of addresses devices were given.
 """
 
@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from mud_ryu.dnsbind import Ignored
-from mud_ryu.dnsframe import DnsAnswer, DnsQuery
-from mud_ryu.dnsstore import DnsStore, DnsStoreError
-from mud_ryu.enforcer_flows import FlowBook
-from mud_ryu.enforcer_state import Effect, PacketOut
+from mud_ryu.dns.bind import Ignored
+from mud_ryu.dns.frame import DnsAnswer, DnsQuery
+from mud_ryu.dns.store import DnsStore, DnsStoreError
+from mud_ryu.enforcer.flows import FlowBook
+from mud_ryu.enforcer.state import Effect, PacketOut
 
 log = logging.getLogger(__name__)
 DNS_SAVE_INTERVAL_S = 2.0  # at most this much of what answers taught is lost to a crash (it then fails closed)
@@ -57,7 +57,7 @@ class DnsEvents(FlowBook):
     def dns_seen(
         self, scanned: object, now: float, frame: bytes = b"", *, ingress: tuple[int, int]
     ) -> list[Effect]:
-        """A punted DNS query or a held DNS answer (:func:`mud_ryu.dnsframe.scan_dns`) that came in on ``ingress``
+        """A punted DNS query or a held DNS answer (:func:`mud_ryu.dns.frame.scan_dns`) that came in on ``ingress``
         (dpid, port). Answers from the configured resolvers to queries that were seen may add addresses to the names
         active profiles use; the answer is then released to its device after the flows that allow those addresses
         (``frame``: the held bytes). An answer counts only when it entered from the resolver's side (a trusted port):

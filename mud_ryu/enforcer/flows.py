@@ -13,23 +13,27 @@ import dataclasses
 import logging
 from collections.abc import Callable, Iterable
 
-from mud_ryu import floodflows, mudfile, my_controller, portguard, sourceguard
-from mud_ryu.address_bindings import AddressBindings
-from mud_ryu.bootstrap import pipeline_rules
-from mud_ryu.compile_types import CompiledProfile, CompileError
-from mud_ryu.compiler import compile_profile, quarantine_profile, recompile_sets
-from mud_ryu.context import DNS_CONTROLLER_URN, NTP_CONTROLLER_URN, DeviceSpec, NetworkContext, url_authority
-from mud_ryu.devflows import device_rules
-from mud_ryu.devicestore import DeviceStore
-from mud_ryu.dnsbind import DnsBindings, DnsBindSettings, normalize_name
-from mud_ryu.edgeflows import device_forward_rule, dns_punt_rules, learned_host_rules, punt_rules, switch_rules
-from mud_ryu.enforcer_state import SWITCH_OWNER, Device, Effect, FlowUpdate, Owner, Profile, SwitchState, slot
-from mud_ryu.flowrule import FlowRule
-from mud_ryu.model import MudFile
-from mud_ryu.mudfile_error import MudFileError
-from mud_ryu.pipeline import QUARANTINE_PROFILE_ID
+from mud_ryu.compiler.bootstrap import pipeline_rules
+from mud_ryu.compiler.compile import compile_profile, quarantine_profile, recompile_sets
+from mud_ryu.compiler.context import DNS_CONTROLLER_URN, NTP_CONTROLLER_URN, DeviceSpec, NetworkContext, url_authority
+from mud_ryu.compiler.devflows import device_rules
+from mud_ryu.compiler.edgeflows import device_forward_rule, dns_punt_rules, learned_host_rules, punt_rules, switch_rules
+from mud_ryu.compiler.flowrule import FlowRule
+from mud_ryu.compiler.pipeline import QUARANTINE_PROFILE_ID
+from mud_ryu.compiler.types import CompiledProfile, CompileError
+from mud_ryu.dns.bind import DnsBindings, DnsBindSettings, normalize_name
+from mud_ryu.enforcer import my_controller
+from mud_ryu.enforcer.devicestore import DeviceStore
+from mud_ryu.enforcer.state import SWITCH_OWNER, Device, Effect, FlowUpdate, Owner, Profile, SwitchState, slot
+from mud_ryu.fetch.urlgate import UrlRejected, check_mud_url
+from mud_ryu.guard import floods as floodflows
+from mud_ryu.guard import ports as portguard
+from mud_ryu.guard import source as sourceguard
+from mud_ryu.guard.bindings import AddressBindings
+from mud_ryu.mudfile import reader as mudfile
+from mud_ryu.mudfile.errors import MudFileError
+from mud_ryu.mudfile.model import MudFile
 from mud_ryu.settings import MudSettings
-from mud_ryu.urlgate import UrlRejected, check_mud_url
 
 log = logging.getLogger(__name__)
 FLOOD_OWNER: Owner = ("flood", 0)
@@ -39,7 +43,7 @@ Placement = tuple[int, str, str | None]
 
 
 class FlowBook:
-    """The state the flows are computed from, and the per-owner diff. :class:`~mud_ryu.enforcer.Enforcer` adds
+    """The state the flows are computed from, and the per-owner diff. :class:`~mud_ryu.enforcer.core.Enforcer` adds
     the events."""
 
     def __init__(self, settings: MudSettings, store: DeviceStore) -> None:
@@ -191,7 +195,7 @@ class FlowBook:
     def set_my_controller(self, url: str, addresses: Iterable[str] | None) -> list[Effect]:
         """Set (``addresses``) or clear (None: back to the settings) the operator's my-controller entry for a MUD
         URL, durably, then recompile the profiles in force for that URL whose file uses my-controller. Raises
-        :class:`~mud_ryu.my_controller.MyControllerRefused` (``bad-url:*``, ``bad-field``, ``bad-address``,
+        :class:`~mud_ryu.enforcer.my_controller.MyControllerRefused` (``bad-url:*``, ``bad-field``, ``bad-address``,
         ``too-broad``, ``unknown-entry``) before anything changes, or StoreError."""
         if addresses is None:
             canonical = my_controller.canonical_url(url)
@@ -291,7 +295,7 @@ class FlowBook:
             self._at_port.setdefault(key, set()).add(mac)
 
     def trusted_ports(self, dpid: int) -> frozenset[int]:
-        """The uplinks and server ports of ``dpid`` (:mod:`mud_ryu.portguard`)."""
+        """The uplinks and server ports of ``dpid`` (:mod:`mud_ryu.guard.ports`)."""
         return self._trusted.get(dpid, frozenset())
 
     def devices_at(self, dpid: int, port: int) -> frozenset[str]:
@@ -299,7 +303,7 @@ class FlowBook:
         return frozenset(self._at_port.get((dpid, port), ()))
 
     def _trusted_ingress(self, dpid: int, port: int) -> bool:
-        """Whether frames from (dpid, port) may speak for a server (:mod:`mud_ryu.portguard`): a trusted port, or on a
+        """Whether frames from (dpid, port) may speak for a server (:mod:`mud_ryu.guard.ports`): a trusted port, or on a
         switch without configured trusted ports, any port that is no MUD device's place and not a shared port (hosts
         learned on a port before a device arrives there are quarantined with it: see the admission path)."""
         trusted = self.trusted_ports(dpid)
@@ -364,7 +368,7 @@ class FlowBook:
         raise ValueError(f"unknown owner {owner!r}")
 
     def _flood_flows(self, sw: SwitchState) -> tuple[FlowRule, ...]:
-        """Where group frames and unknown unicast go on this switch (:mod:`mud_ryu.floodflows`): the open ports (no
+        """Where group frames and unknown unicast go on this switch (:mod:`mud_ryu.guard.floods`): the open ports (no
         MUD device, or a shared port), plus, per group allowance of a profile in use here, its devices' ports."""
         closed = {p for d, p in self._at_port if d == sw.dpid and not portguard.is_shared(self.settings, d, p)}
         allowances: dict[floodflows.Allowance, set[int]] = {}

@@ -18,8 +18,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from mud_ryu.errors import ReasonError
-from mud_ryu.model import MudFile
-from mud_ryu.urlgate import UrlRejected, check_mud_url
+from mud_ryu.fetch.urlgate import UrlRejected, check_mud_url
+from mud_ryu.mudfile.model import MudFile
 
 MAX_ADDRESSES = 16
 MAX_ADDRESS_CHARS = 64  # a bracket-free IPv6 prefix needs at most 43

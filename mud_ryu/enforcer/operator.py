@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mud_ryu.devicestore import StoreError
-from mud_ryu.enforcer import Enforcer
-from mud_ryu.enforcer_state import Effect, ResolveRequest
-from mud_ryu.my_controller import MyControllerRefused, canonical_url
-from mud_ryu.truststore import TrustStoreError
-from mud_ryu.update_types import DeviceId, Pending, Verdict, is_sha256
-from mud_ryu.urlgate import UrlRejected, check_mud_url
+from mud_ryu.enforcer.core import Enforcer
+from mud_ryu.enforcer.devicestore import StoreError
+from mud_ryu.enforcer.my_controller import MyControllerRefused, canonical_url
+from mud_ryu.enforcer.state import Effect, ResolveRequest
+from mud_ryu.fetch.urlgate import UrlRejected, check_mud_url
+from mud_ryu.policy.store import TrustStoreError
+from mud_ryu.policy.types import DeviceId, Pending, Verdict, is_sha256
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,18 +11,18 @@ import functools
 import logging
 from collections.abc import Callable
 
-from mud_ryu.devicestore import DeviceStore
-from mud_ryu.enforcer_dns import DnsEvents
-from mud_ryu.enforcer_state import Alert, Device, Effect, Profile, ResolveNames, ResolveRequest
-from mud_ryu.rate_limit import TokenBuckets
-from mud_ryu.refresh import AGED_SIGNATURE_REASONS
-from mud_ryu.resolve_budget import BUSY, ResolveBudget
-from mud_ryu.resolve_wire import WireResult
+from mud_ryu.enforcer.devicestore import DeviceStore
+from mud_ryu.enforcer.dns import DnsEvents
+from mud_ryu.enforcer.rate_limit import TokenBuckets
+from mud_ryu.enforcer.state import Alert, Device, Effect, Profile, ResolveNames, ResolveRequest
+from mud_ryu.fetch.budget import BUSY, ResolveBudget
+from mud_ryu.fetch.refresh import AGED_SIGNATURE_REASONS
+from mud_ryu.fetch.urlgate import MudUrl, UrlGateMemo, UrlRejected
+from mud_ryu.fetch.wire import WireResult
+from mud_ryu.policy.gate import TrustGate
+from mud_ryu.policy.store import TrustStoreError
+from mud_ryu.policy.types import Decision, DeviceId, TrustState, Verdict
 from mud_ryu.settings import MudSettings
-from mud_ryu.trustgate import TrustGate
-from mud_ryu.truststore import TrustStoreError
-from mud_ryu.update_types import Decision, DeviceId, TrustState, Verdict
-from mud_ryu.urlgate import MudUrl, UrlGateMemo, UrlRejected
 
 log = logging.getLogger(__name__)
 RECHECK_S = 60.0  # a file confirmed this recently is not re-resolved for each device announcing it
@@ -32,7 +32,7 @@ RETRY_SOON_S = 5.0  # a worker that was busy or failed on a request is asked aga
 
 
 class ResolutionEvents(DnsEvents):
-    """Resolutions in flight and the answers' effects; :class:`~mud_ryu.enforcer.Enforcer` adds the rest."""
+    """Resolutions in flight and the answers' effects; :class:`~mud_ryu.enforcer.core.Enforcer` adds the rest."""
 
     def __init__(self, settings: MudSettings, store: DeviceStore, trust: TrustGate) -> None:
         super().__init__(settings, store)

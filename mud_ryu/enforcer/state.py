@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mud_ryu.compile_types import CompiledProfile
-from mud_ryu.devicestore import DeviceRecord
-from mud_ryu.flowrule import FlowRule
-from mud_ryu.model import MudFile
+from mud_ryu.compiler.flowrule import FlowRule
+from mud_ryu.compiler.types import CompiledProfile
+from mud_ryu.enforcer.devicestore import DeviceRecord
+from mud_ryu.mudfile.model import MudFile
 
 Owner = tuple[str, object]
 SWITCH_OWNER: Owner = ("switch", 0)

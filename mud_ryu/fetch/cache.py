@@ -16,7 +16,7 @@ This is trust data (THREATS.md R2, R3): what the enforcer falls back to when a r
 Reason codes (stable): corrupt-entry, corrupt-database, schema-too-new, unavailable.
 
 This module holds the cache's operations. Opening, checking, migrating and recovering the file are in
-:mod:`mud_ryu.mudcache_schema`; :class:`CacheEntry` and the row decoders are in :mod:`mud_ryu.mudcache_entry`.
+:mod:`mud_ryu.fetch.cache_schema`; :class:`CacheEntry` and the row decoders are in :mod:`mud_ryu.fetch.cache_entry`.
 Callers import the public names from here, so those splits can change without touching them.
 """
 
@@ -31,8 +31,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-from mud_ryu.fetch_types import Validators
-from mud_ryu.mudcache_entry import (
+from mud_ryu.fetch.cache_entry import (
     ENTRY_COLUMNS,
     FAILURE_COLUMNS,
     CacheEntry,
@@ -41,7 +40,7 @@ from mud_ryu.mudcache_entry import (
     failure_from_row,
     failure_to_row,
 )
-from mud_ryu.mudcache_schema import (
+from mud_ryu.fetch.cache_schema import (
     CACHE_REASONS,
     SCHEMA_VERSION,
     CacheError,
@@ -50,7 +49,8 @@ from mud_ryu.mudcache_schema import (
     move_aside,
     transaction,
 )
-from mud_ryu.refresh import FailureRecord
+from mud_ryu.fetch.refresh import FailureRecord
+from mud_ryu.fetch.types import Validators
 
 __all__ = [
     "CACHE_REASONS",

@@ -1,12 +1,12 @@
 """A cached MUD file (:class:`CacheEntry`) and the conversion of entries and failure records to and from rows.
 
-Kept apart from :mod:`mud_ryu.mudcache` (the cache's operations) because this is the decoder every stored value
+Kept apart from :mod:`mud_ryu.fetch.cache` (the cache's operations) because this is the decoder every stored value
 passes through on its way back into the enforcer: a row that can be edited on disk is untrusted input
 (THREATS.md R2), so each column is checked for type and range here, in one place, and a failure is a
 ``ValueError``/``TypeError`` that the cache turns into ``corrupt-entry``. The signer is stored as JSON, never
 pickled: a store that can be edited must not become code execution.
 
-The column lists match the tables that :mod:`mud_ryu.mudcache_schema` creates, in the order the row tuples use.
+The column lists match the tables that :mod:`mud_ryu.fetch.cache_schema` creates, in the order the row tuples use.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any
 
-from mud_ryu.fetch_types import Validators
-from mud_ryu.refresh import MAX_CACHE_VALIDITY_H, MIN_CACHE_VALIDITY_H, FailureRecord, clamp_validity, expiry
-from mud_ryu.signature import Signer
+from mud_ryu.fetch.refresh import MAX_CACHE_VALIDITY_H, MIN_CACHE_VALIDITY_H, FailureRecord, clamp_validity, expiry
+from mud_ryu.fetch.signature import Signer
+from mud_ryu.fetch.types import Validators
 
 ENTRY_COLUMNS = (
     "url, body, sha256, signature, signer, etag, last_modified, cache_validity_h, fetched_at, validated_at, expires_at"

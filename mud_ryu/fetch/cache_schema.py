@@ -1,7 +1,7 @@
 """The SQLite file under the MUD cache: creating it privately, checking it is ours and sound, migrating it, and
 moving a corrupt one aside.
 
-Kept apart from :mod:`mud_ryu.mudcache` (the cache's operations) because this is the part that decides whether the
+Kept apart from :mod:`mud_ryu.fetch.cache` (the cache's operations) because this is the part that decides whether the
 bytes on disk may be trusted at all (THREATS.md R2, R3), and that decision must not be blurred by query code:
 
 * Every failure is classified into a stable reason: ``corrupt-database`` only for what SQLite itself calls
@@ -24,7 +24,7 @@ import sqlite3
 from pathlib import Path
 
 from mud_ryu.errors import ReasonError
-from mud_ryu.sqlite_store import open_versioned, write_transaction
+from mud_ryu.storage.sqlite import open_versioned, write_transaction
 
 CACHE_REASONS: frozenset[str] = frozenset({"corrupt-entry", "corrupt-database", "schema-too-new", "unavailable"})
 SCHEMA_VERSION = 2

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mud_ryu.manager import MudRequest
-from mud_ryu.resolve_wire import (
+from mud_ryu.fetch.manager import MudRequest
+from mud_ryu.fetch.wire import (
     WireError,
     WireNames,
     WireResult,
@@ -81,7 +81,7 @@ class WorkerClient:
         os.set_blocking(theirs.fileno(), True)
         try:
             self._proc = self._popen(
-                [self._python, "-m", "mud_ryu.resolve_worker", self._settings_path],
+                [self._python, "-m", "mud_ryu.fetch.worker", self._settings_path],
                 stdin=theirs.fileno(), stdout=theirs.fileno(), close_fds=True,
             )  # fmt: skip
         except BaseException:

@@ -34,10 +34,11 @@ import urllib3
 import urllib3.connection
 import urllib3.exceptions
 
-from mud_ryu import __version__, netguard
-from mud_ryu.fetch_guard import Clock, ConcurrencyLimiter, Deadline
-from mud_ryu.fetch_types import MUD_CONTENT_TYPE, FetchError, FetchOptions, FetchResult, FetchStatus, Validators
-from mud_ryu.urlgate import GateOptions, MudUrl, UrlRejected, check_mud_url
+from mud_ryu import __version__
+from mud_ryu.fetch import netguard
+from mud_ryu.fetch.guard import Clock, ConcurrencyLimiter, Deadline
+from mud_ryu.fetch.types import MUD_CONTENT_TYPE, FetchError, FetchOptions, FetchResult, FetchStatus, Validators
+from mud_ryu.fetch.urlgate import GateOptions, MudUrl, UrlRejected, check_mud_url
 
 Resolver = Callable[[str, int], Sequence[str]]
 USER_AGENT = f"mud_ryu/{__version__} (MUD manager; RFC 8520)"

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from mud_ryu.fetch_types import FetchError
+from mud_ryu.fetch.types import FetchError
 
 Clock = Callable[[], float]
 

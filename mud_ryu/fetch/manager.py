@@ -23,15 +23,16 @@ from urllib.parse import urljoin
 
 from cryptography import x509
 
-from mud_ryu import mudfile, refresh
-from mud_ryu.fetch_types import SIGNATURE_CONTENT_TYPE, FetchError, FetchStatus, Validators
-from mud_ryu.fetcher import Fetcher
-from mud_ryu.model import ParsedMud
-from mud_ryu.mudcache import CacheEntry, CacheError, MudCache
-from mud_ryu.mudfile_error import MudFileError
-from mud_ryu.refresh import AGED_SIGNATURE, Action, BackoffPolicy, Outcome
-from mud_ryu.signature import SignatureError, Signer, load_anchor_files, verify_detached
-from mud_ryu.urlgate import MudUrl
+from mud_ryu.fetch import refresh
+from mud_ryu.fetch.cache import CacheEntry, CacheError, MudCache
+from mud_ryu.fetch.fetcher import Fetcher
+from mud_ryu.fetch.refresh import AGED_SIGNATURE, Action, BackoffPolicy, Outcome
+from mud_ryu.fetch.signature import SignatureError, Signer, load_anchor_files, verify_detached
+from mud_ryu.fetch.types import SIGNATURE_CONTENT_TYPE, FetchError, FetchStatus, Validators
+from mud_ryu.fetch.urlgate import MudUrl
+from mud_ryu.mudfile import reader as mudfile
+from mud_ryu.mudfile.errors import MudFileError
+from mud_ryu.mudfile.model import ParsedMud
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ the controller host itself, to the cloud metadata service (169.254.169.254), or 
 Every address a MUD host resolves to, and the address the socket finally connected to, goes through
 ``denied_reason``. Labs whose MUD server sits on a private or loopback address list that network explicitly.
 
-The deny-list is :mod:`mud_ryu.special_purpose`: the IANA special-purpose registries, one row per entry, plus
+The deny-list is :mod:`mud_ryu.fetch.special_purpose`: the IANA special-purpose registries, one row per entry, plus
 multicast and the reserved IPv6 space outside 2000::/3. Everything else is ordinary unicast and allowed.
 
 Pure: no DNS, no sockets.
@@ -16,7 +16,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
-from mud_ryu import special_purpose
+from mud_ryu.fetch import special_purpose
 
 IPAddress = special_purpose.IPAddress
 IPNetwork = special_purpose.IPNetwork
@@ -35,7 +35,7 @@ def parse_address(text: str) -> IPAddress | None:
 def denied_reason(address: IPAddress, allowed: Iterable[IPNetwork] = ()) -> str | None:
     """Why ``address`` must not be contacted, naming the table entry that forbids it; None when it may be.
 
-    The entries are :data:`mud_ryu.special_purpose.TABLE`. An address in a block that carries an IPv4 address
+    The entries are :data:`mud_ryu.fetch.special_purpose.TABLE`. An address in a block that carries an IPv4 address
     (IPv4-mapped, -translated, -compatible, NAT64, 6to4, Teredo) is also judged by that IPv4 address, so
     64:ff9b::7f00:1 is refused as 127.0.0.1 while 64:ff9b::808:808 (8.8.8.8 through a NAT64) is not.
     ``allowed`` networks (lab MUD servers) take precedence, for the address exactly as given: allowing

@@ -12,8 +12,8 @@ Reason codes (stable): malformed, several-signers, attached-not-detached, weak-d
 unsupported-algorithm, missing-signed-attributes, content-type, digest-mismatch,
 signer-cert-missing, bad-signature, key-usage, eku, weak-key, untrusted-chain, expired, not-yet-valid.
 
-Who signed is a :class:`~mud_ryu.signer.Signer` (the CA by its public key, the chain of subjects and SANs); the
-rules on the signer's certificate itself (KeyUsage, EKU, key sizes) are in :mod:`mud_ryu.signer_certs`. Both are
+Who signed is a :class:`~mud_ryu.fetch.signer.Signer` (the CA by its public key, the chain of subjects and SANs); the
+rules on the signer's certificate itself (KeyUsage, EKU, key sizes) are in :mod:`mud_ryu.fetch.signer_certs`. Both are
 re-exported here, where callers import them from.
 """
 
@@ -31,8 +31,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509 import verification
 
-from mud_ryu.signer import Signer, alt_names, ski_hex, spki_sha256
-from mud_ryu.signer_certs import SignatureError, check_key_strength, check_key_usage, check_purpose
+from mud_ryu.fetch.signer import Signer, alt_names, ski_hex, spki_sha256
+from mud_ryu.fetch.signer_certs import SignatureError, check_key_strength, check_key_usage, check_purpose
 
 __all__ = [
     "SignatureError",

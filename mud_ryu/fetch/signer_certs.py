@@ -1,6 +1,6 @@
 """What a MUD signer certificate must be, beyond chaining to an anchor (RFC 8520 s13.2, RFC 5280, SP 800-131A).
 
-Kept apart from the CMS checks in :mod:`mud_ryu.signature`: these are rules about certificates, each refusal with
+Kept apart from the CMS checks in :mod:`mud_ryu.fetch.signature`: these are rules about certificates, each refusal with
 its own reason code -- ``key-usage`` (KeyUsage missing or without digitalSignature), ``eku`` (an Extended Key Usage
 that does not permit signing content), ``weak-key`` (RSA below 2048 bits, EC below P-256, on any certificate of
 the path: a weak CA key forges the signer as easily as a weak signer key).

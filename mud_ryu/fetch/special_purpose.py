@@ -7,7 +7,7 @@ IPv4 entry "192.0.0.170/32, 192.0.0.171/32" lists two addresses and is written h
 ``reachable`` is the registry's "Globally Reachable" column: True, False, or None for "N/A" and for the
 terminated entries (whose columns are empty).
 
-:mod:`mud_ryu.netguard` derives the SSRF deny-list from this table alone: a block is denied unless the registry
+:mod:`mud_ryu.fetch.netguard` derives the SSRF deny-list from this table alone: a block is denied unless the registry
 calls it globally reachable *and* no ``refused`` note says why a MUD fetch must not go there anyway. Where blocks
 nest (192.0.0.9/32 inside 192.0.0.0/24) the most specific one decides, as the registries' footnotes say.
 

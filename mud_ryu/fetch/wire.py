@@ -20,9 +20,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from mud_ryu.manager import MudRequest, MudResolution
-from mud_ryu.refresh import Outcome, alerts
-from mud_ryu.signature import Signer
+from mud_ryu.fetch.manager import MudRequest, MudResolution
+from mud_ryu.fetch.refresh import Outcome, alerts
+from mud_ryu.fetch.signature import Signer
 
 MAX_LINE_BYTES = 4 << 20  # a 1 MiB body in base64 plus metadata; longer lines are a protocol error
 

@@ -1,4 +1,4 @@
-"""The MUD resolver worker process: ``python -m mud_ryu.resolve_worker SETTINGS.json``.
+"""The MUD resolver worker process: ``python -m mud_ryu.fetch.worker SETTINGS.json``.
 
 Reads requests from stdin and writes results to stdout, one JSON object per line (``resolve_wire``), resolving
 up to ``threads`` URLs at once with the MUD manager. Stdin closing (the controller exited or restarted) ends the
@@ -20,17 +20,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from mud_ryu.fetch_types import FetchLimits, FetchOptions
-from mud_ryu.fetcher import Fetcher, system_resolver
-from mud_ryu.manager import ManagerSettings, MudManager, MudRequest, MudResolution, SignaturePolicy, load_anchors
-from mud_ryu.mudcache import MudCache
-from mud_ryu.name_resolver import resolve_names
-from mud_ryu.netguard import parse_networks
-from mud_ryu.refresh import Outcome
-from mud_ryu.resolve_budget import BUSY
-from mud_ryu.resolve_wire import WireError, WireNamesRequest, decode_any_request, encode_names_result, encode_result
+from mud_ryu.dns.resolver import resolve_names
+from mud_ryu.fetch.budget import BUSY
+from mud_ryu.fetch.cache import MudCache
+from mud_ryu.fetch.fetcher import Fetcher, system_resolver
+from mud_ryu.fetch.manager import ManagerSettings, MudManager, MudRequest, MudResolution, SignaturePolicy, load_anchors
+from mud_ryu.fetch.netguard import parse_networks
+from mud_ryu.fetch.refresh import Outcome
+from mud_ryu.fetch.types import FetchLimits, FetchOptions
+from mud_ryu.fetch.wire import WireError, WireNamesRequest, decode_any_request, encode_names_result, encode_result
 
-log = logging.getLogger("mud_ryu.resolve_worker")
+log = logging.getLogger("mud_ryu.fetch.worker")
 DEFAULT_MAX_QUEUED = 256
 BUSY_RETRY_S = 5.0
 
@@ -175,7 +175,7 @@ def serve(
             try:
                 wire = decode_any_request(line)
             except WireError as exc:
-                print(f"mud_ryu.resolve_worker: protocol error: {exc}", file=sys.stderr, flush=True)
+                print(f"mud_ryu.fetch.worker: protocol error: {exc}", file=sys.stderr, flush=True)
                 status = 2
                 break
             if isinstance(wire, WireNamesRequest):
@@ -190,7 +190,7 @@ def serve(
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 1:
-        print("usage: python -m mud_ryu.resolve_worker SETTINGS.json", file=sys.stderr)
+        print("usage: python -m mud_ryu.fetch.worker SETTINGS.json", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s %(levelname)s %(message)s")
     with open(args[0], encoding="utf-8") as handle:

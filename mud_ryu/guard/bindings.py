@@ -1,22 +1,22 @@
 """Which IP addresses each MUD device may send from: the IP source guard's binding table (first come, first served).
 
-A managed device's frames reach its ACLs only from the addresses bound to it (:mod:`mud_ryu.sourceguard`). The
+A managed device's frames reach its ACLs only from the addresses bound to it (:mod:`mud_ryu.guard.source`). The
 switch copies a managed device's first frame from an unbound source (IPv4, IPv6, ARP sender address; also an IPv6
 duplicate-address-detection probe, which names the address a device is about to use) to the controller and drops
 it; the controller binds the address to the device when no one else holds it (the FCFS source address validation
 of RFC 6620): not another present device's address, not a configured server's or controller's, not a group,
 unspecified, loopback or link-wide broadcast address, and within a cap per device. The device's next frame from
 that address passes. A DHCP server's acknowledgement seen on a trusted port binds the leased address to its client
-before the client uses it, and wins over a claim (:mod:`mud_ryu.dhcp_lease`): a device cannot claim the address a
+before the client uses it, and wins over a claim (:mod:`mud_ryu.guard.dhcp_lease`): a device cannot claim the address a
 server gave another client, managed or not. A device keeps its bindings while it is present; they go with its
 place (port down, release, forget) and are adopted again from the switch's flows after a controller restart.
 
 A leased address is bound for its lease's lifetime: when no renewal came by then, the binding goes (the server may
 give the address to someone else; a device that still uses it claims it again, first come). Leases are the only
 bindings of hosts that are not MUD devices, so they are what the enforcer saves for a restart
-(:mod:`mud_ryu.leasestore`); so are the routers a DHCP server names (option 3), which no device may claim for as
+(:mod:`mud_ryu.guard.lease_store`); so are the routers a DHCP server names (option 3), which no device may claim for as
 long as the lease that named them (a day at most). A lease survives its client's port going down: it is the
-client's until it ends. What the switch itself drops from untrusted ports (:func:`mud_ryu.portguard.guard_rules`)
+client's until it ends. What the switch itself drops from untrusted ports (:func:`mud_ryu.guard.ports.guard_rules`)
 is the configured server and ``protected_addresses`` set, not the learned routers.
 """
 

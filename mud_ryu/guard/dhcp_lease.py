@@ -1,7 +1,7 @@
 """DHCP server messages seen on a trusted port: which address the server gave which client, for how long, and
 which routers it named (DHCP snooping).
 
-The IP source guard (:mod:`mud_ryu.address_bindings`) binds a leased address to its client when the server's answer
+The IP source guard (:mod:`mud_ryu.guard.bindings`) binds a leased address to its client when the server's answer
 passes the switch -- before the client uses it -- so no other device can claim it first; it keeps the binding for
 the lease's lifetime, and it protects the routers a DHCPv4 server names (option 3) from any device's claim. Two
 messages are read: a DHCPv4 ACK (UDP 67 -> 68: ``yiaddr`` to ``chaddr``, option 51 the lease time) and a DHCPv6
@@ -19,7 +19,7 @@ import math
 import struct
 from dataclasses import dataclass
 
-from mud_ryu.framedemux import (
+from mud_ryu.discovery.framedemux import (
     ETH_IPV4,
     ETH_IPV6,
     LinkFault,

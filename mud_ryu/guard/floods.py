@@ -7,7 +7,7 @@ by their MAC, never sees it as traffic to the device. The forward table of each 
 ``("flood", 0)``, recomputed when a port or a device's place changes):
 
 * bootstrap group frames (ARP, ICMPv6 neighbour/router discovery and MLD, DHCP server messages -- only trusted ports
-  may send those, see :mod:`mud_ryu.portguard`) flooded to every port: a device needs them before any ACE matters;
+  may send those, see :mod:`mud_ryu.guard.ports`) flooded to every port: a device needs them before any ACE matters;
 * group frames a profile's to-device ACL accepts (an accept ACE with no destination address or a group one, e.g.
   mDNS on UDP 5353) to the open ports plus the ports of the devices using that profile;
 * every other group frame, and unicast to a MAC the switch has not learned, to the *open* ports only: those with
@@ -24,10 +24,10 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Mapping
 
-from mud_ryu.bootstrap import ETH_ARP, ETH_IPV4, ETH_IPV6, IPPROTO_ICMPV6, IPPROTO_UDP
-from mud_ryu.devflows import MULTICAST_BIT as GROUP_BIT
-from mud_ryu.flowrule import FlowRule, MatchValue, Output, make_match
-from mud_ryu.pipeline import SRC_MANAGED_BIT, SRC_MFG_MASK, SRC_PROFILE_MASK, CookieKind, cookie, verify_rule
+from mud_ryu.compiler.bootstrap import ETH_ARP, ETH_IPV4, ETH_IPV6, IPPROTO_ICMPV6, IPPROTO_UDP
+from mud_ryu.compiler.devflows import MULTICAST_BIT as GROUP_BIT
+from mud_ryu.compiler.flowrule import FlowRule, MatchValue, Output, make_match
+from mud_ryu.compiler.pipeline import SRC_MANAGED_BIT, SRC_MFG_MASK, SRC_PROFILE_MASK, CookieKind, cookie, verify_rule
 
 # ICMPv6 a device needs from the link: MLD query/report/done/v2 report, RS, RA, NS, NA.
 LINK_ICMPV6 = (130, 131, 132, 143, 133, 134, 135, 136)

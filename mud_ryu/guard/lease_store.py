@@ -4,7 +4,7 @@ A present MUD device's bindings are adopted back from the switch's flows after a
 a laptop or a printer exists only in the controller's memory, and without it any device could claim that address
 first (an address-stealing window until the host's next renewal, which may be hours away). This store keeps
 ``(mac, address, end of lease)`` rows in ``leases.sqlite3``; the enforcer restores the leases still running at
-start and saves a diff every few seconds (:mod:`mud_ryu.pairstore`). A crash loses at most those seconds: a lease
+start and saves a diff every few seconds (:mod:`mud_ryu.storage.pairs`). A crash loses at most those seconds: a lease
 the server gave just before it is bound again by the client's next ACK. Infinite leases are saved with a far
 expiry (the store keeps finite times only).
 """
@@ -12,7 +12,7 @@ expiry (the store keeps finite times only).
 from __future__ import annotations
 
 from mud_ryu.errors import ReasonError
-from mud_ryu.pairstore import ExpiringPairStore
+from mud_ryu.storage.pairs import ExpiringPairStore
 
 FOREVER = 253402300799.0  # 9999-12-31T23:59:59Z: how an infinite lease is saved
 

@@ -8,8 +8,8 @@ A switch port has one of three roles (README "What a device on the LAN cannot do
   access point, a hub): a new MAC there is an ordinary host.
 * **access** -- every other port: one device, or a few unmanaged hosts.
 
-classify_src writes :data:`~mud_ryu.pipeline.TRUSTED_BIT` for frames from a trusted port (the learned-host flows
-and the per-port learning flows of trusted ports); a device's classification never writes it. The guard flows of
+classify_src writes :data:`~mud_ryu.compiler.pipeline.TRUSTED_BIT` for frames from a trusted port (the learned-host
+flows and the per-port learning flows of trusted ports); a device's classification never writes it. The guard flows of
 from_device (:attr:`Band.GUARD`, above every other band) then drop, from every port that is not trusted:
 
 * a source address of a configured server or controller (DNS, NTP, DHCP, controller classes, my-controller hosts):
@@ -30,7 +30,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Sequence
 
-from mud_ryu.bootstrap import (
+from mud_ryu.compiler.bootstrap import (
     DHCP4_BROADCAST,
     DHCP6_SERVERS_GROUP,
     ETH_ARP,
@@ -41,9 +41,9 @@ from mud_ryu.bootstrap import (
     ND_NA,
     ND_RA,
 )
-from mud_ryu.edgeflows import LEARN_COOKIE, LEARN_MAX_LEN, LEARN_METER, NO_BUFFER, port_meter
-from mud_ryu.flowrule import FlowRule, MatchValue, Output, make_match
-from mud_ryu.pipeline import (
+from mud_ryu.compiler.edgeflows import LEARN_COOKIE, LEARN_MAX_LEN, LEARN_METER, NO_BUFFER, port_meter
+from mud_ryu.compiler.flowrule import FlowRule, MatchValue, Output, make_match
+from mud_ryu.compiler.pipeline import (
     QUARANTINE_PROFILE_ID,
     SRC_WRITE_MASK,
     TRUSTED_BIT,

@@ -1,7 +1,7 @@
 """The IP source guard: table ``source_guard``, between classify_src and classify_dst.
 
 A managed device (metadata's src managed bit) goes on to its ACLs only from the addresses bound to it
-(:mod:`mud_ryu.address_bindings`): one flow per bound IPv4 address (and one for its ARP sender address), one per
+(:mod:`mud_ryu.guard.bindings`): one flow per bound IPv4 address (and one for its ARP sender address), one per
 IPv6 address, matching the device's MAC and the address. Shared flows of the switch let through what a device sends
 before it has an address (IPv4 0.0.0.0: DHCP; IPv6 ::: duplicate address detection and MLD; ARP probes) and copy
 DAD probes to the controller (their target is the address the device is about to use: bound before it is used).
@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import ipaddress
 
-from mud_ryu.bootstrap import ETH_ARP, ETH_IPV4, ETH_IPV6, IPPROTO_ICMPV6, ND_NA, ND_NS
-from mud_ryu.edgeflows import NO_BUFFER
-from mud_ryu.flowrule import FlowRule, Output, make_match
-from mud_ryu.framedemux import LinkFault, ipv4_text, read_link
-from mud_ryu.pipeline import SRC_MANAGED_BIT, CookieKind, cookie, verify_rule
+from mud_ryu.compiler.bootstrap import ETH_ARP, ETH_IPV4, ETH_IPV6, IPPROTO_ICMPV6, ND_NA, ND_NS
+from mud_ryu.compiler.edgeflows import NO_BUFFER
+from mud_ryu.compiler.flowrule import FlowRule, Output, make_match
+from mud_ryu.compiler.pipeline import SRC_MANAGED_BIT, CookieKind, cookie, verify_rule
+from mud_ryu.discovery.framedemux import LinkFault, ipv4_text, read_link
 
 SOURCE_METER = 3  # per switch: held frames of unbound sources and DAD copies
 HELD_SUB, DAD_SUB, BINDING_SUB = 5, 6, 7

@@ -34,10 +34,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from mud_ryu.compiler.pipeline import CookieKind, parse_cookie
 from mud_ryu.lab import labctl, labhosts, labpki, netns
 from mud_ryu.lab.homelab import HomeLab, poll
 from mud_ryu.lab.scenarios import OFP_PORT, _confirmed, _ready_for_devices, _wait
-from mud_ryu.pipeline import CookieKind, parse_cookie
 
 REPO = Path(__file__).resolve().parent.parent.parent
 CORPUS = REPO / "tests" / "fixtures" / "corpus" / "usnistgov+nist-mud"

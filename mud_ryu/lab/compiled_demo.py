@@ -98,7 +98,7 @@ PROBES: tuple[Probe, ...] = (
 
 def mud_context() -> Any:
     """The lab's expansion of the sensor's abstractions (names, controllers, local networks)."""
-    from mud_ryu.context import DNS_CONTROLLER_URN, NTP_CONTROLLER_URN, NetworkContext
+    from mud_ryu.compiler.context import DNS_CONTROLLER_URN, NTP_CONTROLLER_URN, NetworkContext
 
     return NetworkContext(
         dns={"www.nist.local": (WWW, WWW_ALT)},
@@ -148,8 +148,8 @@ def _flow_stats(bridge: str) -> list[dict[str, int]]:
 def _ace_hits(switch: Any, stats: Sequence[Mapping[str, int]]) -> list[dict[str, Any]]:
     """Packet counts per ACE: ACE n of a direction owns the slot ``ACE_TOP - n*ACE_STEP`` (its
     SYN guard at the top, its flows one below), in the order the compiler reports ACEs."""
-    from mud_ryu.compiler import ACL_TABLE
-    from mud_ryu.pipeline import ACE_STEP, Band, table_id
+    from mud_ryu.compiler.compile import ACL_TABLE
+    from mud_ryu.compiler.pipeline import ACE_STEP, Band, table_id
 
     hits: list[dict[str, Any]] = []
     index: dict[str, int] = {}
@@ -189,10 +189,10 @@ def _run_probes(ns: Mapping[str, netns.Netns]) -> dict[str, dict[str, Any]]:
 
 def demo_job(_: Any) -> dict[str, Any]:
     """Runs inside the sandbox: build the lab, install the compiled flows, send real traffic."""
-    from mud_ryu.compiler import build_switch
-    from mud_ryu.context import DeviceSpec
-    from mud_ryu.mudfile import load
-    from mud_ryu.ofctl_text import render_flows
+    from mud_ryu.compiler.compile import build_switch
+    from mud_ryu.compiler.context import DeviceSpec
+    from mud_ryu.mudfile.reader import load
+    from mud_ryu.openflow.ofctl_text import render_flows
 
     parsed = load(REPO / MUD_FILE)
     switch = build_switch(parsed.mud, DeviceSpec(THING_MAC, THING_PORT, INET_PORT), mud_context())

@@ -19,11 +19,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mud_ryu.devicestore import DeviceStore
+from mud_ryu.compiler.pipeline import CookieKind, parse_cookie
+from mud_ryu.enforcer.devicestore import DeviceStore
+from mud_ryu.fetch.cache import MudCache
 from mud_ryu.lab import labctl, labhosts, labmud, labpki
 from mud_ryu.lab.homelab import HomeLab, poll
-from mud_ryu.mudcache import MudCache
-from mud_ryu.pipeline import CookieKind, parse_cookie
 
 OFP_PORT = 6653
 MUD_DEVICES = ("bulb", "bulb2", "cam", "sensor6", "hub")

@@ -1,6 +1,6 @@
-"""Turn a YANG-valid, canonicalised MUD JSON tree into the frozen values of :mod:`mud_ryu.model`.
+"""Turn a YANG-valid, canonicalised MUD JSON tree into the frozen values of :mod:`mud_ryu.mudfile.model`.
 
-Input is the output of :func:`mud_ryu.yangcheck.prune` after :func:`~mud_ryu.yangcheck.validate`,
+Input is the output of :func:`mud_ryu.mudfile.yangcheck.prune` after :func:`~mud_ryu.mudfile.yangcheck.validate`,
 so types and mandatory nodes are already guaranteed and member names are in canonical RFC 7951
 form. This module only normalises (identities without prefix, ethertype names to numbers,
 canonical CIDR text, lower-case MACs and DNS names) and records where each ACL sits in the file
@@ -13,7 +13,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from mud_ryu.model import (
+from mud_ryu.mudfile.model import (
     Ace,
     Acl,
     Direction,

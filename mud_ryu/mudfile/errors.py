@@ -1,12 +1,12 @@
-"""The one exception of the MUD-file boundary (re-exported as :class:`mud_ryu.mudfile.MudFileError`).
+"""The one exception of the MUD-file boundary (re-exported as :class:`mud_ryu.mudfile.reader.MudFileError`).
 
-It lives in its own module so the helpers of :mod:`mud_ryu.mudfile` (strict JSON, YANG pass,
+It lives in its own module so the helpers of :mod:`mud_ryu.mudfile.reader` (strict JSON, YANG pass,
 semantic rules) can raise it without importing the public entry module.
 """
 
 from __future__ import annotations
 
-from mud_ryu.model import Finding
+from mud_ryu.mudfile.model import Finding
 
 
 class MudFileError(ValueError):

@@ -221,7 +221,7 @@ class Finding:
 
 @dataclass(frozen=True, slots=True)
 class ParsedMud:
-    """What :func:`mud_ryu.mudfile.parse` returns: the model plus non-fatal warnings
+    """What :func:`mud_ryu.mudfile.reader.parse` returns: the model plus non-fatal warnings
     (``reject`` treated as drop, unknown extension nodes stripped, …)."""
 
     mud: MudFile

@@ -1,14 +1,14 @@
-"""Untrusted bytes -> a validated :class:`mud_ryu.model.ParsedMud`, or :class:`MudFileError`.
+"""Untrusted bytes -> a validated :class:`mud_ryu.mudfile.model.ParsedMud`, or :class:`MudFileError`.
 
 The pipeline, each stage with its own reason codes (see ``docs`` in the module of each stage):
 
-1. size cap, strict JSON (:mod:`mud_ryu.strictjson`): ``file-too-large``, ``json-*``;
+1. size cap, strict JSON (:mod:`mud_ryu.mudfile.strictjson`): ``file-too-large``, ``json-*``;
 2. shape of the document: ``mud-missing`` (no ``ietf-mud:mud``), ``pre-rfc-dialect`` (the draft
    ``ietf-access-control-list:access-lists`` form; ``mud-ryu upgrade`` converts it),
    ``too-many-acls`` / ``too-many-aces`` (counted before any schema work);
-3. YANG (:mod:`mud_ryu.yangcheck`): foreign extension nodes stripped with an
+3. YANG (:mod:`mud_ryu.mudfile.yangcheck`): foreign extension nodes stripped with an
    ``unknown-node-stripped`` warning (rejected inside ACLs), then ``yang-*`` errors;
-4. MUD semantics and caps (:mod:`mud_ryu.semantic`), model built by :mod:`mud_ryu.mudbuild`.
+4. MUD semantics and caps (:mod:`mud_ryu.mudfile.semantic`), model built by :mod:`mud_ryu.mudfile.build`.
 
 Nothing is "best effort": the first broken rule rejects the file. No clock, no environment, no
 network; the YANG schema is built once per process on first use.
@@ -19,9 +19,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from mud_ryu import mudbuild, semantic, strictjson, yangcheck
-from mud_ryu.model import ParsedMud
-from mud_ryu.mudfile_error import MudFileError
+from mud_ryu.mudfile import build as mudbuild
+from mud_ryu.mudfile import semantic, strictjson, yangcheck
+from mud_ryu.mudfile.errors import MudFileError
+from mud_ryu.mudfile.model import ParsedMud
 
 __all__ = [
     "MAX_ACES",

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from mud_ryu.model import Ace, Acl, Direction, Finding, Forwarding, MudFile
-from mud_ryu.mudbuild import ACLS, MUD, Built
-from mud_ryu.mudfile_error import MudFileError
+from mud_ryu.mudfile.build import ACLS, MUD, Built
+from mud_ryu.mudfile.errors import MudFileError
+from mud_ryu.mudfile.model import Ace, Acl, Direction, Finding, Forwarding, MudFile
 
 MAX_ACES = 1000
 MAX_ACLS = 32  # real files have 2-8 (v4/v6 x from/to); YANG `when` cost grows with ACLs x ACEs
@@ -39,7 +39,7 @@ _ALLOWED: dict[str, frozenset[str]] = {
 _ETHERTYPE_OF_IP = {4: 0x0800, 6: 0x86DD}
 _ICMP_PROTOCOL = {4: 1, 6: 58}
 # The IP family a mixed ACL type gives the ACEs that match IP fields without an ipv4/ipv6 container
-# (the compiler reads it the same way: mud_ryu.ace_match.family_of_acl).
+# (the compiler reads it the same way: mud_ryu.compiler.ace_match.family_of_acl).
 _FAMILY_OF_MIXED = {"mixed-eth-ipv4-acl-type": 4, "mixed-eth-ipv6-acl-type": 6}
 
 

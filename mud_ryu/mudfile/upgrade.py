@@ -14,12 +14,12 @@ so an operator can review what was reinterpreted before deploying the result:
   whose ``ipv6`` match holds an IPv4 address (or the reverse) is dropped: it can never match;
 * an ACE whose EtherType is not IP but which also matches IP fields (the UNSW files pair EAPOL
   and 802.3 lengths with ``local-networks``) is dropped: it can never match either, and
-  :func:`mud_ryu.mudfile.parse` refuses it (``match-protocol-mismatch``);
+  :func:`mud_ryu.mudfile.reader.parse` refuses it (``match-protocol-mismatch``);
 * an ``ipv4-acl-type``/``ipv6-acl-type`` ACL whose ACEs also match Ethernet fields ->
   ``mixed-eth-ipv4-acl-type``/``mixed-eth-ipv6-acl-type`` (RFC 8519 section 4.1).
 
 Anything else is left as written; the caller validates the result with
-:func:`mud_ryu.mudfile.parse`, which rejects what this module does not understand.
+:func:`mud_ryu.mudfile.reader.parse`, which rejects what this module does not understand.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ import re
 from collections import Counter
 from typing import Any
 
-from mud_ryu import strictjson
-from mud_ryu.mudfile_error import MudFileError
+from mud_ryu.mudfile import strictjson
+from mud_ryu.mudfile.errors import MudFileError
 
 OLD_ACLS = "ietf-access-control-list:access-lists"
 NEW_ACLS = "ietf-access-control-list:acls"

@@ -55,8 +55,8 @@ from yangson.schemanode import (
     SchemaNode,
 )
 
-from mud_ryu.model import Finding
-from mud_ryu.mudfile_error import MudFileError
+from mud_ryu.mudfile.errors import MudFileError
+from mud_ryu.mudfile.model import Finding
 
 ACL_MODULE = "ietf-access-control-list"
 YANG_LIBRARY = "yang-library.json"
@@ -96,7 +96,7 @@ _BUILD = threading.Lock()
 @functools.lru_cache(maxsize=1)
 def _schema() -> YangSchema:
     """The process-wide schema, built lazily on first call (~0.1 s) from ``mud_ryu/yang``."""
-    root = importlib.resources.files("mud_ryu").joinpath("yang")
+    root = importlib.resources.files("mud_ryu.mudfile").joinpath("yang")
     if isinstance(root, pathlib.Path):
         return _build(str(root))
     # Zipped install: yangson reads modules from directories, so extract them for the build
@@ -248,7 +248,7 @@ def _acl_type_when(exc: ValidationError) -> bool:
     """Did a ``when "derived-from-or-self(/acls/acl/type, …)"`` of RFC 8519 fail?
 
     Those conditions guard eth/ipv4/ipv6 under ``matches``. (As written they test the types of
-    *all* ACLs of the file, so :mod:`mud_ryu.semantic` checks each ACL's own type as well.)
+    *all* ACLs of the file, so :mod:`mud_ryu.mudfile.semantic` checks each ACL's own type as well.)
     Two l3 containers at once is a choice violation instead, reported as ``yang-schema``."""
     member = exc.message
     path = exc.instance.json_pointer()

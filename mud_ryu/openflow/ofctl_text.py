@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from mud_ryu.flowrule import FlowRule, MatchValue, Output
-from mud_ryu.ofwire import field_sort_key
-from mud_ryu.pipeline import table_id
+from mud_ryu.compiler.flowrule import FlowRule, MatchValue, Output
+from mud_ryu.compiler.pipeline import table_id
+from mud_ryu.openflow.wire import field_sort_key
 
 OVS_NAMES = {
     "ipv4_src": "nw_src",

@@ -1,7 +1,7 @@
 """FlowRule -> Ryu OpenFlow 1.3 message objects (built with ``datapath=None``).
 
 The core builds messages; the app attaches its datapath and sends them (one function sends).
-Instruction order here is the order :mod:`mud_ryu.ofwire` encodes, so the two renderers produce
+Instruction order here is the order :mod:`mud_ryu.openflow.wire` encodes, so the two renderers produce
 byte-identical FLOW_MODs (tested): meter, apply-actions, write-metadata, goto-table.
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from mud_ryu.compat import ofproto, parser
-from mud_ryu.flowrule import FlowRule, Output
-from mud_ryu.pipeline import table_id
+from mud_ryu.compiler.flowrule import FlowRule, Output
+from mud_ryu.compiler.pipeline import table_id
 
 RESERVED_PORTS: dict[str, int] = {
     "IN_PORT": ofproto.OFPP_IN_PORT,

@@ -3,7 +3,7 @@
 Building a Ryu ``OFPFlowMod`` and serialising it costs ~80 us; most of a MUD profile's
 flow-mods repeat the same metadata, ports and addresses, so this encoder caches each OXM TLV
 and each instruction block and assembles messages from cached pieces. Its output is
-byte-for-byte what Ryu serialises for :func:`mud_ryu.ofmsg.flow_mod` (tested over generated
+byte-for-byte what Ryu serialises for :func:`mud_ryu.openflow.ryu_msgs.flow_mod` (tested over generated
 rules), so the app can send these bytes instead of Ryu objects.
 
 OXM layout (OpenFlow 1.3.5 s7.2.3): a 4-byte header ``class(16) | field(7) | hasmask(1) |
@@ -18,8 +18,8 @@ import ipaddress
 import struct
 from dataclasses import dataclass, field
 
-from mud_ryu.flowrule import FlowRule, MatchValue, Output
-from mud_ryu.pipeline import table_id
+from mud_ryu.compiler.flowrule import FlowRule, MatchValue, Output
+from mud_ryu.compiler.pipeline import table_id
 
 OFP_VERSION = 0x04
 OFPT_FLOW_MOD = 14

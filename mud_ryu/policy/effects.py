@@ -1,6 +1,6 @@
 """Guards and effects of the MUD URL update policy: the small pure functions the transition table names.
 
-Kept apart from the table (:mod:`mud_ryu.update_policy`) so that the table reads as a table. Every effect returns
+Kept apart from the table (:mod:`mud_ryu.policy.table`) so that the table reads as a table. Every effect returns
 a new :class:`TrustRecord`; none removes an entry from ``history`` (a return to any accepted URL or file must stay
 recognisable as rollback, THREATS.md row 17) and only :func:`accept` with ``repin`` may replace a pinned signer.
 """
@@ -11,9 +11,10 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mud_ryu.signature import Signer
-from mud_ryu.update_rules import ChangeKind, UrlChange, check_url_change
-from mud_ryu.update_types import (
+from mud_ryu.fetch.signature import Signer
+from mud_ryu.fetch.urlgate import MudUrl
+from mud_ryu.policy.rules import ChangeKind, UrlChange, check_url_change
+from mud_ryu.policy.types import (
     Accepted,
     Announced,
     Approve,
@@ -26,7 +27,6 @@ from mud_ryu.update_types import (
     TrustState,
     Verified,
 )
-from mud_ryu.urlgate import MudUrl
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,7 @@
 
 The enforcer asks the gate, never the policy directly, so "trust is written before a policy is widened"
 (THREATS.md R2) holds by construction: :meth:`TrustGate.verified` returns an APPLY only after the record that
-justifies it is on disk. A store that fails raises :class:`~mud_ryu.truststore.TrustStoreError`; the enforcer
+justifies it is on disk. A store that fails raises :class:`~mud_ryu.policy.store.TrustStoreError`; the enforcer
 then refuses the change (fails closed).
 
 Why a cache, and why some decisions are not committed (THREATS.md "correct under attack"): every DHCP renewal and
@@ -31,11 +31,11 @@ from __future__ import annotations
 import dataclasses
 import threading
 
-from mud_ryu.signature import Signer
-from mud_ryu.truststore import TrustStore
-from mud_ryu.update_policy import Outcome, UpdatePolicy
-from mud_ryu.update_types import Decision, DeviceId, TrustRecord, TrustState, Verdict
-from mud_ryu.urlgate import MudUrl
+from mud_ryu.fetch.signature import Signer
+from mud_ryu.fetch.urlgate import MudUrl
+from mud_ryu.policy.store import TrustStore
+from mud_ryu.policy.table import Outcome, UpdatePolicy
+from mud_ryu.policy.types import Decision, DeviceId, TrustRecord, TrustState, Verdict
 
 
 class TrustGate:

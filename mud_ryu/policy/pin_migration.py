@@ -14,11 +14,11 @@ from collections.abc import Sequence
 
 from cryptography import x509
 
-from mud_ryu.enforcer_state import Alert
-from mud_ryu.signature import ski_hex, spki_sha256
+from mud_ryu.enforcer.state import Alert
+from mud_ryu.fetch.signature import ski_hex, spki_sha256
 
 __all__ = ["ALERT_CODE", "anchors_by_key_id", "migrate", "spki_sha256"]
-from mud_ryu.truststore import PinMigration, TrustStore
+from mud_ryu.policy.store import PinMigration, TrustStore
 
 ALERT_CODE = "pin-unresolved"
 

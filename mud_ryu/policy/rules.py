@@ -1,6 +1,6 @@
 """The acceptable-URL rule of draft-ietf-iotops-mud-acceptable-urls: may a device move from one MUD URL to another?
 
-Pure and URL-only: no fetch, no signer, no history (those belong to :mod:`mud_ryu.update_policy`).
+Pure and URL-only: no fetch, no signer, no history (those belong to :mod:`mud_ryu.policy.table`).
 
     "The new URL is considered acceptable if it contains the same series of segments in its path, excepting that
     the last segment may be different."  (draft section 5.1, "Small Changes to the MUD URL")
@@ -8,7 +8,7 @@ Pure and URL-only: no fetch, no signer, no history (those belong to :mod:`mud_ry
     "For a simple example, if the canonical MUD-URL is http://example.com/hello/there/file.json then any URL that
     starts with http://example.com/hello/there/ would be acceptable"
 
-The comparison is only sound because both URLs went through :func:`mud_ryu.urlgate.check_mud_url`, which refuses
+The comparison is only sound because both URLs went through :func:`mud_ryu.fetch.urlgate.check_mud_url`, which refuses
 userinfo, query, fragment, backslash, dot-segments, empty segments and encoded separators (``%2F``, ``%5C``,
 ``%2E``) and returns one canonical spelling (lower-case host, default port dropped, upper-case percent hex). Without
 that, ``/a/b/../../evil/x.json`` or ``/a/b%2F..%2Fx.json`` would compare "same prefix" while naming another
@@ -23,7 +23,7 @@ import enum
 import re
 from dataclasses import dataclass
 
-from mud_ryu.urlgate import DEFAULT_PORT, MudUrl
+from mud_ryu.fetch.urlgate import DEFAULT_PORT, MudUrl
 
 # Stable reason codes of a refused URL change.
 URL_CHANGE_REASONS: frozenset[str] = frozenset(

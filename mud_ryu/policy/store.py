@@ -30,8 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from mud_ryu.sqlite_store import open_versioned, write_transaction
-from mud_ryu.truststore_codec import (
+from mud_ryu.policy.store_codec import (
     DEVICE_COLUMNS,
     STORE_REASONS,
     TrustStoreError,
@@ -43,7 +42,8 @@ from mud_ryu.truststore_codec import (
     record_to_row,
     signer_to_json,
 )
-from mud_ryu.update_types import Decision, DeviceId, TrustRecord
+from mud_ryu.policy.types import Decision, DeviceId, TrustRecord
+from mud_ryu.storage.sqlite import open_versioned, write_transaction
 
 __all__ = ["SCHEMA_VERSION", "STORE_REASONS", "LoggedDecision", "PinMigration", "TrustStore", "TrustStoreError"]
 

@@ -12,9 +12,10 @@ import math
 from typing import Any
 
 from mud_ryu.errors import ReasonError
-from mud_ryu.signature import Signer
-from mud_ryu.update_rules import canonical_problem
-from mud_ryu.update_types import (
+from mud_ryu.fetch.signature import Signer
+from mud_ryu.fetch.urlgate import MudUrl
+from mud_ryu.policy.rules import canonical_problem
+from mud_ryu.policy.types import (
     REASONS,
     Accepted,
     Decision,
@@ -26,7 +27,6 @@ from mud_ryu.update_types import (
     Verdict,
     is_sha256,
 )
-from mud_ryu.urlgate import MudUrl
 
 STORE_REASONS: frozenset[str] = frozenset(
     {"corrupt-database", "corrupt-record", "schema-too-new", "unavailable", "history-rewrite"}

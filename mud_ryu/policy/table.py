@@ -18,8 +18,9 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mud_ryu.signature import Signer
-from mud_ryu.update_effects import (
+from mud_ryu.fetch.signature import Signer
+from mud_ryu.fetch.urlgate import MudUrl
+from mud_ryu.policy.effects import (
     HOLDS,
     Ctx,
     Effect,
@@ -38,7 +39,7 @@ from mud_ryu.update_effects import (
     verified,
     violate,
 )
-from mud_ryu.update_types import (
+from mud_ryu.policy.types import (
     Announced,
     Approve,
     Decision,
@@ -55,7 +56,6 @@ from mud_ryu.update_types import (
     Verified,
     check_time,
 )
-from mud_ryu.urlgate import MudUrl
 
 U, T, Q, P = TrustState.UNKNOWN, TrustState.TRUSTED, TrustState.QUARANTINED, TrustState.PENDING_APPROVAL
 ANY = frozenset(TrustState)

@@ -1,7 +1,7 @@
 """The values of the MUD URL update policy: settings, events, decisions and the per-device trust record.
 
-All frozen: :mod:`mud_ryu.update_policy` returns a *new* record for every event, so the caller can persist it
-(:mod:`mud_ryu.truststore`) before it acts on the decision -- trust is written before a policy is widened
+All frozen: :mod:`mud_ryu.policy.table` returns a *new* record for every event, so the caller can persist it
+(:mod:`mud_ryu.policy.store`) before it acts on the decision -- trust is written before a policy is widened
 (THREATS.md R2) -- and a crash between the two leaves the old record, never a half-updated one.
 """
 
@@ -13,9 +13,9 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from mud_ryu.signature import Signer
-from mud_ryu.update_rules import URL_CHANGE_REASONS
-from mud_ryu.urlgate import MudUrl
+from mud_ryu.fetch.signature import Signer
+from mud_ryu.fetch.urlgate import MudUrl
+from mud_ryu.policy.rules import URL_CHANGE_REASONS
 
 FirstUse = Literal["tofu", "trusted-authorities", "trusted-signers", "approve"]
 ViolationAction = Literal["quarantine", "keep-last"]
@@ -94,7 +94,7 @@ class DeviceId:
 
     dpid: int
     port: int
-    mac: str  # lower-case colon form (mud_ryu.context.normalize_mac)
+    mac: str  # lower-case colon form (mud_ryu.compiler.context.normalize_mac)
 
 
 def normalise_spki_digest(text: str) -> str:

@@ -4,7 +4,7 @@ lease store share.
 Each holds state the enforcer keeps in memory and must find again after a restart (THREATS.md R11), learned from
 frames that can arrive many times a second: the app saves at most every few seconds, a diff against what was last
 saved, in one transaction, instead of an fsync per frame. A subclass names its file's table, columns, application
-id and error class; the schema is versioned through :func:`mud_ryu.sqlite_store.open_versioned`.
+id and error class; the schema is versioned through :func:`mud_ryu.storage.sqlite.open_versioned`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import ClassVar, Self
 
 from mud_ryu.errors import ReasonError
-from mud_ryu.sqlite_store import open_versioned, write_transaction
+from mud_ryu.storage.sqlite import open_versioned, write_transaction
 
 SCHEMA_VERSION = 1
 MAX_ROWS = 1 << 20  # a file with more rows than any table could hold is not ours to load
