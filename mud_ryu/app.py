@@ -25,7 +25,6 @@ from mud_ryu.api.backend import EnforcerBackend
 from mud_ryu.api.wsgi import make_app
 from mud_ryu.compat import framework, ofproto, parser
 from mud_ryu.compiler.edgeflows import DNS_SUB, PORT_METER_BASE, PUNT_SUB
-from mud_ryu.compiler.flowkey import stats_key
 from mud_ryu.compiler.pipeline import APP_ID, APP_MASK, APP_SHIFT, CookieKind, parse_cookie
 from mud_ryu.discovery.scan import format_mac, scan_frame
 from mud_ryu.dns.frame import scan_dns
@@ -33,6 +32,7 @@ from mud_ryu.dns.store import DnsStore
 from mud_ryu.edge import tasks as app_tasks
 from mud_ryu.edge.effects import ALERT_HISTORY, EffectRunner, format_dpid, printable
 from mud_ryu.edge.tasks import REFRESH_INTERVAL_S
+from mud_ryu.enforcer import pin_migration
 from mud_ryu.enforcer.core import Alert, Enforcer
 from mud_ryu.enforcer.devicestore import DeviceStore
 from mud_ryu.enforcer.rate_limit import TokenBuckets
@@ -44,7 +44,7 @@ from mud_ryu.guard import dhcp_lease
 from mud_ryu.guard import ports as portguard
 from mud_ryu.guard import source as sourceguard
 from mud_ryu.guard.lease_store import LeaseStore
-from mud_ryu.policy import pin_migration
+from mud_ryu.openflow.flowkey import stats_key
 from mud_ryu.policy.gate import TrustGate
 from mud_ryu.policy.store import TrustStore
 from mud_ryu.policy.table import UpdatePolicy

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from mud_ryu.compiler.flowkey import rule_key
 from mud_ryu.discovery.scan import Announcement
 from mud_ryu.dns.store import DnsStore
 from mud_ryu.enforcer.core import Alert, Effect, Enforcer, FlowUpdate
@@ -15,6 +14,7 @@ from mud_ryu.fetch.refresh import Outcome
 from mud_ryu.fetch.signature import Signer
 from mud_ryu.fetch.wire import WireResult
 from mud_ryu.guard.lease_store import LeaseStore
+from mud_ryu.openflow.flowkey import rule_key
 from mud_ryu.policy.gate import TrustGate
 from mud_ryu.policy.store import TrustStore
 from mud_ryu.policy.table import UpdatePolicy

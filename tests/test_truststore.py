@@ -295,7 +295,7 @@ def test_legacy_pins_migrate_to_the_one_anchor_with_their_key_id(tmp_path: Path)
 
 
 def test_pin_migration_alerts_for_pins_no_single_anchor_resolves(tmp_path: Path) -> None:
-    from mud_ryu.policy import pin_migration
+    from mud_ryu.enforcer import pin_migration
     from tests import sigvectors as sv
 
     ca = sv.make_ca()

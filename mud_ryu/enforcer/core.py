@@ -31,7 +31,6 @@ import dataclasses
 import logging
 from collections.abc import Iterable
 
-from mud_ryu.compiler.flowkey import FlowKey, rule_key
 from mud_ryu.compiler.flowrule import FlowRule
 from mud_ryu.compiler.pipeline import Band, table_id
 from mud_ryu.dns.store import DnsStore
@@ -41,6 +40,7 @@ from mud_ryu.enforcer.resolution import RECHECK_S, RESOLVE_TIMEOUT_S
 from mud_ryu.enforcer.state import Alert, Device, Effect, FlowUpdate, Owner, ResolveRequest, SwitchState
 from mud_ryu.guard import source as sourceguard
 from mud_ryu.guard.lease_store import LeaseStore
+from mud_ryu.openflow.flowkey import FlowKey, rule_key
 from mud_ryu.policy.gate import TrustGate
 from mud_ryu.policy.store import TrustStoreError
 from mud_ryu.policy.types import DeviceId
@@ -127,7 +127,7 @@ class Enforcer(BindingEvents):
     def reconcile(self, dpid: int, held: Iterable[tuple[FlowKey, object]], now: float = 0.0) -> list[Effect]:
         """``held``: the app's flows the switch reported, as (key, app reference). Keep what is wanted, add what is
         missing, delete only what nothing wants: a controller restart deletes no valid flow (THREATS.md R11).
-        Compared as normalised keys (:mod:`mud_ryu.compiler.flowkey`), because the switch re-encodes what it was
+        Compared as normalised keys (:mod:`mud_ryu.openflow.flowkey`), because the switch re-encodes what it was
         sent."""
         sw = self.switches[dpid]
         held = list(held)

@@ -2,5 +2,6 @@
 signature and who signed it, the cache, the refresh policy, the manager, and the resolver worker with its wire
 protocol, its controller-side client and the bounds on resolutions in flight.
 
-May import: ``mudfile``, ``storage``, ``errors``. The only package that opens sockets for MUD.
+May import: ``mudfile``, ``dns`` (the worker's resolver), ``storage``, ``errors``. The only package that
+opens sockets for MUD.
 """
