@@ -74,9 +74,9 @@ def test_a_shared_port_has_its_own_bound(tmp_path: Path) -> None:
 
 
 def test_a_busy_or_failed_worker_answer_is_asked_again_soon(tmp_path: Path) -> None:
-    from mud_ryu.enforcer_resolution import RESOLVE_TIMEOUT_S, RETRY_SOON_S
-    from mud_ryu.refresh import Outcome
-    from mud_ryu.resolve_wire import WireResult
+    from mud_ryu.enforcer.resolution import RESOLVE_TIMEOUT_S, RETRY_SOON_S
+    from mud_ryu.fetch.refresh import Outcome
+    from mud_ryu.fetch.wire import WireResult
     from tests.enforcer_lab import NOW
 
     lab = Lab(tmp_path / "state")

@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RACE = """
 import pathlib, sys, threading
 sys.setswitchinterval(1e-6)
-from mud_ryu import mudfile
-from mud_ryu.mudfile_error import MudFileError
+from mud_ryu.mudfile import reader as mudfile
+from mud_ryu.mudfile.errors import MudFileError
 bodies = [p.read_bytes() for p in sorted(pathlib.Path("tests/fixtures/corpus").rglob("*.json"))]
 barrier, errors = threading.Barrier(8), []
 def run(i):
