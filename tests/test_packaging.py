@@ -27,6 +27,7 @@ def test_regular_wheel_carries_the_pth_to_site_packages(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert any(n.endswith(f".data/data/lib/python3.11/site-packages/{PTH}") for n in names), names
     assert any(n.startswith("mud_ryu/") for n in names)
+    assert len([n for n in names if n.startswith("mud_ryu/mudfile/yang/") and n.endswith(".yang")]) >= 8  # data
 
 
 def test_shim_is_armed_at_start_and_fires_once_on_ryu_wsgi() -> None:
