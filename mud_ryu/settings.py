@@ -206,7 +206,7 @@ class MudSettings:
         return f"{self.state_dir}/leases.sqlite3"
 
     def worker_settings(self) -> dict[str, Any]:
-        """The resolver worker's settings file (``resolve_worker.WorkerSettings``)."""
+        """The resolver worker's settings file (``fetch.worker.WorkerSettings``)."""
         return {
             "cache_path": self.cache_path,
             "signature_policy": self.signature_policy,

@@ -1,6 +1,6 @@
 """``mud-ryu devices/device/alerts/approve/revoke/forget`` against a real local HTTP server serving the handler.
 
-The server is stdlib ``wsgiref`` (``http.server`` underneath) on 127.0.0.1:0 running :func:`rest_wsgi.make_app`
+The server is stdlib ``wsgiref`` (``http.server`` underneath) on 127.0.0.1:0 running :func:`mud_ryu.api.wsgi.make_app`
 around :func:`rest_api.handle` and the in-memory backend: the CLI and the handler must speak the same contract.
 """
 

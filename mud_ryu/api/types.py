@@ -20,7 +20,7 @@ def dpid_hex(dpid: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class DecisionView:
-    """The last URL-policy decision for a device: ``verdict`` (update_types.Verdict value) and its reason code."""
+    """The last URL-policy decision for a device: ``verdict`` (policy.types.Verdict value) and its reason code."""
 
     verdict: str
     reason: str

@@ -308,7 +308,7 @@ class AdmissionEvents(ResolutionEvents):
         if not self._in_flight(url, now) and not recently:
             # A known, recently checked file needs no new resolution for every device that announces it (the
             # periodic refresh keeps it current); anything else goes to the worker -- within the bounds per device
-            # and per port (resolve_budget), so one device cycling URLs on stalling hosts cannot starve the rest.
+            # and per port (fetch.budget), so one device cycling URLs on stalling hosts cannot starve the rest.
             if self.resolve_budget.admit(url, mac, (dpid, port), now, self._port_resolving_limit(dpid, port)):
                 return [*effects, *self._resolution_refused(device, url, now)]
             self.resolving[url] = now

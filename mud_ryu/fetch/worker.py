@@ -1,6 +1,6 @@
 """The MUD resolver worker process: ``python -m mud_ryu.fetch.worker SETTINGS.json``.
 
-Reads requests from stdin and writes results to stdout, one JSON object per line (``resolve_wire``), resolving
+Reads requests from stdin and writes results to stdout, one JSON object per line (``fetch.wire``), resolving
 up to ``threads`` URLs at once with the MUD manager. Stdin closing (the controller exited or restarted) ends the
 worker; so does any protocol violation on stdin, after a result-free error line on stderr. The settings file is
 written by the controller from its configuration; every field has the safe production default.

@@ -111,7 +111,7 @@ def normalise_spki_digest(text: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class PolicySettings:
-    """Operator choices; defaults are the draft's recommendations (see README of update_policy)."""
+    """Operator choices; defaults are the draft's recommendations (see README of policy.table)."""
 
     first_use: FirstUse = "tofu"
     trusted_authorities: frozenset[str] = frozenset()  # hosts accepted on first use ("trusted-authorities")
