@@ -59,7 +59,7 @@ TTL_S = 60  # the binding table's TTL floor: every answer binds for exactly this
 STEP_S = 0.001  # enforcer clock advance per round: every address gets its own expiry instant
 # Functions whose share of an update's time the profile pass reports (qualified by file so names do not collide).
 HOTSPOTS = {
-    "Enforcer.dns_seen": ("enforcer/dns.py", "dns_seen"),  # the key stays: reports compare by it
+    "Enforcer.dns_seen": ("enforcer/core.py", "dns_seen"),  # the key stays: reports compare by it
     "DnsBindings.answer_seen": ("dns/bind.py", "answer_seen"),
     "FlowBook._context": ("enforcer/flows.py", "_context"),
     "DnsBindings.current": ("dns/bind.py", "current"),

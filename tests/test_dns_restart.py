@@ -144,7 +144,7 @@ def test_an_unreadable_store_restores_nothing_and_the_enforcer_still_starts(tmp_
     lab.dns_store.close()  # every read now fails: the enforcer must start without the bindings (fail closed)
     lab.store.close()
     again = Lab(state, dns_servers=(RESOLVER,))
-    again.enforcer.restore_dns(lab.dns_store, NOW)
+    again.enforcer.dns_events.restore(lab.dns_store, NOW)
     assert again.enforcer.dns.expiries() == {}
     assert NAME in again.enforcer.dns.watched()
     assert os.path.exists(state / "dns-bindings.sqlite3")

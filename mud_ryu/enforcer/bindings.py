@@ -68,7 +68,7 @@ class BindingEvents(AdmissionEvents):
         servers configured, from one of them or a relay agent listed with them) its address is bound to its client
         until the lease ends (see :meth:`AddressBindings.assign`), and the routers it names are protected as long
         (a day at most); a device that had claimed either loses it, and the operator is told."""
-        if not self.trusted_ports(dpid) or not self._trusted_ingress(dpid, port):
+        if not self.trusted_ports(dpid) or not self.trusted_ingress(dpid, port):
             return []  # without configured trusted ports anyone could send an "ACK": claims stay first come
         servers = [s for s in self.settings.dhcp_servers if ":" not in s]
         if lease.server and servers and lease.server not in servers:

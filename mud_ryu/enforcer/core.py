@@ -19,23 +19,26 @@ announcement of a known MAC from another port while its own port is up is a spoo
 frames are dropped by the anti-spoofing flow); after a port-down the device may reappear elsewhere (a move).
 
 The class is built in layers, one module each: :mod:`~mud_ryu.enforcer.flows` (the flow book: per-owner desired
-flows and the diff), :mod:`~mud_ryu.enforcer.dns` (DNS events), :mod:`~mud_ryu.enforcer.resolution` (the worker's
-answers and verification), :mod:`~mud_ryu.enforcer.admission` (announcements, learned hosts, binding a device),
+flows and the diff), :mod:`~mud_ryu.enforcer.resolution` (the worker's answers and verification),
+:mod:`~mud_ryu.enforcer.admission` (announcements, learned hosts, binding a device),
 :mod:`~mud_ryu.enforcer.bindings` (the IP source guard: claims, DHCP leases), and this module: start-up from the
-stores, switch and port events, operator syncs and barrier confirmations.
+stores, switch and port events, operator syncs and barrier confirmations. The DNS events are a collaborator
+the enforcer owns, not a layer (:class:`~mud_ryu.enforcer.dns.DnsEvents`, on the flow book): the first step from
+this chain of layers to an enforcer composed of collaborators with narrow interfaces.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from mud_ryu.compiler.flowrule import FlowRule
 from mud_ryu.compiler.pipeline import Band, table_id
 from mud_ryu.dns.store import DnsStore
 from mud_ryu.enforcer.bindings import BindingEvents
 from mud_ryu.enforcer.devicestore import DeviceStore
+from mud_ryu.enforcer.dns import DnsEvents
 from mud_ryu.enforcer.resolution import RECHECK_S, RESOLVE_TIMEOUT_S
 from mud_ryu.enforcer.state import Alert, Device, Effect, FlowUpdate, Owner, ResolveRequest, SwitchState
 from mud_ryu.guard import source as sourceguard
@@ -77,6 +80,7 @@ class Enforcer(BindingEvents):
         """``dns_store``, ``lease_store``: where DNS-learned bindings and DHCP leases are kept across restarts (None:
         in memory only)."""
         super().__init__(settings, store, trust)
+        self.dns_events = DnsEvents(self)
         self._refusals: dict[int, _Retry] = {}
         self._trust_over_rows()
         for device in self.devices.values():
@@ -85,10 +89,28 @@ class Enforcer(BindingEvents):
                 if body is not None:
                     self._install_profile(device.url, device.sha256, body)
         if dns_store is not None:
-            self.restore_dns(dns_store, now)
+            self.dns_events.restore(dns_store, now)
         if lease_store is not None:
             self.restore_leases(lease_store, now)
         log.info("enforcer state: %d devices, %d profiles loaded", len(self.devices), len(self.profiles))
+
+    # ---- DNS events: handed to the collaborator ----------------------------------------------------------------
+
+    def dns_seen(self, scanned: object, now: float, frame: bytes = b"", *, ingress: tuple[int, int]) -> list[Effect]:
+        """A punted DNS query or held answer (:meth:`DnsEvents.seen`)."""
+        return self.dns_events.seen(scanned, now, frame, ingress)
+
+    def dns_resolved(self, answers: Mapping[str, tuple[tuple[str, ...], float]], now: float) -> list[Effect]:
+        """The worker's proactive resolution of profile names (:meth:`DnsEvents.resolved`)."""
+        return self.dns_events.resolved(answers, now)
+
+    def dns_expire(self, now: float) -> list[Effect]:
+        """Addresses past their TTL leave their names' sets (:meth:`DnsEvents.expire`)."""
+        return self.dns_events.expire(now)
+
+    def save_dns(self, now: float, *, force: bool = False) -> None:
+        """Save the DNS bindings when they changed (:meth:`DnsEvents.save`)."""
+        self.dns_events.save(now, force=force)
 
     def _trust_over_rows(self) -> None:
         """At start the trust store, not the device rows, decides who may be enforced: a revoke (or a refused update)

@@ -180,7 +180,7 @@ class FlowBook:
                 effects += self._sync(dpid, [("profile", profile.profile_id)])
         return effects
 
-    def _recompile_for_dns(self, names: frozenset[str]) -> list[Effect]:
+    def recompile_for_dns(self, names: frozenset[str]) -> list[Effect]:
         """Address sets changed for ``names`` (binding keys: lower case, no trailing dot): recompile the profiles
         using them. A file may spell a name otherwise (``example.com.``); its ACEs' set keys are its spellings."""
         spellings = {s for p in self.profiles.values() for s in p.dns_names if normalize_name(s) in names}
@@ -302,7 +302,7 @@ class FlowBook:
         """The MACs of the devices (not absent) whose place is (dpid, port)."""
         return frozenset(self._at_port.get((dpid, port), ()))
 
-    def _trusted_ingress(self, dpid: int, port: int) -> bool:
+    def trusted_ingress(self, dpid: int, port: int) -> bool:
         """Whether frames from (dpid, port) may speak for a server (:mod:`mud_ryu.guard.ports`): a trusted port, or on a
         switch without configured trusted ports, any port that is no MUD device's place and not a shared port (hosts
         learned on a port before a device arrives there are quarantined with it: see the admission path)."""
@@ -358,7 +358,7 @@ class FlowBook:
             port = sw.hosts.get(str(key))
             if port is None:
                 return frozenset()
-            return frozenset(learned_host_rules(str(key), port, self._trusted_ingress(sw.dpid, port)))
+            return frozenset(learned_host_rules(str(key), port, self.trusted_ingress(sw.dpid, port)))
         if kind == "flood":
             return frozenset(self._flood_flows(sw))
         if kind == "profile":

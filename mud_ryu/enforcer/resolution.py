@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 
 from mud_ryu.enforcer.devicestore import DeviceStore
-from mud_ryu.enforcer.dns import DnsEvents
+from mud_ryu.enforcer.flows import FlowBook
 from mud_ryu.enforcer.rate_limit import TokenBuckets
 from mud_ryu.enforcer.state import Alert, Device, Effect, Profile, ResolveNames, ResolveRequest
 from mud_ryu.fetch.budget import BUSY, ResolveBudget
@@ -31,7 +31,7 @@ URL_MEMO_ENTRIES = 1024  # distinct announced strings whose gate answers are rem
 RETRY_SOON_S = 5.0  # a worker that was busy or failed on a request is asked again this much later
 
 
-class ResolutionEvents(DnsEvents):
+class ResolutionEvents(FlowBook):
     """Resolutions in flight and the answers' effects; :class:`~mud_ryu.enforcer.core.Enforcer` adds the rest."""
 
     def __init__(self, settings: MudSettings, store: DeviceStore, trust: TrustGate) -> None:
