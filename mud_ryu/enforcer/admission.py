@@ -80,7 +80,7 @@ class AdmissionEvents(ResolutionEvents):
         if sw.hosts.get(mac) == port:
             return []
         sw.hosts[mac] = port
-        return self._sync(dpid, [("host", mac)])
+        return self.sync(dpid, [("host", mac)])
 
     def _returned(self, device: Device, dpid: int, port: int, now: float) -> list[Effect]:
         """A known MUD device, absent (released, its link flapped, or moved), sending before it announces again:
@@ -156,7 +156,7 @@ class AdmissionEvents(ResolutionEvents):
         if device is None or (device.dpid, device.port) != (dpid, port):
             return []
         device.state, device.reason, device.updated_at = "absent", "dhcp-release", now
-        return self._sync(dpid, [("device", mac)], confirms=(mac,))
+        return self.sync(dpid, [("device", mac)], confirms=(mac,))
 
     def _announcement(self, dpid: int, port: int, ann: Announcement, now: float) -> list[Effect]:
         mac = ann.src_mac
@@ -267,11 +267,11 @@ class AdmissionEvents(ResolutionEvents):
         previous = self.devices.get(mac)
         if mac in sw.hosts:
             del sw.hosts[mac]
-            effects += self._sync(dpid, [("host", mac)])
+            effects += self.sync(dpid, [("host", mac)])
         if previous is not None and previous.dpid != dpid and previous.dpid in self.switches:
             old_dpid = previous.dpid
             previous.state = "absent"
-            effects += self._sync(old_dpid, [("device", mac)])  # the old location is cleaned
+            effects += self.sync(old_dpid, [("device", mac)])  # the old location is cleaned
         device_id = previous.device_id if previous else self.store.device_id(mac)
         same = previous is not None and previous.url == url and previous.state == "enforced"
         keep_policy = previous is not None and previous.state == "enforced" and url is not None
@@ -284,11 +284,11 @@ class AdmissionEvents(ResolutionEvents):
         if previous is not None and _unchanged(previous, device):
             device = previous
             # Nothing to save or confirm; the diff still repairs flows this switch's state says are missing.
-            effects += self._sync(dpid, [("device", mac)])
+            effects += self.sync(dpid, [("device", mac)])
         else:
             self.devices[mac] = device
             self.store.save_device(device.record())
-            effects += self._sync(dpid, [("device", mac)], confirms=(mac,))
+            effects += self.sync(dpid, [("device", mac)], confirms=(mac,))
         if device.reason != NEW_MAC_REASON and not self.hosts_welcome(dpid, port):
             effects += self._demote_hosts(dpid, port, mac, now)
         if url is None:

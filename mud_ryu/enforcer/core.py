@@ -20,11 +20,11 @@ frames are dropped by the anti-spoofing flow); after a port-down the device may 
 
 The class is built in layers, one module each: :mod:`~mud_ryu.enforcer.flows` (the flow book: per-owner desired
 flows and the diff), :mod:`~mud_ryu.enforcer.resolution` (the worker's answers and verification),
-:mod:`~mud_ryu.enforcer.admission` (announcements, learned hosts, binding a device),
-:mod:`~mud_ryu.enforcer.bindings` (the IP source guard: claims, DHCP leases), and this module: start-up from the
-stores, switch and port events, operator syncs and barrier confirmations. The DNS events are a collaborator
-the enforcer owns, not a layer (:class:`~mud_ryu.enforcer.dns.DnsEvents`, on the flow book): the first step from
-this chain of layers to an enforcer composed of collaborators with narrow interfaces.
+:mod:`~mud_ryu.enforcer.admission` (announcements, learned hosts, binding a device), and this module: start-up
+from the stores, switch and port events, operator syncs and barrier confirmations. The DNS events and the IP source
+guard's events are collaborators the enforcer owns, not layers (:class:`~mud_ryu.enforcer.dns.DnsEvents`,
+:class:`~mud_ryu.enforcer.bindings.BindingEvents`, each on the flow book): the first steps from this chain of
+layers to an enforcer composed of collaborators with narrow interfaces.
 """
 
 from __future__ import annotations
@@ -36,12 +36,14 @@ from collections.abc import Iterable, Mapping
 from mud_ryu.compiler.flowrule import FlowRule
 from mud_ryu.compiler.pipeline import Band, table_id
 from mud_ryu.dns.store import DnsStore
+from mud_ryu.enforcer.admission import AdmissionEvents
 from mud_ryu.enforcer.bindings import BindingEvents
 from mud_ryu.enforcer.devicestore import DeviceStore
 from mud_ryu.enforcer.dns import DnsEvents
 from mud_ryu.enforcer.resolution import RECHECK_S, RESOLVE_TIMEOUT_S
 from mud_ryu.enforcer.state import Alert, Device, Effect, FlowUpdate, Owner, ResolveRequest, SwitchState
 from mud_ryu.guard import source as sourceguard
+from mud_ryu.guard.dhcp_lease import Lease
 from mud_ryu.guard.lease_store import LeaseStore
 from mud_ryu.openflow.flowkey import FlowKey, rule_key
 from mud_ryu.policy.gate import TrustGate
@@ -67,7 +69,7 @@ class _Retry:
 __all__ = ["RECHECK_S", "RESOLVE_TIMEOUT_S", "Alert", "Device", "Effect", "Enforcer", "FlowUpdate", "ResolveRequest"]
 
 
-class Enforcer(BindingEvents):
+class Enforcer(AdmissionEvents):
     def __init__(
         self,
         settings: MudSettings,
@@ -81,6 +83,7 @@ class Enforcer(BindingEvents):
         in memory only)."""
         super().__init__(settings, store, trust)
         self.dns_events = DnsEvents(self)
+        self.binding_events = BindingEvents(self)
         self._refusals: dict[int, _Retry] = {}
         self._trust_over_rows()
         for device in self.devices.values():
@@ -91,8 +94,26 @@ class Enforcer(BindingEvents):
         if dns_store is not None:
             self.dns_events.restore(dns_store, now)
         if lease_store is not None:
-            self.restore_leases(lease_store, now)
+            self.binding_events.restore_leases(lease_store, now)
         log.info("enforcer state: %d devices, %d profiles loaded", len(self.devices), len(self.profiles))
+
+    # ---- the IP source guard's events: handed to the collaborator ------------------------------------------------
+
+    def source_seen(self, dpid: int, port: int, mac: str, address: str, now: float, held: bytes = b"") -> list[Effect]:
+        """A managed device sent from an address not bound to it (:meth:`BindingEvents.source_seen`)."""
+        return self.binding_events.source_seen(dpid, port, mac, address, now, held)
+
+    def lease_seen(self, dpid: int, port: int, lease: Lease, now: float) -> list[Effect]:
+        """A DHCP server's answer seen on a trusted port (:meth:`BindingEvents.lease_seen`)."""
+        return self.binding_events.lease_seen(dpid, port, lease, now)
+
+    def lease_expire(self, now: float) -> list[Effect]:
+        """Leases that ran out (:meth:`BindingEvents.lease_expire`)."""
+        return self.binding_events.lease_expire(now)
+
+    def save_leases(self, now: float, *, force: bool = False) -> None:
+        """Save the lease table when it changed (:meth:`BindingEvents.save_leases`)."""
+        self.binding_events.save_leases(now, force=force)
 
     # ---- DNS events: handed to the collaborator ----------------------------------------------------------------
 
@@ -199,7 +220,7 @@ class Enforcer(BindingEvents):
         if sw is None:
             return []
         sw.ports_up.add(port)
-        return self._sync(dpid, [("punt", port)])
+        return self.sync(dpid, [("punt", port)])
 
     def port_down(self, dpid: int, port: int, now: float) -> list[Effect]:
         sw = self.switches.get(dpid)
@@ -216,14 +237,14 @@ class Enforcer(BindingEvents):
                 device.state, device.reason, device.updated_at = "absent", "port-down", now
                 touched.append(("device", device.mac))
                 gone.append(device.mac)
-        return self._sync(dpid, touched, confirms=tuple(gone))
+        return self.sync(dpid, touched, confirms=tuple(gone))
 
     def sync_device(self, mac: str) -> list[Effect]:
         """Bring one device's flows on its switch in line with its record (after an operator action)."""
         device = self.devices.get(mac)
         if device is None:
             return []
-        return self._sync(device.dpid, [("device", mac)], confirms=(mac,))
+        return self.sync(device.dpid, [("device", mac)], confirms=(mac,))
 
     # ---- flows the switch refused (an OpenFlow error tied to its flow-mod by xid)
     def flows_refused(
@@ -271,7 +292,7 @@ class Enforcer(BindingEvents):
             retry.owners.clear()
             retry.confirms.clear()
             retry.due = 0.0  # the delay stays: a refusal of this resend doubles it
-            effects += self._sync(dpid, owners, confirms=confirms)
+            effects += self.sync(dpid, owners, confirms=confirms)
         return effects
 
     def confirmed(self, macs: Iterable[str]) -> None:

@@ -177,7 +177,7 @@ class FlowBook:
                 continue
             self.profiles[url] = dataclasses.replace(profile, compiled=compiled)
             for dpid in list(self.switches):
-                effects += self._sync(dpid, [("profile", profile.profile_id)])
+                effects += self.sync(dpid, [("profile", profile.profile_id)])
         return effects
 
     def recompile_for_dns(self, names: frozenset[str]) -> list[Effect]:
@@ -420,7 +420,7 @@ class FlowBook:
             for rule in flows:
                 sw.slots[slot(rule)] = sw.slots.get(slot(rule), 0) + 1
 
-    def _sync(self, dpid: int, touched: Iterable[Owner] | None = None, confirms: tuple[str, ...] = ()) -> list[Effect]:
+    def sync(self, dpid: int, touched: Iterable[Owner] | None = None, confirms: tuple[str, ...] = ()) -> list[Effect]:
         """Diff the owners (all, or ``touched``) of one switch against what it holds; return the update."""
         touched = None if touched is None else list(touched)
         for owner in touched or ():

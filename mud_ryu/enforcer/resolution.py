@@ -68,7 +68,7 @@ class ResolutionEvents(FlowBook):
             "",
             now,
         )
-        return self._sync(device.dpid, [("device", device.mac), ("profile", profile.profile_id)],
+        return self.sync(device.dpid, [("device", device.mac), ("profile", profile.profile_id)],
                           confirms=(device.mac,))  # fmt: skip
 
     def resolved(self, result: WireResult, now: float) -> list[Effect]:
@@ -137,7 +137,7 @@ class ResolutionEvents(FlowBook):
                 # Quarantined but still on its URL (as a device waiting for its first file is): the file signed
                 # again lifts it through the usual verified path.
                 device.sha256, device.state = None, "quarantined"
-                effects += self._sync(device.dpid, [("device", device.mac)], confirms=(device.mac,))
+                effects += self.sync(device.dpid, [("device", device.mac)], confirms=(device.mac,))
                 action = "quarantined"
             else:
                 # It holds another file (a URL change in flight: that one stays in force) or nothing yet: it stays
@@ -191,7 +191,7 @@ class ResolutionEvents(FlowBook):
                 ):
                     effects += self._enforce(device, prepared, now)
             for dpid in {d.dpid for d in applies}:  # a new version of a shared profile: replace its rules
-                effects += self._sync(dpid, [("profile", prepared.profile_id)])
+                effects += self.sync(dpid, [("profile", prepared.profile_id)])
         for device, decision in refused:
             effects += self._refuse(device, decision, result.url, prepared, bool(applies), now)
         if result.alert:
@@ -216,7 +216,7 @@ class ResolutionEvents(FlowBook):
         device.url, device.sha256, device.state = None, None, "quarantined"
         device.reason, device.updated_at = f"policy:{code}", now
         self.store.save_device(device.record())
-        return [*self._sync(device.dpid, [("device", device.mac)], confirms=(device.mac,)), alert]
+        return [*self.sync(device.dpid, [("device", device.mac)], confirms=(device.mac,)), alert]
 
     def retry_lost(self, now: float) -> list[Effect]:
         """Resolutions asked for more than RESOLVE_TIMEOUT_S ago and never answered are asked again (devices that
