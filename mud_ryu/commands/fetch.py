@@ -79,9 +79,10 @@ def _summary(resolution: object) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from mud_ryu.fetch.cache import MudCache
     from mud_ryu.fetch.fetcher import Fetcher, system_resolver
-    from mud_ryu.fetch.manager import ManagerSettings, MudManager, MudRequest, SignaturePolicy, load_anchors
+    from mud_ryu.fetch.manager import ManagerSettings, MudManager, MudRequest, SignaturePolicy
     from mud_ryu.fetch.netguard import parse_networks
     from mud_ryu.fetch.refresh import Outcome
+    from mud_ryu.fetch.signature import load_anchor_files
     from mud_ryu.fetch.types import FetchLimits, FetchOptions
 
     try:
@@ -93,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
             allowed_networks=parse_networks(args.allow_network),
             allowed_hosts=frozenset(h.lower() for h in args.allow_host),
         )
-        anchors = load_anchors(args.ca)
+        anchors = load_anchor_files(args.ca)
     except (ValueError, OSError) as exc:
         print(f"REFUSED usage: {_printable(str(exc))}")
         return 2

@@ -27,7 +27,7 @@ from mud_ryu.fetch import refresh
 from mud_ryu.fetch.cache import CacheEntry, CacheError, MudCache
 from mud_ryu.fetch.fetcher import Fetcher
 from mud_ryu.fetch.refresh import AGED_SIGNATURE, Action, BackoffPolicy, Outcome
-from mud_ryu.fetch.signature import SignatureError, Signer, load_anchor_files, verify_detached
+from mud_ryu.fetch.signature import SignatureError, Signer, verify_detached
 from mud_ryu.fetch.types import SIGNATURE_CONTENT_TYPE, FetchError, FetchStatus, Validators
 from mud_ryu.fetch.urlgate import MudUrl
 from mud_ryu.mudfile import reader as mudfile
@@ -317,6 +317,3 @@ class MudManager:
 
 def _utc(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
-
-
-load_anchors = load_anchor_files  # where the worker has always found it

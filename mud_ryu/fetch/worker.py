@@ -24,9 +24,10 @@ from mud_ryu.dns.resolver import resolve_names
 from mud_ryu.fetch.budget import BUSY
 from mud_ryu.fetch.cache import MudCache
 from mud_ryu.fetch.fetcher import Fetcher, system_resolver
-from mud_ryu.fetch.manager import ManagerSettings, MudManager, MudRequest, MudResolution, SignaturePolicy, load_anchors
+from mud_ryu.fetch.manager import ManagerSettings, MudManager, MudRequest, MudResolution, SignaturePolicy
 from mud_ryu.fetch.netguard import parse_networks
 from mud_ryu.fetch.refresh import Outcome
+from mud_ryu.fetch.signature import load_anchor_files
 from mud_ryu.fetch.types import FetchLimits, FetchOptions
 from mud_ryu.fetch.wire import WireError, WireNamesRequest, decode_any_request, encode_names_result, encode_result
 
@@ -106,7 +107,7 @@ def build_manager(settings: WorkerSettings) -> tuple[MudManager, Fetcher, MudCac
         log.error("MUD cache %s was %s; moved aside, starting empty", settings.cache_path, recovered)
     manager_settings = ManagerSettings(
         signature_policy=SignaturePolicy(settings.signature_policy),
-        trust_anchors=load_anchors(settings.trust_anchors),
+        trust_anchors=load_anchor_files(settings.trust_anchors),
         require_matching_mud_url=settings.require_matching_mud_url,
     )
     return MudManager(fetcher, cache, manager_settings), fetcher, cache
