@@ -61,13 +61,13 @@ STEP_S = 0.001  # enforcer clock advance per round: every address gets its own e
 HOTSPOTS = {
     "Enforcer.dns_seen": ("enforcer/core.py", "dns_seen"),  # the key stays: reports compare by it
     "DnsBindings.answer_seen": ("dns/bind.py", "answer_seen"),
-    "FlowBook._context": ("enforcer/flows.py", "_context"),
+    "FlowBook._context": ("enforcer/profiles.py", "context"),  # the key stays: now ProfileBook.context
     "DnsBindings.current": ("dns/bind.py", "current"),
     "compile_profile": ("compiler/compile.py", "compile_profile"),
     "recompile_sets": ("compiler/compile.py", "recompile_sets"),
     "FlowBook._sync": ("enforcer/flows.py", "sync"),  # the key stays: reports compare by it
     "FlowBook._owner_flows": ("enforcer/flows.py", "_owner_flows"),
-    "FlowBook._set_owner": ("enforcer/flows.py", "_set_owner"),
+    "FlowBook._set_owner": ("enforcer/flows.py", "set_owner"),  # the key stays: reports compare by it
     "dataclass __hash__ (self time)": ("<string>", "__hash__"),
 }
 

@@ -50,7 +50,7 @@ def _uncached(h: core.Harness) -> None:
     fresh = UncachedBindings(old.settings)
     for url, profile in h.lab.enforcer.profiles.items():
         fresh.watch(url, profile.dns_names)
-    h.lab.enforcer.dns = fresh
+    h.lab.enforcer.state.dns = fresh
 
 
 def run(names: int, rounds: int, seed: int) -> dict[str, Any]:

@@ -52,7 +52,7 @@ def test_dns_expiry_goes_on_after_a_round_fails(tmp_path: Path) -> None:
 def test_resolution_retries_go_on_after_a_round_fails(tmp_path: Path) -> None:
     lab = Lab(tmp_path / "state")
     lab.connect()
-    lab.enforcer.resolving[PLAIN] = time.time() - 1_000.0  # asked long ago, never answered
+    lab.enforcer.resolution.resolving[PLAIN] = time.time() - 1_000.0  # asked long ago, never answered
     rounds: list[list[Effect]] = []
 
     def execute(effects: Iterable[Effect]) -> None:

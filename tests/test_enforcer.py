@@ -213,7 +213,7 @@ def test_device_of_another_switch_is_not_learned_on_an_access_port(lab: Lab) -> 
 def test_managed_device_learned_through_an_uplink(tmp_path: Path) -> None:
     two = Lab(tmp_path / "state")
     two.settings = MudSettings(state_dir=str(tmp_path / "state"), uplink_ports=frozenset({(DPID, 5), (2, 5)}))
-    two.enforcer.settings = two.settings
+    two.enforcer.state.settings = two.settings
     two.connect()
     two.announce(BULB, 1, URL)
     two.resolve(URL, ip_mud_file(URL))

@@ -120,10 +120,10 @@ def _run(lab: Lab, step: Step, now: float) -> None:
 
 
 def _scan(enforcer: Enforcer, dpid: int, profile_id: int) -> Profile | None:
-    """What ``_profile_in_use`` computed before the index: a scan over every device."""
+    """What ``FlowBook.profile_in_use`` computes before the index: a scan over every device."""
     if profile_id == QUARANTINE_PROFILE_ID:
         used = any(d.dpid == dpid and d.state == "quarantined" for d in enforcer.devices.values())
-        return enforcer._quarantine if used else None
+        return enforcer.profile_book.quarantine if used else None
     for device in enforcer.devices.values():
         if device.dpid == dpid and device.state == "enforced" and device.url in enforcer.profiles:
             profile = enforcer.profiles[device.url]
@@ -140,13 +140,13 @@ def _check(lab: Lab) -> None:
             rebuilt.setdefault((d.dpid, "quarantined", None), set()).add(mac)
         elif d.state == "enforced" and d.url is not None:
             rebuilt.setdefault((d.dpid, "enforced", d.url), set()).add(mac)
-    assert enforcer._users == rebuilt
+    assert enforcer.state._users == rebuilt
     ids = lab.store.profile_ids()
-    assert enforcer._profile_ids == ids
-    assert enforcer._manufacturer_ids == lab.store.manufacturer_ids()
+    assert enforcer.state.profile_ids == ids
+    assert enforcer.state.manufacturer_ids == lab.store.manufacturer_ids()
     for dpid in (*DPIDS, 3):
         for profile_id in (QUARANTINE_PROFILE_ID, *ids.values(), max(ids.values(), default=0) + 1):
-            assert enforcer._profile_in_use(dpid, profile_id) is _scan(enforcer, dpid, profile_id)
+            assert enforcer.flows.profile_in_use(dpid, profile_id) is _scan(enforcer, dpid, profile_id)
 
 
 @settings(max_examples=100, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
@@ -174,11 +174,11 @@ def test_the_scan_sees_devices_the_index_tracks() -> None:
         try:
             lab.connect()
             lab.announce(BULB, 1, URL)
-            assert lab.enforcer._profile_in_use(1, QUARANTINE_PROFILE_ID) is not None
+            assert lab.enforcer.flows.profile_in_use(1, QUARANTINE_PROFILE_ID) is not None
             lab.resolve(URL, ip_mud_file(URL))
             profile = lab.enforcer.profiles[URL]
-            assert lab.enforcer._profile_in_use(1, profile.profile_id) is profile
-            assert lab.enforcer._profile_in_use(1, QUARANTINE_PROFILE_ID) is None
+            assert lab.enforcer.flows.profile_in_use(1, profile.profile_id) is profile
+            assert lab.enforcer.flows.profile_in_use(1, QUARANTINE_PROFILE_ID) is None
             _check(lab)
         finally:
             lab.store.close()

@@ -233,7 +233,7 @@ def test_a_device_quarantined_for_an_aged_signer_is_not_re_enforced_by_announcin
     effects = lab.announce(BULB, 1, V1)  # a DHCP renewal: the file in memory must not be enforced again
     assert not _allows(lab, 443) and ResolveRequest(V1) in effects  # the worker decides
     for i in range(4):  # even with its port's resolution budget held by a port-mate stalling four URLs
-        lab.enforcer.resolve_budget.admit(f"https://slow.test/{i}.json", f"02:00:00:00:01:{i:02x}", (1, 1), NOW)
+        lab.enforcer.resolution.budget.admit(f"https://slow.test/{i}.json", f"02:00:00:00:01:{i:02x}", (1, 1), NOW)
     lab.enforcer.resolved(WireResult(3, V1, Outcome.BACKOFF, "fetch:busy", "", None, None, None, None, b""), NOW)
     lab.announce(BULB, 1, V1)
     assert not _allows(lab, 443)

@@ -363,7 +363,7 @@ def test_a_mac_flood_on_a_device_port_is_bounded(lab: Lab) -> None:
     for i in range(10):
         codes += alerts(lab.apply(lab.enforcer.learned(DPID, 1, f"02:00:00:00:aa:{i:02x}", NOW)))
     assert codes.count("new-mac-on-device-port") == 4 and codes.count("new-mac-flood") == 6
-    assert len(lab.enforcer.devices_at(DPID, 1)) == 5  # bulb and four recorded newcomers
+    assert len(lab.enforcer.state.devices_at(DPID, 1)) == 5  # bulb and four recorded newcomers
     flooded = Packet.tcp(1, "02:00:00:00:aa:09", PEER_MAC, "10.0.0.9", PEER, 40000, 22)
     assert not _reaches(lab, flooded, PEER_PORT)  # unrecorded, still bootstrap only at the switch
 

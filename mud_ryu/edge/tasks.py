@@ -20,7 +20,7 @@ from mud_ryu.fetch.client import WorkerClient
 LOG = logging.getLogger("mud_ryu.app")
 REFRESH_INTERVAL_S = 300.0  # the worker's cache decides whether a URL is actually fetched again
 RETRY_INTERVAL_S = 10.0
-FLOW_RETRY_POLL_S = 0.5  # refused flows are resent after 1 s at the earliest (enforcer.REFUSAL_RETRY_FIRST_S)
+FLOW_RETRY_POLL_S = 0.5  # refused flows are resent after 1 s at the earliest (enforcer.refusals.REFUSAL_RETRY_FIRST_S)
 DNS_POLL_S = 5.0  # the longest an expiry waits when nothing is due sooner
 DNS_SAVE_S = 2.0  # how often changed DNS bindings are saved (enforcer.dns.DNS_SAVE_INTERVAL_S)
 LEASE_POLL_S = 2.0  # lease ends are checked, and a changed lease table saved, this often

@@ -14,11 +14,13 @@ import logging
 from collections.abc import Iterator
 
 from mud_ryu.discovery.scan import Announcement, Malformed, NoUrl
-from mud_ryu.enforcer.resolution import RECHECK_S, ResolutionEvents
-from mud_ryu.enforcer.state import Alert, Device, Effect, ResolveRequest, SwitchState
-from mud_ryu.fetch.budget import BUSY
+from mud_ryu.enforcer.flows import FlowBook
+from mud_ryu.enforcer.network import EnforcerState
+from mud_ryu.enforcer.resolution import Resolution
+from mud_ryu.enforcer.state import Alert, Device, Effect, SwitchState
 from mud_ryu.fetch.refresh import AGED_SIGNATURE_REASONS
 from mud_ryu.fetch.urlgate import UrlRejected
+from mud_ryu.policy.gate import TrustGate
 from mud_ryu.policy.store import TrustStoreError
 from mud_ryu.policy.table import Outcome
 from mud_ryu.policy.types import DeviceId, Pending, TrustRecord, TrustState, Verdict
@@ -32,13 +34,20 @@ REVIEWED = frozenset({"needs-approval", "approved"})  # pending changes an opera
 MAX_NEW_MACS_PER_PORT = 4  # a quarantined host: a new source MAC on a MUD device's access port
 
 
-class AdmissionEvents(ResolutionEvents):
-    """Discovery frames and learned sources in, devices bound; :class:`~mud_ryu.enforcer.core.Enforcer` adds the
-    rest."""
+class Admission:
+    """Discovery frames and learned sources in, devices bound. Owned by :class:`~mud_ryu.enforcer.core.Enforcer`,
+    which hands it each punted discovery frame and learning copy; a device admitted on a URL is sent on to the
+    :class:`~mud_ryu.enforcer.resolution.Resolution`."""
+
+    def __init__(self, state: EnforcerState, flows: FlowBook, resolution: Resolution, trust: TrustGate) -> None:
+        self._state = state
+        self._flows = flows
+        self._resolution = resolution
+        self._trust = trust
 
     def discovered(self, dpid: int, port: int, scanned: object, now: float) -> list[Effect]:
         """A punted DHCP/DHCPv6/LLDP frame, scanned by :func:`mud_ryu.discovery.scan.scan_frame`."""
-        if dpid not in self.switches:
+        if dpid not in self._state.switches:
             return []
         if isinstance(scanned, Announcement):
             return self._announcement(dpid, port, scanned, now)
@@ -50,19 +59,16 @@ class AdmissionEvents(ResolutionEvents):
             return [Alert("malformed-announcement", scanned.src_mac or "", dpid, port, "", scanned.reason)]
         return []
 
-    def _uplink(self, dpid: int, port: int) -> bool:
-        return (dpid, port) in self.settings.uplink_ports
-
     def learned(self, dpid: int, port: int, mac: str, now: float) -> list[Effect]:
         """A frame from a source the switch did not know (the learning copy), or a client without a URL."""
-        sw = self.switches.get(dpid)
+        sw = self._state.switches.get(dpid)
         if sw is None:
             return []
         if int(mac[:2], 16) & 1:
             return []
-        device = self.devices.get(mac)
+        device = self._state.devices.get(mac)
         if device is not None and device.state != "absent":
-            if device.dpid == dpid or not self._uplink(dpid, port):
+            if device.dpid == dpid or not self._state.uplink(dpid, port):
                 # Managed here: its own flows classify it (a wrong port is the anti-spoof flow's business). Managed
                 # on another switch but seen on an access port here: never learn it as an unmanaged host.
                 return []
@@ -71,16 +77,19 @@ class AdmissionEvents(ResolutionEvents):
             # A source learned on another port that is still up (the router behind the uplink, a server) now seen
             # here: taking it over would send its traffic to this port. Refused; its own flows stay where they are.
             return [Alert("spoofed-source", mac, dpid, port, "", f"{mac} is a host on port {sw.hosts[mac]}: not moved")]
-        elif device is not None and not self._server_side(dpid, port):
+        elif device is not None and not self._state.server_side(dpid, port):
             return self._returned(device, dpid, port, now)
         elif self._beside_a_device(dpid, port, mac):
             return self._new_mac_beside_device(dpid, port, mac, now)
-        elif self.settings.default_policy is DefaultPolicy.BOOTSTRAP_ONLY and not self._server_side(dpid, port):
+        elif self._bootstrap_only_by_default() and not self._state.server_side(dpid, port):
             return self._admit(dpid, port, mac, None, "learned", now)
         if sw.hosts.get(mac) == port:
             return []
         sw.hosts[mac] = port
-        return self.sync(dpid, [("host", mac)])
+        return self._flows.sync(dpid, [("host", mac)])
+
+    def _bootstrap_only_by_default(self) -> bool:
+        return self._state.settings.default_policy is DefaultPolicy.BOOTSTRAP_ONLY
 
     def _returned(self, device: Device, dpid: int, port: int, now: float) -> list[Effect]:
         """A known MUD device, absent (released, its link flapped, or moved), sending before it announces again:
@@ -92,12 +101,8 @@ class AdmissionEvents(ResolutionEvents):
                 why = f"{mac} is a MUD device at dpid {device.dpid:016x} port {device.port}: not moved"
                 return [Alert("spoofed-source", mac, dpid, port, "", why)]
             with _trust_errors():
-                self.trust.moved(DeviceId(device.dpid, device.port, mac), DeviceId(dpid, port, mac))
+                self._trust.moved(DeviceId(device.dpid, device.port, mac), DeviceId(dpid, port, mac))
         return self._admit(dpid, port, mac, None, "learned", now, reason="returned-unannounced")
-
-    def _server_side(self, dpid: int, port: int) -> bool:
-        """Uplinks and server ports: where routers and servers are, never quarantined as devices."""
-        return self._uplink(dpid, port) or (dpid, port) in self.settings.server_ports
 
     def _host_elsewhere(self, sw: SwitchState, port: int, mac: str) -> bool:
         """``mac`` is a learned host on another port of this switch that is still up."""
@@ -108,18 +113,18 @@ class AdmissionEvents(ResolutionEvents):
         """Whether ``mac`` is a new source on an access port that is a MUD device's place (and not a shared port):
         a device that changes its source MAC must not leave its policy behind (README "What a device on the LAN
         cannot do")."""
-        return not self.hosts_welcome(dpid, port) and bool(self.devices_at(dpid, port) - {mac})
+        return not self._state.hosts_welcome(dpid, port) and bool(self._state.devices_at(dpid, port) - {mac})
 
     def _new_mac_beside_device(self, dpid: int, port: int, mac: str, now: float) -> list[Effect]:
         """Bootstrap only (quarantined, no URL) until it announces a URL of its own; the operator is told. At most
         MAX_NEW_MACS_PER_PORT are recorded per port: beyond, a MAC flood gets alerts only (the port's catch flow
         already holds every unknown source there to bootstrap, with no state at the controller)."""
-        here = [m for m in self.devices_at(dpid, port) if self.devices[m].reason == NEW_MAC_REASON]
+        here = [m for m in self._state.devices_at(dpid, port) if self._state.devices[m].reason == NEW_MAC_REASON]
         if len(here) >= MAX_NEW_MACS_PER_PORT:
             return [Alert("new-mac-flood", mac, dpid, port, "",
                           f"more than {MAX_NEW_MACS_PER_PORT} new source MACs on this port: not recorded")]  # fmt: skip
         effects = self._admit(dpid, port, mac, None, "learned", now, reason=NEW_MAC_REASON)
-        others = ", ".join(sorted(self.devices_at(dpid, port) - {mac}))
+        others = ", ".join(sorted(self._state.devices_at(dpid, port) - {mac}))
         message = (f"a new source MAC on the port of MUD device {others}: bootstrap only until it announces a URL of "
                    "its own (shared_ports names ports that carry many hosts)")  # fmt: skip
         return [*effects, Alert(NEW_MAC_REASON, mac, dpid, port, "", message)]
@@ -127,7 +132,7 @@ class AdmissionEvents(ResolutionEvents):
     def _demote_hosts(self, dpid: int, port: int, mac: str, now: float) -> list[Effect]:
         """A device was just placed at (dpid, port): hosts learned there before it (a device that sent from a second
         MAC before announcing with its first) lose their unmanaged access as well."""
-        sw = self.switches[dpid]
+        sw = self._state.switches[dpid]
         effects: list[Effect] = []
         for other in sorted(m for m, p in sw.hosts.items() if p == port and m != mac):
             effects += self._new_mac_beside_device(dpid, port, other, now)
@@ -140,34 +145,34 @@ class AdmissionEvents(ResolutionEvents):
         the MAC elsewhere then is a spoof. The operator moves a device by forgetting it."""
         if device.state == "absent" and device.reason == "port-down":
             return True
-        home = self.switches.get(device.dpid)
+        home = self._state.switches.get(device.dpid)
         return home is not None and device.port not in home.ports_up
 
-    def _learnable(self, dpid: int, port: int, mac: str) -> bool:
+    def learnable(self, dpid: int, port: int, mac: str) -> bool:
         """Whether ``mac`` may hold learned-host flows at (dpid, port): not a device managed on this switch, and
         a device managed elsewhere only through an uplink."""
-        device = self.devices.get(mac)
+        device = self._state.devices.get(mac)
         if device is None or device.state == "absent":
             return True
-        return device.dpid != dpid and self._uplink(dpid, port)
+        return device.dpid != dpid and self._state.uplink(dpid, port)
 
     def _release(self, dpid: int, port: int, mac: str, now: float) -> list[Effect]:
-        device = self.devices.get(mac)
+        device = self._state.devices.get(mac)
         if device is None or (device.dpid, device.port) != (dpid, port):
             return []
         device.state, device.reason, device.updated_at = "absent", "dhcp-release", now
-        return self.sync(dpid, [("device", mac)], confirms=(mac,))
+        return self._flows.sync(dpid, [("device", mac)], confirms=(mac,))
 
     def _announcement(self, dpid: int, port: int, ann: Announcement, now: float) -> list[Effect]:
         mac = ann.src_mac
-        if self._uplink(dpid, port) or (dpid, port) in self.settings.server_ports:
+        if self._state.uplink(dpid, port) or (dpid, port) in self._state.settings.server_ports:
             return []  # relayed from another switch (the access switch handles it), or a server port: no devices
         if ann.relay_hops:
             # A Relay-Forward is a relay agent's message; on an access port it is a device speaking for others.
             why = "dhcpv6-relayed-on-access-port: a Relay-Forward from an access port is not an announcement"
             return [Alert("malformed-announcement", mac, dpid, port, ann.url[:255], why)]
-        device = self.devices.get(mac)
-        sw = self.switches[dpid]
+        device = self._state.devices.get(mac)
+        sw = self._state.switches[dpid]
         if device is None and self._host_elsewhere(sw, port, mac):
             return [Alert("spoofed-announcement", mac, dpid, port, ann.url[:255],
                           f"{mac} is a host on port {sw.hosts[mac]}; not rebinding")]  # fmt: skip
@@ -177,7 +182,7 @@ class AdmissionEvents(ResolutionEvents):
             return [Alert("spoofed-announcement", mac, dpid, port, ann.url[:255],
                           f"{mac} is at dpid {device.dpid:016x} port {device.port}; not rebinding")]  # fmt: skip
         try:
-            gated = self.url_gate.check(ann.url)
+            gated = self._resolution.url_gate.check(ann.url)
         except UrlRejected as rejected:
             effects = self._admit(dpid, port, mac, None, ann.protocol, now, reason=f"url:{rejected.reason}")
             return [*effects, Alert("bad-url", mac, dpid, port, ann.url[:255], rejected.message)]
@@ -185,13 +190,13 @@ class AdmissionEvents(ResolutionEvents):
         if device is not None and device.state == "absent" and (device.dpid, device.port) != (dpid, port):
             # A move after a port-down or release: the device's trust (pin, history) moves with it, explicitly.
             with _trust_errors():
-                if self.trust.moved(DeviceId(device.dpid, device.port, mac), identity):
+                if self._trust.moved(DeviceId(device.dpid, device.port, mac), identity):
                     log.info("trust of %s moved from dpid %016x port %d to dpid %016x port %d", mac, device.dpid,
                              device.port, dpid, port)  # fmt: skip
         try:
             # One read of the trust record per announcement: the outcome carries the record now in force, and the
             # pending change it started from.
-            outcome = self.trust.announce(identity, gated, now)
+            outcome = self._trust.announce(identity, gated, now)
         except TrustStoreError as error:
             log.error("trust store failed (%s): %s", error.reason, error.message)
             return self._fail_closed(dpid, port, mac, ann.protocol, gated.url, now)
@@ -263,16 +268,16 @@ class AdmissionEvents(ResolutionEvents):
         record as stored: no device-row write (an fsync) and no barrier to confirm. ``via`` and ``updated_at``
         then stay those of the last change: an LLDP refresh of a device that also renews over DHCP is no change."""
         effects: list[Effect] = []
-        sw = self.switches[dpid]
-        previous = self.devices.get(mac)
+        sw = self._state.switches[dpid]
+        previous = self._state.devices.get(mac)
         if mac in sw.hosts:
             del sw.hosts[mac]
-            effects += self.sync(dpid, [("host", mac)])
-        if previous is not None and previous.dpid != dpid and previous.dpid in self.switches:
+            effects += self._flows.sync(dpid, [("host", mac)])
+        if previous is not None and previous.dpid != dpid and previous.dpid in self._state.switches:
             old_dpid = previous.dpid
             previous.state = "absent"
-            effects += self.sync(old_dpid, [("device", mac)])  # the old location is cleaned
-        device_id = previous.device_id if previous else self.store.device_id(mac)
+            effects += self._flows.sync(old_dpid, [("device", mac)])  # the old location is cleaned
+        device_id = previous.device_id if previous else self._state.store.device_id(mac)
         same = previous is not None and previous.url == url and previous.state == "enforced"
         keep_policy = previous is not None and previous.state == "enforced" and url is not None
         device = Device(mac, device_id, dpid, port, url, via, "enforced" if keep_policy else "quarantined",
@@ -284,53 +289,27 @@ class AdmissionEvents(ResolutionEvents):
         if previous is not None and _unchanged(previous, device):
             device = previous
             # Nothing to save or confirm; the diff still repairs flows this switch's state says are missing.
-            effects += self.sync(dpid, [("device", mac)])
+            effects += self._flows.sync(dpid, [("device", mac)])
         else:
-            self.devices[mac] = device
-            self.store.save_device(device.record())
-            effects += self.sync(dpid, [("device", mac)], confirms=(mac,))
-        if device.reason != NEW_MAC_REASON and not self.hosts_welcome(dpid, port):
+            self._state.devices[mac] = device
+            self._state.store.save_device(device.record())
+            effects += self._flows.sync(dpid, [("device", mac)], confirms=(mac,))
+        if device.reason != NEW_MAC_REASON and not self._state.hosts_welcome(dpid, port):
             effects += self._demote_hosts(dpid, port, mac, now)
         if url is None:
             return effects  # quarantined for good (no URL, or a refused one: the caller alerts)
-        profile = self.profiles.get(url)
+        profile = self._state.profiles.get(url)
         if record is None:
-            record = self.trust.record(DeviceId(dpid, port, mac))
+            record = self._trust.record(DeviceId(dpid, port, mac))
         known = profile is not None and (record.current_url, record.current_sha256) == (url, profile.sha256)
         # A file whose signer aged is never enforced from memory: only the worker's next valid answer restores it
         # (a device quarantined for it must not be re-enforced by announcing again, nor after a restart).
-        aged = url in self.aged_urls or (previous is not None and previous.reason in AGED_SIGNATURE_REASONS)
+        aged = self._resolution.aged(url) or (previous is not None and previous.reason in AGED_SIGNATURE_REASONS)
         known = known and not aged
         if profile is not None and known and not keep_policy:
             # This device's trust already accepted exactly this file: enforce now, no round trip to the worker.
-            effects += self._enforce(device, profile, now)
-        recently = known and now - self.checked_at.get(url, float("-inf")) < RECHECK_S
-        if not self._in_flight(url, now) and not recently:
-            # A known, recently checked file needs no new resolution for every device that announces it (the
-            # periodic refresh keeps it current); anything else goes to the worker -- within the bounds per device
-            # and per port (fetch.budget), so one device cycling URLs on stalling hosts cannot starve the rest.
-            if self.resolve_budget.admit(url, mac, (dpid, port), now, self._port_resolving_limit(dpid, port)):
-                return [*effects, *self._resolution_refused(device, url, now)]
-            self.resolving[url] = now
-            effects.append(ResolveRequest(url))
-        return effects
-
-    def _port_resolving_limit(self, dpid: int, port: int) -> int:
-        """A shared port (an access point, a hub) carries many devices, each with its own URL: its own bound."""
-        shared = (dpid, port) in self.settings.shared_ports
-        return self.settings.max_resolving_per_shared_port if shared else self.settings.max_resolving_per_port
-
-    def _resolution_refused(self, device: Device, url: str, now: float) -> list[Effect]:
-        """Over its resolution bound: not fetched now. The device stays as it is (still on its URL, so another
-        device's resolution of it reaches it too); its next announcement asks again. One alert a minute at most."""
-        if device.state != "enforced" and device.reason != BUSY:
-            device.reason, device.updated_at = BUSY, now
-            self.store.save_device(device.record())
-        if not self.busy_alerts.take(device.mac, now):
-            return []
-        limit = self._port_resolving_limit(device.dpid, device.port)
-        why = self.resolve_budget.which_bound(device.mac, (device.dpid, device.port), limit)
-        return [Alert(BUSY.replace(":", "-"), device.mac, device.dpid, device.port, url, f"{BUSY}: {why}")]
+            effects += self._resolution.enforce(device, profile, now)
+        return [*effects, *self._resolution.request(device, url, known, now)]
 
 
 def _unchanged(previous: Device, device: Device) -> bool:

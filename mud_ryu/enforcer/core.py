@@ -18,31 +18,45 @@ with every device of the same URL on that switch) or keeps it quarantined. Ident
 announcement of a known MAC from another port while its own port is up is a spoof, alerted and ignored (its data
 frames are dropped by the anti-spoofing flow); after a port-down the device may reappear elsewhere (a move).
 
-The class is built in layers, one module each: :mod:`~mud_ryu.enforcer.flows` (the flow book: per-owner desired
-flows and the diff), :mod:`~mud_ryu.enforcer.resolution` (the worker's answers and verification),
-:mod:`~mud_ryu.enforcer.admission` (announcements, learned hosts, binding a device), and this module: start-up
-from the stores, switch and port events, operator syncs and barrier confirmations. The DNS events and the IP source
-guard's events are collaborators the enforcer owns, not layers (:class:`~mud_ryu.enforcer.dns.DnsEvents`,
-:class:`~mud_ryu.enforcer.bindings.BindingEvents`, each on the flow book): the first steps from this chain of
-layers to an enforcer composed of collaborators with narrow interfaces.
+The enforcer is composed, not layered: it owns one :class:`~mud_ryu.enforcer.network.EnforcerState` (devices,
+switches, profiles, bindings, id maps and the indices over them) and hands each event to the collaborator for it,
+each built on that state with the others it needs passed in (FAUCET's Valve and its managers are the model):
+
+* :class:`~mud_ryu.enforcer.profiles.ProfileBook` -- verified files compiled, put in force, recompiled;
+* :class:`~mud_ryu.enforcer.flows.FlowBook` -- the desired flows per owner and the diff against each switch;
+* :class:`~mud_ryu.enforcer.resolution.Resolution` -- resolutions in flight and what the worker's answers do;
+* :class:`~mud_ryu.enforcer.admission.Admission` -- announcements, learned hosts, binding a device;
+* :class:`~mud_ryu.enforcer.dns.DnsEvents`, :class:`~mud_ryu.enforcer.bindings.BindingEvents` -- DNS answers, and
+  the IP source guard's claims and leases;
+* :class:`~mud_ryu.enforcer.refusals.RefusedFlows` -- flows a switch refused, resent after a backoff.
+
+This module keeps start-up from the stores, the switch and port events, reconciliation, operator syncs and barrier
+confirmations.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Iterable, Mapping
 
 from mud_ryu.compiler.flowrule import FlowRule
 from mud_ryu.compiler.pipeline import Band, table_id
+from mud_ryu.dns.bind import DnsBindings
 from mud_ryu.dns.store import DnsStore
-from mud_ryu.enforcer.admission import AdmissionEvents
+from mud_ryu.enforcer.admission import Admission
 from mud_ryu.enforcer.bindings import BindingEvents
 from mud_ryu.enforcer.devicestore import DeviceStore
 from mud_ryu.enforcer.dns import DnsEvents
-from mud_ryu.enforcer.resolution import RECHECK_S, RESOLVE_TIMEOUT_S
-from mud_ryu.enforcer.state import Alert, Device, Effect, FlowUpdate, Owner, ResolveRequest, SwitchState
+from mud_ryu.enforcer.flows import FlowBook
+from mud_ryu.enforcer.my_controller import MyControllerEntry
+from mud_ryu.enforcer.network import EnforcerState
+from mud_ryu.enforcer.profiles import ProfileBook
+from mud_ryu.enforcer.refusals import RefusedFlows
+from mud_ryu.enforcer.resolution import RECHECK_S, RESOLVE_TIMEOUT_S, Resolution
+from mud_ryu.enforcer.state import Alert, Device, Effect, FlowUpdate, Owner, Profile, ResolveRequest, SwitchState
+from mud_ryu.fetch.wire import WireResult
 from mud_ryu.guard import source as sourceguard
+from mud_ryu.guard.bindings import AddressBindings
 from mud_ryu.guard.dhcp_lease import Lease
 from mud_ryu.guard.lease_store import LeaseStore
 from mud_ryu.openflow.flowkey import FlowKey, rule_key
@@ -52,24 +66,11 @@ from mud_ryu.policy.types import DeviceId
 from mud_ryu.settings import MudSettings
 
 log = logging.getLogger(__name__)
-REFUSAL_RETRY_FIRST_S = 1.0
-REFUSAL_RETRY_MAX_S = 60.0
-
-
-@dataclasses.dataclass
-class _Retry:
-    """Owners of one switch whose flows it refused, waiting for their resend."""
-
-    owners: set[Owner] = dataclasses.field(default_factory=set)
-    confirms: set[str] = dataclasses.field(default_factory=set)
-    due: float = 0.0  # 0: nothing waiting (the delay is kept for the next refusal)
-    delay: float = 0.0
-    last: float = 0.0  # when the last refusal came
 
 __all__ = ["RECHECK_S", "RESOLVE_TIMEOUT_S", "Alert", "Device", "Effect", "Enforcer", "FlowUpdate", "ResolveRequest"]
 
 
-class Enforcer(AdmissionEvents):
+class Enforcer:
     def __init__(
         self,
         settings: MudSettings,
@@ -81,21 +82,83 @@ class Enforcer(AdmissionEvents):
     ) -> None:
         """``dns_store``, ``lease_store``: where DNS-learned bindings and DHCP leases are kept across restarts (None:
         in memory only)."""
-        super().__init__(settings, store, trust)
-        self.dns_events = DnsEvents(self)
-        self.binding_events = BindingEvents(self)
-        self._refusals: dict[int, _Retry] = {}
+        self.trust = trust
+        self.state = EnforcerState(settings, store)
+        self.profile_book = ProfileBook(self.state)
+        self.flows = FlowBook(self.state, self.profile_book)
+        self.resolution = Resolution(self.state, self.profile_book, self.flows, trust)
+        self.admission = Admission(self.state, self.flows, self.resolution, trust)
+        self.dns_events = DnsEvents(self.state, self.profile_book, self.flows)
+        self.binding_events = BindingEvents(self.state, self.flows)
+        self.refusals = RefusedFlows(self.state, self.flows)
         self._trust_over_rows()
         for device in self.devices.values():
             if device.url and device.sha256 and device.url not in self.profiles:
                 body = store.body(device.sha256)
                 if body is not None:
-                    self._install_profile(device.url, device.sha256, body)
+                    self.profile_book.install(device.url, device.sha256, body)
         if dns_store is not None:
             self.dns_events.restore(dns_store, now)
         if lease_store is not None:
             self.binding_events.restore_leases(lease_store, now)
         log.info("enforcer state: %d devices, %d profiles loaded", len(self.devices), len(self.profiles))
+
+    # ---- the state others read (the API, the app's effects, the operator actions)
+    @property
+    def settings(self) -> MudSettings:
+        return self.state.settings
+
+    @property
+    def store(self) -> DeviceStore:
+        return self.state.store
+
+    @property
+    def devices(self) -> dict[str, Device]:
+        return self.state.devices
+
+    @property
+    def switches(self) -> dict[int, SwitchState]:
+        return self.state.switches
+
+    @property
+    def profiles(self) -> dict[str, Profile]:
+        return self.state.profiles
+
+    @property
+    def dns(self) -> DnsBindings:
+        return self.state.dns
+
+    @property
+    def bindings(self) -> AddressBindings:
+        return self.state.bindings
+
+    # ---- admission and resolution: handed to the collaborators ---------------------------------------------------
+
+    def discovered(self, dpid: int, port: int, scanned: object, now: float) -> list[Effect]:
+        """A punted DHCP/DHCPv6/LLDP frame (:meth:`Admission.discovered`)."""
+        return self.admission.discovered(dpid, port, scanned, now)
+
+    def learned(self, dpid: int, port: int, mac: str, now: float) -> list[Effect]:
+        """A source the switch did not know, or a client without a URL (:meth:`Admission.learned`)."""
+        return self.admission.learned(dpid, port, mac, now)
+
+    def resolved(self, result: WireResult, now: float) -> list[Effect]:
+        """The worker answered for a MUD URL (:meth:`Resolution.resolved`)."""
+        return self.resolution.resolved(result, now)
+
+    def retry_lost(self, now: float) -> list[Effect]:
+        """Resolutions never answered are asked again (:meth:`Resolution.retry_lost`)."""
+        return self.resolution.retry_lost(now)
+
+    # ---- the operator's my-controller entries
+    def my_controller_entries(self) -> list[MyControllerEntry]:
+        """Every per-URL my-controller entry (:meth:`ProfileBook.my_controller_entries`)."""
+        return self.profile_book.my_controller_entries()
+
+    def set_my_controller(self, url: str, addresses: Iterable[str] | None) -> list[Effect]:
+        """Set or clear the operator's my-controller entry for a MUD URL and send the recompiled profiles' flows
+        (:meth:`ProfileBook.set_my_controller`, which raises before anything changes)."""
+        return self.flows.sync_profiles(self.profile_book.set_my_controller(url, addresses))
 
     # ---- the IP source guard's events: handed to the collaborator ------------------------------------------------
 
@@ -154,12 +217,15 @@ class Enforcer(AdmissionEvents):
     def switch_up(self, dpid: int, ports: Iterable[int], metered: bool) -> None:
         """A switch connected. Nothing is sent until :meth:`reconcile` hears what it already holds."""
         sw = SwitchState(dpid, metered, set(ports))
-        trusted = self.trusted_ports(dpid)
+        trusted = self.state.trusted_ports(dpid)
         if trusted:
             log.info("dpid=%016x trusted ports (uplinks, servers): %s", dpid, ", ".join(map(str, sorted(trusted))))
         else:
-            log.warning("dpid=%016x has no uplink_ports or server_ports: every port without a MUD device counts as "
-                        "trusted (may claim server addresses, send DHCP offers, RAs); configure them", dpid)
+            log.warning(
+                "dpid=%016x has no uplink_ports or server_ports: every port without a MUD device counts as "
+                "trusted (may claim server addresses, send DHCP offers, RAs); configure them",
+                dpid,
+            )
         if not any(":" not in s for s in self.settings.dhcp_servers):
             log.warning("no IPv4 dhcp_servers configured: MUD devices' DHCP client messages may go to any IPv4 peer")
         old = self.switches.get(dpid)
@@ -187,16 +253,10 @@ class Enforcer(AdmissionEvents):
             if (key.table_id, key.priority) == learned_slot:
                 fields = dict(key.match)
                 mac, port = fields.get("eth_src"), fields.get("in_port")
-                if isinstance(mac, str) and isinstance(port, int) and self._learnable(dpid, port, mac):
+                if isinstance(mac, str) and isinstance(port, int) and self.admission.learnable(dpid, port, mac):
                     sw.hosts.setdefault(mac, port)
-        self._reindex()  # the device map is the truth after a restart or an outside removal
-        wanted = self._desired(sw)
-        sw.owners, sw.slots = {}, {}
-        for owner, flows in wanted.items():
-            self._set_owner(sw, owner, flows)
-        sw.device_profile = {
-            d.mac: pid for d in self.devices.values() if (pid := self._enforced_profile_id(d, dpid)) is not None
-        }
+        self.state.reindex()  # the device map is the truth after a restart or an outside removal
+        wanted = self.flows.reset(sw)
         want = {rule_key(r): r for flows in wanted.values() for r in flows}
         want_slots = {k.slot for k in want}
         held_keys = {key for key, _ in held}
@@ -204,8 +264,8 @@ class Enforcer(AdmissionEvents):
         stale = tuple(ref for key, ref in held if key.slot not in want_slots)
         log.info("reconcile dpid=%016x: %d held, %d wanted, %d to add, %d stale",
                  dpid, len(held_keys), len(want), len(adds), len(stale))  # fmt: skip
-        requests = [ResolveRequest(url) for url in self._urls_on(dpid) if url not in self.resolving]
-        self.resolving.update((r.url, now) for r in requests)
+        resolving = self.resolution.resolving
+        requests = self.resolution.asked([url for url in self._urls_on(dpid) if url not in resolving], now)
         return [FlowUpdate(dpid, adds, (), stale=stale), *requests]
 
     def _urls_on(self, dpid: int) -> list[str]:
@@ -213,14 +273,14 @@ class Enforcer(AdmissionEvents):
 
     def switch_down(self, dpid: int) -> None:
         self.switches.pop(dpid, None)
-        self._refusals.pop(dpid, None)
+        self.refusals.forget(dpid)
 
     def port_up(self, dpid: int, port: int) -> list[Effect]:
         sw = self.switches.get(dpid)
         if sw is None:
             return []
         sw.ports_up.add(port)
-        return self.sync(dpid, [("punt", port)])
+        return self.flows.sync(dpid, [("punt", port)])
 
     def port_down(self, dpid: int, port: int, now: float) -> list[Effect]:
         sw = self.switches.get(dpid)
@@ -237,63 +297,25 @@ class Enforcer(AdmissionEvents):
                 device.state, device.reason, device.updated_at = "absent", "port-down", now
                 touched.append(("device", device.mac))
                 gone.append(device.mac)
-        return self.sync(dpid, touched, confirms=tuple(gone))
+        return self.flows.sync(dpid, touched, confirms=tuple(gone))
 
     def sync_device(self, mac: str) -> list[Effect]:
         """Bring one device's flows on its switch in line with its record (after an operator action)."""
         device = self.devices.get(mac)
         if device is None:
             return []
-        return self.sync(device.dpid, [("device", mac)], confirms=(mac,))
+        return self.flows.sync(device.dpid, [("device", mac)], confirms=(mac,))
 
     # ---- flows the switch refused (an OpenFlow error tied to its flow-mod by xid)
     def flows_refused(
         self, dpid: int, rules: Iterable[FlowRule], confirms: Iterable[str], reason: str, now: float
     ) -> list[Effect]:
-        """The switch refused ``rules`` (sent in one update whose barrier would have confirmed ``confirms``). Those
-        rules leave the book of the owners holding them, so a retry sends them again; their devices are
-        not confirmed (their records stay as they were: what the switch holds is not what they say); the operator is
-        told. :meth:`retry_refused` resends after a backoff (1 s, doubling to 60 s while refusals go on)."""
-        sw = self.switches.get(dpid)
-        if sw is None:
-            return []
-        refused = frozenset(rules)
-        owners = [owner for owner, flows in sw.owners.items() if flows & refused]
-        for owner in owners:
-            # Only what was refused leaves the book: the retry's diff sends it again, and what the switch accepted
-            # stays known, so a change before the retry still deletes what it no longer wants.
-            self._set_owner(sw, owner, sw.owners[owner] - refused)
-        retry = self._refusals.setdefault(dpid, _Retry())
-        retry.owners.update(owners)
-        retry.confirms.update(confirms)
-        # Refusals in a row (within twice the longest delay of the last one) double the delay; a fresh one starts over.
-        in_a_row = retry.delay and now - retry.last < 2 * REFUSAL_RETRY_MAX_S
-        retry.delay = min(REFUSAL_RETRY_MAX_S, retry.delay * 2) if in_a_row else REFUSAL_RETRY_FIRST_S
-        retry.due, retry.last = now + retry.delay, now
-        effects: list[Effect] = []
-        for owner in sorted(owners, key=repr):
-            kind, key = owner
-            device = self.devices.get(str(key)) if kind == "device" else None
-            port = device.port if device is not None else (key if kind == "punt" and isinstance(key, int) else 0)
-            why = f"switch refused flows of {kind} {key}: {reason}; retrying in {retry.delay:g} s"
-            effects.append(Alert("flow-refused", device.mac if device else "", dpid, port, "", why))
-        return effects
+        """The switch refused ``rules`` (:meth:`RefusedFlows.refused`)."""
+        return self.refusals.refused(dpid, rules, confirms, reason, now)
 
     def retry_refused(self, now: float) -> list[Effect]:
-        """Resend the owners whose flows a switch refused, once their backoff is due (the app's flow-retry loop)."""
-        effects: list[Effect] = []
-        for dpid, retry in list(self._refusals.items()):
-            if retry.due > now:
-                continue
-            if dpid not in self.switches:
-                del self._refusals[dpid]  # reconnect reconciles everything anyway
-                continue
-            owners, confirms = set(retry.owners), tuple(sorted(retry.confirms))
-            retry.owners.clear()
-            retry.confirms.clear()
-            retry.due = 0.0  # the delay stays: a refusal of this resend doubles it
-            effects += self.sync(dpid, owners, confirms=confirms)
-        return effects
+        """Resend refused flows whose backoff is due (:meth:`RefusedFlows.retry`)."""
+        return self.refusals.retry(now)
 
     def confirmed(self, macs: Iterable[str]) -> None:
         """The switch acknowledged (barrier) the flows of these devices: make their records durable."""

@@ -1,8 +1,9 @@
 """The enforcer's DNS events: devices' queries and the answers held for them, the worker's proactive resolutions,
-and expiry. Every change recompiles the profiles that use the names and sends each switch only the changed flows
-(:meth:`FlowBook.recompile_for_dns`); a held answer is released to its device after those flows (a
-:class:`PacketOut` the app sends behind a barrier). The bindings are saved to a :class:`~mud_ryu.dns.store.DnsStore`
-every few seconds and restored at start, so a controller restart keeps the flows of addresses devices were given.
+and expiry. Every change recompiles the profiles that use the names (:meth:`ProfileBook.recompile_for_dns`) and
+sends each switch only the changed flows (:meth:`FlowBook.sync_profiles`); a held answer is released to its device
+after those flows (a :class:`PacketOut` the app sends behind a barrier). The bindings are saved to a
+:class:`~mud_ryu.dns.store.DnsStore` every few seconds and restored at start, so a controller restart keeps the
+flows of addresses devices were given.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from mud_ryu.dns.bind import Ignored
 from mud_ryu.dns.frame import DnsAnswer, DnsQuery
 from mud_ryu.dns.store import DnsStore, DnsStoreError
 from mud_ryu.enforcer.flows import FlowBook
+from mud_ryu.enforcer.network import EnforcerState
+from mud_ryu.enforcer.profiles import ProfileBook
 from mud_ryu.enforcer.state import Effect, PacketOut
 
 log = logging.getLogger(__name__)
@@ -24,15 +27,21 @@ DROPPED_ANSWERS = frozenset({"not-resolver", "unsolicited", "wrong-txid", "wrong
 
 
 class DnsEvents:
-    """The DNS events of one enforcer, on its flow book: the devices (whose answers are released to them), the
-    binding table (``book.dns``), which ports are trusted (answers count only from the resolver's side) and the
-    recompilation of the profiles that use a changed name. Owned by :class:`~mud_ryu.enforcer.core.Enforcer`, which
-    hands it each DNS event; it keeps only its own state (the store and when it last saved)."""
+    """The DNS events of one enforcer: the devices (whose answers are released to them), the binding table
+    (``state.dns``), which ports are trusted (answers count only from the resolver's side), the recompilation of
+    the profiles that use a changed name and the sync of their flows. Owned by
+    :class:`~mud_ryu.enforcer.core.Enforcer`, which hands it each DNS event; it keeps only its own state (the store
+    and when it last saved)."""
 
-    def __init__(self, book: FlowBook) -> None:
-        self._book = book
+    def __init__(self, state: EnforcerState, profiles: ProfileBook, flows: FlowBook) -> None:
+        self._state = state
+        self._profiles = profiles
+        self._flows = flows
         self.store: DnsStore | None = None
         self._saved_at = float("-inf")
+
+    def _recompile(self, names: frozenset[str]) -> list[Effect]:
+        return self._flows.sync_profiles(self._profiles.recompile_for_dns(names))
 
     def restore(self, store: DnsStore, now: float) -> None:
         """At start, before any switch is reconciled: bind again what was bound before the restart (until each
@@ -44,9 +53,9 @@ class DnsEvents:
         except DnsStoreError as error:
             log.error("DNS bindings not restored (%s): %s", error.reason, error.message)
             return
-        update = self._book.dns.restore(rows, now)
+        update = self._state.dns.restore(rows, now)
         if not update.empty:
-            self._book.recompile_for_dns(frozenset(update.names()))
+            self._recompile(frozenset(update.names()))
         log.info("DNS bindings restored: %d of %d saved rows, %d names", sum(map(len, update.added.values())),
                  len(rows), len(update.added))  # fmt: skip
 
@@ -57,7 +66,7 @@ class DnsEvents:
             return
         self._saved_at = now
         try:
-            self.store.save(self._book.dns.expiries())
+            self.store.save(self._state.dns.expiries())
         except DnsStoreError as error:
             log.warning("DNS bindings not saved (%s): %s", error.reason, error.message)
 
@@ -68,23 +77,23 @@ class DnsEvents:
         (``frame``: the held bytes). An answer counts only when it entered from the resolver's side (a trusted port):
         a device that asked for a name and forges the resolver's answer to itself from its own port is dropped and
         counted (``wrong-port``), whatever its transaction id."""
-        book = self._book
+        state = self._state
         if isinstance(scanned, DnsQuery):
-            book.dns.query_seen(scanned, now)
+            state.dns.query_seen(scanned, now)
             return []
         if not isinstance(scanned, DnsAnswer):
             return []
-        if not book.trusted_ingress(*ingress):
-            book.dns.refuse("wrong-port")
+        if not state.trusted_ingress(*ingress):
+            state.dns.refuse("wrong-port")
             return []
-        device = book.devices.get(scanned.client_mac)
-        update = book.dns.answer_seen(scanned, now)
+        device = state.devices.get(scanned.client_mac)
+        update = state.dns.answer_seen(scanned, now)
         if isinstance(update, Ignored):
             if update.reason in DROPPED_ANSWERS:
                 return []  # spoofed or unsolicited: the device never sees it
             effects: list[Effect] = []
         else:
-            effects = [] if update.empty else book.recompile_for_dns(frozenset(update.names()))
+            effects = [] if update.empty else self._recompile(frozenset(update.names()))
         if device is not None and device.state != "absent" and frame:
             effects.append(PacketOut(device.dpid, device.port, frame))
         return effects
@@ -95,14 +104,14 @@ class DnsEvents:
         names: set[str] = set()
         for name, (addresses, ttl) in answers.items():
             try:
-                update = self._book.dns.seed(name, addresses, ttl, now)
+                update = self._state.dns.seed(name, addresses, ttl, now)
             except ValueError:
                 continue
             if not isinstance(update, Ignored):
                 names.update(update.names())
-        return self._book.recompile_for_dns(frozenset(names)) if names else []
+        return self._recompile(frozenset(names)) if names else []
 
     def expire(self, now: float) -> list[Effect]:
         """Addresses past their TTL leave their names' sets (after the new ones, if any, went in)."""
-        update = self._book.dns.expire(now)
-        return [] if update.empty else self._book.recompile_for_dns(frozenset(update.names()))
+        update = self._state.dns.expire(now)
+        return [] if update.empty else self._recompile(frozenset(update.names()))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from mud_ryu.enforcer.core import Enforcer
 from mud_ryu.enforcer.devicestore import StoreError
 from mud_ryu.enforcer.my_controller import MyControllerRefused, canonical_url
-from mud_ryu.enforcer.state import Effect, ResolveRequest
+from mud_ryu.enforcer.state import Effect
 from mud_ryu.fetch.urlgate import UrlRejected, check_mud_url
 from mud_ryu.policy.store import TrustStoreError
 from mud_ryu.policy.types import DeviceId, Pending, Verdict, is_sha256
@@ -66,9 +66,8 @@ def approve(enforcer: Enforcer, mac: str, url: str, sha256: str, now: float, *, 
         enforcer.store.save_device(device.record())
     except StoreError as error:  # the approval is on disk (trust store); the fetch waits for a retry
         return ActionOutcome(False, "store-failed", f"approval recorded, device row not saved: {error}")
-    enforcer.resolving[gated.url] = now
-    return ActionOutcome(True, "approved", f"{gated.url} (sha256 {digest}) approved for {mac}; fetching",
-                         (ResolveRequest(gated.url, force=True),))  # fmt: skip
+    fetch = tuple(enforcer.resolution.asked([gated.url], now, force=True))
+    return ActionOutcome(True, "approved", f"{gated.url} (sha256 {digest}) approved for {mac}; fetching", fetch)
 
 
 def _pending_refusal(mac: str, pending: Pending | None, url: str, sha256: str) -> ActionOutcome | None:

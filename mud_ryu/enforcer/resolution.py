@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
-from mud_ryu.enforcer.devicestore import DeviceStore
 from mud_ryu.enforcer.flows import FlowBook
+from mud_ryu.enforcer.network import EnforcerState
+from mud_ryu.enforcer.profiles import ProfileBook
 from mud_ryu.enforcer.rate_limit import TokenBuckets
 from mud_ryu.enforcer.state import Alert, Device, Effect, Profile, ResolveNames, ResolveRequest
 from mud_ryu.fetch.budget import BUSY, ResolveBudget
@@ -22,7 +23,6 @@ from mud_ryu.fetch.wire import WireResult
 from mud_ryu.policy.gate import TrustGate
 from mud_ryu.policy.store import TrustStoreError
 from mud_ryu.policy.types import Decision, DeviceId, TrustState, Verdict
-from mud_ryu.settings import MudSettings
 
 log = logging.getLogger(__name__)
 RECHECK_S = 60.0  # a file confirmed this recently is not re-resolved for each device announcing it
@@ -31,26 +31,45 @@ URL_MEMO_ENTRIES = 1024  # distinct announced strings whose gate answers are rem
 RETRY_SOON_S = 5.0  # a worker that was busy or failed on a request is asked again this much later
 
 
-class ResolutionEvents(FlowBook):
-    """Resolutions in flight and the answers' effects; :class:`~mud_ryu.enforcer.core.Enforcer` adds the rest."""
+class Resolution:
+    """The resolutions one enforcer has in flight and what their answers do to its devices. Owned by
+    :class:`~mud_ryu.enforcer.core.Enforcer`; the admission path asks it to resolve a device's URL
+    (:meth:`request`) and to enforce a file the device's trust already accepted (:meth:`enforce`)."""
 
-    def __init__(self, settings: MudSettings, store: DeviceStore, trust: TrustGate) -> None:
-        super().__init__(settings, store)
-        self.trust = trust
+    def __init__(self, state: EnforcerState, profiles: ProfileBook, flows: FlowBook, trust: TrustGate) -> None:
+        self._state = state
+        self._profiles = profiles
+        self._flows = flows
+        self._trust = trust
+        settings = state.settings
         # URL -> when its resolution was requested. An answer that never comes (a worker lost mid-request) must not
         # leave devices quarantined for good: after RESOLVE_TIMEOUT_S the next announcement asks again.
         self.resolving: dict[str, float] = {}
         self.checked_at: dict[str, float] = {}  # URL -> when the worker last confirmed the file in force
         self.url_gate = UrlGateMemo(max_entries=URL_MEMO_ENTRIES)  # renewals repeat the same strings
-        self.resolve_budget = ResolveBudget(
+        self.budget = ResolveBudget(
             settings.max_resolving_per_device, settings.max_resolving_per_port, timeout_s=RESOLVE_TIMEOUT_S
         )
         self.aged_urls: set[str] = set()  # URLs whose last answer was an aged signature (bounded by the profiles)
-        self.busy_alerts = TokenBuckets(rate=1 / 60.0, burst=1.0, max_keys=4096)  # fetch-busy: one a minute a MAC
+        self._busy_alerts = TokenBuckets(rate=1 / 60.0, burst=1.0, max_keys=4096)  # fetch-busy: one a minute a MAC
 
-    def _in_flight(self, url: str, now: float) -> bool:
+    def in_flight(self, url: str, now: float) -> bool:
         asked = self.resolving.get(url)
         return asked is not None and now - asked < RESOLVE_TIMEOUT_S
+
+    def asked(self, urls: Iterable[str], now: float, *, force: bool = False) -> list[Effect]:
+        """Ask the worker for ``urls`` now, whatever is in flight (a reconnect; an operator's approval, with
+        ``force``: past the cache)."""
+        urls = list(urls)
+        self.resolving.update((url, now) for url in urls)
+        return [ResolveRequest(url, force=force) for url in urls]
+
+    def aged(self, url: str) -> bool:
+        """Whether the last answer for ``url`` was an aged signature (never enforced from memory then)."""
+        return url in self.aged_urls
+
+    def recently_checked(self, url: str, now: float) -> bool:
+        return now - self.checked_at.get(url, float("-inf")) < RECHECK_S
 
     def _decide(self, call: Callable[[], Decision]) -> Decision | None:
         """Run one trust-store-backed policy step; None when the store failed (the caller fails closed)."""
@@ -60,7 +79,8 @@ class ResolutionEvents(FlowBook):
             log.error("trust store failed (%s): %s", error.reason, error.message)
             return None
 
-    def _enforce(self, device: Device, profile: Profile, now: float) -> list[Effect]:
+    def enforce(self, device: Device, profile: Profile, now: float) -> list[Effect]:
+        """Put ``device`` under ``profile`` (in force) and sync it; its record is saved once the switch confirms."""
         device.url, device.sha256, device.state, device.reason, device.updated_at = (
             profile.url,
             profile.sha256,
@@ -68,19 +88,51 @@ class ResolutionEvents(FlowBook):
             "",
             now,
         )
-        return self.sync(device.dpid, [("device", device.mac), ("profile", profile.profile_id)],
-                          confirms=(device.mac,))  # fmt: skip
+        return self._flows.sync(device.dpid, [("device", device.mac), ("profile", profile.profile_id)],
+                                confirms=(device.mac,))  # fmt: skip
+
+    def request(self, device: Device, url: str, known: bool, now: float) -> list[Effect]:
+        """``device`` was admitted on ``url`` (``known``: under the file its trust already accepted): ask the worker
+        for the URL unless it is in flight or was checked recently. A known, recently checked file needs no new
+        resolution for every device that announces it (the periodic refresh keeps it current); anything else goes
+        to the worker -- within the bounds per device and per port (:mod:`mud_ryu.fetch.budget`), so one device
+        cycling URLs on stalling hosts cannot starve the rest."""
+        if self.in_flight(url, now) or (known and self.recently_checked(url, now)):
+            return []
+        place = (device.dpid, device.port)
+        if self.budget.admit(url, device.mac, place, now, self._port_resolving_limit(*place)):
+            return self._resolution_refused(device, url, now)
+        self.resolving[url] = now
+        return [ResolveRequest(url)]
+
+    def _port_resolving_limit(self, dpid: int, port: int) -> int:
+        """A shared port (an access point, a hub) carries many devices, each with its own URL: its own bound."""
+        settings = self._state.settings
+        shared = (dpid, port) in settings.shared_ports
+        return settings.max_resolving_per_shared_port if shared else settings.max_resolving_per_port
+
+    def _resolution_refused(self, device: Device, url: str, now: float) -> list[Effect]:
+        """Over its resolution bound: not fetched now. The device stays as it is (still on its URL, so another
+        device's resolution of it reaches it too); its next announcement asks again. One alert a minute at most."""
+        if device.state != "enforced" and device.reason != BUSY:
+            device.reason, device.updated_at = BUSY, now
+            self._state.store.save_device(device.record())
+        if not self._busy_alerts.take(device.mac, now):
+            return []
+        limit = self._port_resolving_limit(device.dpid, device.port)
+        why = self.budget.which_bound(device.mac, (device.dpid, device.port), limit)
+        return [Alert(BUSY.replace(":", "-"), device.mac, device.dpid, device.port, url, f"{BUSY}: {why}")]
 
     def resolved(self, result: WireResult, now: float) -> list[Effect]:
         """The worker answered for ``result.url``: each device waiting on it goes through the update policy
         (its own pin and history), then is enforced, kept on its last policy, or quarantined."""
         self.resolving.pop(result.url, None)
-        self.resolve_budget.done(result.url)
+        self.budget.done(result.url)
         if result.reason == BUSY or result.reason.startswith("internal:"):
             # Not an answer about the URL: the worker was full or failed on it. Asked again soon (retry_lost),
             # as if the answer had been lost, so waiting devices do not depend on announcing again.
             self.resolving[result.url] = now - RESOLVE_TIMEOUT_S + RETRY_SOON_S
-        waiting = [d for d in self.devices.values() if d.state != "absent" and _wants(d, result.url)]
+        waiting = [d for d in self._state.devices.values() if d.state != "absent" and _wants(d, result.url)]
         try:
             gated = self.url_gate.check(result.url)
         except UrlRejected:
@@ -91,14 +143,14 @@ class ResolutionEvents(FlowBook):
         if result.body:
             self.aged_urls.discard(result.url)  # a file verified now (fresh, renewed, re-signed, cached)
         if result.body and result.sha256:
-            prepared = self._prepare_profile(result.url, result.sha256, result.body)
+            prepared = self._profiles.prepare(result.url, result.sha256, result.body)
             if isinstance(prepared, Profile):
                 return self._verified(waiting, gated, prepared, result, now)
             reason = prepared
         else:
             reason = result.reason or result.outcome.value
         for device in waiting:
-            self._decide(functools.partial(self.trust.fetch_failed, identity(device), gated, reason, now))
+            self._decide(functools.partial(self._trust.fetch_failed, identity(device), gated, reason, now))
         # A backoff answer repeats a failure that already alerted: record it, do not alert again (an attacker
         # re-announcing a dead URL must not be able to flood the operator).
         loud = result.alert or bool(result.body)
@@ -111,7 +163,7 @@ class ResolutionEvents(FlowBook):
                                          f"{reason}: {result.message}"))  # fmt: skip
                 continue
             device.reason, device.updated_at = reason, now
-            self.store.save_device(device.record())
+            self._state.store.save_device(device.record())
             if loud:
                 effects.append(Alert("quarantined", device.mac, device.dpid, device.port, result.url,
                                      f"{reason}: {result.message}"))  # fmt: skip
@@ -124,12 +176,12 @@ class ResolutionEvents(FlowBook):
         the URL stays where it is (a first use is never granted on an aged signature). Alerted only when the
         worker says so (not on every backoff answer an announcing device triggers)."""
         self.checked_at.pop(result.url, None)  # nobody is enforced from the profile without asking again
-        if result.url in self.profiles:
+        if result.url in self._state.profiles:
             self.aged_urls.add(result.url)
-        keep = self.settings.expired_signature_action == "keep-last"
+        keep = self._state.settings.expired_signature_action == "keep-last"
         effects: list[Effect] = []
         for device in waiting:
-            self._decide(functools.partial(self.trust.fetch_failed, identity(device), gated, result.reason, now))
+            self._decide(functools.partial(self._trust.fetch_failed, identity(device), gated, result.reason, now))
             holds = device.state == "enforced" and (device.url, device.sha256) == (result.url, result.sha256)
             if holds and keep:
                 action = "last verified policy kept"
@@ -137,7 +189,7 @@ class ResolutionEvents(FlowBook):
                 # Quarantined but still on its URL (as a device waiting for its first file is): the file signed
                 # again lifts it through the usual verified path.
                 device.sha256, device.state = None, "quarantined"
-                effects += self.sync(device.dpid, [("device", device.mac)], confirms=(device.mac,))
+                effects += self._flows.sync(device.dpid, [("device", device.mac)], confirms=(device.mac,))
                 action = "quarantined"
             else:
                 # It holds another file (a URL change in flight: that one stays in force) or nothing yet: it stays
@@ -148,7 +200,7 @@ class ResolutionEvents(FlowBook):
                 continue
             if device.reason != result.reason:
                 device.reason, device.updated_at = result.reason, now
-                self.store.save_device(device.record())
+                self._state.store.save_device(device.record())
             if result.alert:
                 effects.append(Alert("signature-expired", device.mac, device.dpid, device.port, result.url,
                                      f"{result.reason} ({action}): {result.message}"))  # fmt: skip
@@ -159,7 +211,7 @@ class ResolutionEvents(FlowBook):
     ) -> list[Effect]:
         effects: list[Effect] = []
         try:
-            file_url = self.url_gate.check(prepared.file_mud_url)  # canonical already: _prepare_profile gated it
+            file_url = self.url_gate.check(prepared.file_mud_url)  # canonical already: prepare gated it
         except UrlRejected:
             log.error("the canonical mud-url of %s no longer passes the gate: nothing applied", result.url)
             return []
@@ -167,7 +219,7 @@ class ResolutionEvents(FlowBook):
         refused: list[tuple[Device, Decision | None]] = []
         for device in waiting:
             verify = functools.partial(
-                self.trust.verified, identity(device), gated, prepared.sha256, result.signer, file_url, now
+                self._trust.verified, identity(device), gated, prepared.sha256, result.signer, file_url, now
             )
             decision = self._decide(verify)
             if decision is not None and decision.verdict is Verdict.APPLY:
@@ -177,8 +229,9 @@ class ResolutionEvents(FlowBook):
             elif decision is None or decision.verdict is not Verdict.IGNORE:
                 refused.append((device, decision))
         if applies:
-            newly = result.url not in self.profiles or self.profiles[result.url].sha256 != prepared.sha256
-            self._register(prepared, result.body)
+            profiles = self._state.profiles
+            newly = result.url not in profiles or profiles[result.url].sha256 != prepared.sha256
+            self._profiles.register(prepared, result.body)
             self.checked_at[result.url] = now
             if newly and prepared.dns_names:  # bind its names now, before a device's first connection needs them
                 effects.append(ResolveNames(tuple(sorted(prepared.dns_names))))
@@ -189,9 +242,9 @@ class ResolutionEvents(FlowBook):
                     prepared.sha256,
                     "",
                 ):
-                    effects += self._enforce(device, prepared, now)
+                    effects += self.enforce(device, prepared, now)
             for dpid in {d.dpid for d in applies}:  # a new version of a shared profile: replace its rules
-                effects += self.sync(dpid, [("profile", prepared.profile_id)])
+                effects += self._flows.sync(dpid, [("profile", prepared.profile_id)])
         for device, decision in refused:
             effects += self._refuse(device, decision, result.url, prepared, bool(applies), now)
         if result.alert:
@@ -206,17 +259,17 @@ class ResolutionEvents(FlowBook):
         code = decision.reason_code if decision is not None else "trust-store-failed"
         message = decision.message if decision is not None else "trust state unavailable"
         alert = Alert("update-violation", device.mac, device.dpid, device.port, url, f"{code}: {message}")
-        record = self.trust.record(identity(device))
+        record = self._trust.record(identity(device))
         on_changed_profile = replaced and device.url == prepared.url  # its shared rules just changed under it
         if decision is not None and record.state is TrustState.TRUSTED and not on_changed_profile:
             if device.reason == f"pending:{url}":
                 device.reason = f"refused:{code}"
-                self.store.save_device(device.record())
+                self._state.store.save_device(device.record())
             return [alert]
         device.url, device.sha256, device.state = None, None, "quarantined"
         device.reason, device.updated_at = f"policy:{code}", now
-        self.store.save_device(device.record())
-        return [*self.sync(device.dpid, [("device", device.mac)], confirms=(device.mac,)), alert]
+        self._state.store.save_device(device.record())
+        return [*self._flows.sync(device.dpid, [("device", device.mac)], confirms=(device.mac,)), alert]
 
     def retry_lost(self, now: float) -> list[Effect]:
         """Resolutions asked for more than RESOLVE_TIMEOUT_S ago and never answered are asked again (devices that
