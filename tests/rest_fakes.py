@@ -1,4 +1,4 @@
-"""An in-memory :class:`mud_ryu.api.handlers.Backend` for the REST handler and CLI tests.
+"""An in-memory :class:`mud_ryu.api.types.Backend` for the REST handler and CLI tests.
 
 A test double of the enforcer's side of the API (the real one is integrated in the app and tested end to end):
 it keeps its devices, alerts, my-controller entries and DNS bindings in dicts, changes them on approve/revoke/forget and

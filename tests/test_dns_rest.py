@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from mud_ryu.api.backend import EnforcerBackend
-from mud_ryu.api.handlers import MAX_STRING_CHARS, handle
+from mud_ryu.api.codec import MAX_STRING_CHARS
+from mud_ryu.api.handlers import handle
 from mud_ryu.api.types import DnsNameView
 from mud_ryu.cli import main
 from mud_ryu.dns.frame import scan_dns

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mud_ryu.api import handlers as rest_api
-from mud_ryu.api.handlers import MAX_ALERT_LIMIT, MAX_BODY_BYTES, MAX_STRING_CHARS, Response, handle
-from mud_ryu.api.types import ActionResult, DeviceView
+from mud_ryu.api.codec import MAX_STRING_CHARS
+from mud_ryu.api.handlers import MAX_ALERT_LIMIT, MAX_BODY_BYTES, handle
+from mud_ryu.api.types import ActionResult, AlertView, DeviceView, Response
 from tests.rest_fakes import MAC_A, MAC_B, SHA2, URL1, URL2, FakeBackend
 
 TOKEN = "s3cret-token"
@@ -297,7 +297,7 @@ def test_the_token_is_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch)
         seen.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(hmac, "compare_digest", spy)  # rest_api calls hmac.compare_digest
+    monkeypatch.setattr(hmac, "compare_digest", spy)  # mud_ryu.api.handlers calls hmac.compare_digest
     backend = FakeBackend()
     expect_error(401, "bad-token", "POST", f"/mud/v1/devices/{MAC_A}/revoke", backend, {"Authorization": "Bearer x"})
     assert call("POST", f"/mud/v1/devices/{MAC_A}/revoke", backend, AUTH)[0] == 200
@@ -428,7 +428,7 @@ def test_an_exception_in_the_backend_is_500_internal_and_logged(
 def test_a_backend_answer_json_cannot_carry_is_500() -> None:
     backend = FakeBackend()
     backend.alerts = lambda limit: [  # type: ignore[method-assign]
-        rest_api.AlertView("x", MAC_A, "01", 1, "", "", math.nan)
+        AlertView("x", MAC_A, "01", 1, "", "", math.nan)
     ]
     expect_error(500, "internal", "GET", "/mud/v1/alerts", backend)
     backend.revoke = lambda mac: "ok"  # type: ignore[assignment, method-assign, return-value]

@@ -2,7 +2,8 @@
 
 :func:`handle` is the whole API: it routes, authorises, validates and calls a :class:`Backend` (the enforcer).
 It never sees a socket or a framework, so the app can serve it from Ryu's WSGI (see :mod:`mud_ryu.api.wsgi`)
-and the tests can call it directly.
+and the tests can call it directly. This module holds the routes, the authorisation and each resource's handler;
+reading a request and writing a response (the refusal, the parsed request, JSON both ways) is :mod:`mud_ryu.api.codec`.
 
 Rules it keeps (issue 5, THREATS.md row 18):
 
@@ -23,123 +24,29 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
-import json
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import unquote
 
-from mud_ryu.api.types import (
-    ActionResult,
-    AlertView,
-    Backend,
-    DecisionView,
-    DeviceDetail,
-    DeviceView,
-    DnsAddressView,
-    DnsNameView,
-    DnsTable,
-    HistoryEntry,
-    MyControllerEntryView,
-    MyControllerTable,
-    PendingView,
-    Response,
-    dpid_hex,
-)
-from mud_ryu.compiler.context import normalize_mac
+from mud_ryu.api.codec import ApiError, Request, json_response, parse_body, parse_mac, parse_query, printable
+from mud_ryu.api.types import ActionResult, Backend, Response
 from mud_ryu.dns.types import normalize_name
-from mud_ryu.mudfile.strictjson import JSONError, loads_object
-
-__all__ = [
-    "ActionResult",
-    "AlertView",
-    "Backend",
-    "DecisionView",
-    "DeviceDetail",
-    "DeviceView",
-    "DnsAddressView",
-    "DnsNameView",
-    "DnsTable",
-    "HistoryEntry",
-    "MyControllerEntryView",
-    "MyControllerTable",
-    "PendingView",
-    "Response",
-    "dpid_hex",
-    "handle",
-]
 
 log = logging.getLogger(__name__)
 
 PREFIX = "/mud/v1/"
 MAX_BODY_BYTES = 4096
 MAX_PATH_CHARS = 1024
-MAX_STRING_CHARS = 2048  # any string in a response body
 MAX_URL_CHARS = 2048  # an approve URL; the enforcer's URL gate applies the real (255 octet) limit
 MAX_MY_CONTROLLER_ADDRESSES = 16  # the enforcer checks the entry itself; this only bounds what reaches it
 MAX_ADDRESS_CHARS = 64
-MAX_MAC_CHARS = 64
 SHA256_HEX_CHARS = 64  # an approval's file digest; the enforcer checks the digits
 MAX_DNS_NAME_CHARS = 254  # a host name (253) and its trailing dot
 DEFAULT_ALERT_LIMIT = 100
 MAX_ALERT_LIMIT = 1000
 READ_METHODS = frozenset({"GET"})
-JSON_HEADERS: Mapping[str, str] = {
-    "Content-Type": "application/json",
-    "Cache-Control": "no-store",
-    "X-Content-Type-Options": "nosniff",
-}
-# The API's own error codes; a backend refusal adds its ActionResult.reason.
-ERROR_CODES = frozenset(
-    {
-        "not-found",
-        "encoded-separator",
-        "ambiguous-path",
-        "method-not-allowed",
-        "token-not-configured",
-        "missing-token",
-        "bad-token",
-        "bad-mac",
-        "bad-query",
-        "bad-limit",
-        "bad-name",
-        "body-too-large",
-        "unsupported-media-type",
-        "bad-json",
-        "unknown-field",
-        "bad-field",
-        "missing-field",
-        "unknown-device",
-        "unknown-entry",
-        "bad-address",
-        "too-broad",
-        "internal",
-    }
-)
 
-
-class ApiError(Exception):
-    """A refusal with its HTTP status and stable code; raised anywhere below :func:`handle`, answered by it."""
-
-    def __init__(self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers: Mapping[str, str] = headers or {}
-
-
-@dataclass(frozen=True, slots=True)
-class _Request:
-    method: str
-    mac: str  # normalised; "" on routes without one
-    query: Mapping[str, str]
-    headers: Mapping[str, str]  # lower-case names
-    body: bytes
-
-
-_Handler = Callable[[_Request, Backend], Response]
+_Handler = Callable[[Request, Backend], Response]
 
 
 def handle(
@@ -162,10 +69,10 @@ def handle(
         lowered = {k.lower(): v for k, v in headers.items()}
         return _dispatch(method, path, lowered, body, backend, token or None, separators_known)
     except ApiError as error:
-        return _json(error.status, {"error": error.code, "message": error.message}, error.headers)
+        return json_response(error.status, {"error": error.code, "message": error.message}, error.headers)
     except Exception:
-        log.exception("REST %s %s: internal error", _printable(method, 16), _printable(path, 200))
-        return _json(500, {"error": "internal", "message": "internal error; see the controller log"})
+        log.exception("REST %s %s: internal error", printable(method, 16), printable(path, 200))
+        return json_response(500, {"error": "internal", "message": "internal error; see the controller log"})
 
 
 def _dispatch(
@@ -187,8 +94,8 @@ def _dispatch(
         _authorize(headers, token)
     if len(body) > MAX_BODY_BYTES:
         raise ApiError(413, "body-too-large", f"request body over {MAX_BODY_BYTES} bytes")
-    mac = _mac(raw_mac) if raw_mac is not None else ""
-    request = _Request(method, mac, _query(raw_query, allowed_query), headers, body)
+    mac = parse_mac(raw_mac) if raw_mac is not None else ""
+    request = Request(method, mac, parse_query(raw_query, allowed_query), headers, body)
     return handler(request, backend)
 
 
@@ -257,81 +164,34 @@ def _authorize(headers: Mapping[str, str], token: str | None) -> None:
         )
 
 
-def _mac(raw: str) -> str:
-    try:
-        # normalize_mac forgives spaces around a MAC; a path segment should not carry any. Too long is refused, never
-        # cut: a cut segment ("<mac>   ...junk") would name the device its first characters spell.
-        if raw != raw.strip() or len(raw) > MAX_MAC_CHARS:
-            raise ValueError(raw)
-        return normalize_mac(raw)
-    except ValueError:
-        raise ApiError(400, "bad-mac", f"not a MAC address: {_printable(raw, 64)!r}") from None
-
-
-def _query(raw: str, allowed: frozenset[str]) -> Mapping[str, str]:
-    if not raw:
-        return {}
-    try:
-        pairs = parse_qsl(raw, keep_blank_values=True, strict_parsing=True, max_num_fields=8)
-    except ValueError:
-        raise ApiError(400, "bad-query", "malformed query string") from None
-    query: dict[str, str] = {}
-    for key, value in pairs:
-        if key not in allowed:
-            raise ApiError(400, "bad-query", f"unknown query parameter {_printable(key, 64)!r}")
-        if key in query:
-            raise ApiError(400, "bad-query", f"query parameter {key!r} given twice")
-        query[key] = value
-    return query
-
-
-def _body(request: _Request, allowed: frozenset[str]) -> dict[str, Any]:
-    """The request's JSON object (``{}`` for an empty body), holding only ``allowed`` keys."""
-    if not request.body.strip():
-        return {}
-    media, _, params = request.headers.get("content-type", "").partition(";")
-    charset = params.strip().lower().replace(" ", "")
-    if media.strip().lower() != "application/json" or charset not in ("", "charset=utf-8"):
-        raise ApiError(415, "unsupported-media-type", "send the body as Content-Type: application/json (UTF-8)")
-    try:
-        document = loads_object(request.body)
-    except JSONError as error:
-        raise ApiError(400, "bad-json", f"{error.reason}: {error.message}") from None
-    unknown = sorted(set(document) - allowed)
-    if unknown:
-        names = ", ".join(repr(_printable(k, 64)) for k in unknown[:5])
-        raise ApiError(400, "unknown-field", f"unknown field(s) {names}; allowed: {sorted(allowed)}")
-    return document
-
-
 # ---- handlers ------------------------------------------------------------------------------------------------
 
 
-def _list_devices(request: _Request, backend: Backend) -> Response:
-    return _json(200, {"devices": [dataclasses.asdict(d) for d in backend.devices()]})
+def _list_devices(request: Request, backend: Backend) -> Response:
+    return json_response(200, {"devices": [dataclasses.asdict(d) for d in backend.devices()]})
 
 
-def _show_device(request: _Request, backend: Backend) -> Response:
+def _show_device(request: Request, backend: Backend) -> Response:
     detail = backend.device(request.mac)
     if detail is None:
         raise ApiError(404, "unknown-device", f"no device {request.mac}")
-    return _json(200, dataclasses.asdict(detail))
+    return json_response(200, dataclasses.asdict(detail))
 
 
-def _list_alerts(request: _Request, backend: Backend) -> Response:
+def _list_alerts(request: Request, backend: Backend) -> Response:
     raw = request.query.get("limit")
     limit = DEFAULT_ALERT_LIMIT
     if raw is not None:
         if not (raw.isascii() and raw.isdigit() and len(raw) <= 6 and 1 <= int(raw) <= MAX_ALERT_LIMIT):
             raise ApiError(400, "bad-limit", f"limit must be an integer from 1 to {MAX_ALERT_LIMIT}")
         limit = int(raw)
-    return _json(200, {"alerts": [dataclasses.asdict(a) for a in backend.alerts(limit)[:limit]]})
+    return json_response(200, {"alerts": [dataclasses.asdict(a) for a in backend.alerts(limit)[:limit]]})
 
 
-def _approve(request: _Request, backend: Backend) -> Response:
+def _approve(request: Request, backend: Backend) -> Response:
     # Both the URL and the file digest: an approval names exactly what the operator reviewed (GET devices/<mac>
     # shows them), so a device that replaced its pending change meanwhile gets a 409, not the operator's approval.
-    document = _body(request, frozenset({"url", "sha256", "chosen"}))
+    document = parse_body(request, frozenset({"url", "sha256", "chosen"}))
     missing = [name for name in ("url", "sha256") if name not in document]
     if missing:
         raise ApiError(400, "missing-field", f"approve needs {' and '.join(missing)}: the URL and the SHA-256 of the "
@@ -346,26 +206,26 @@ def _approve(request: _Request, backend: Backend) -> Response:
     return _action("approve", request.mac, backend.approve(request.mac, url, sha256, chosen))
 
 
-def _revoke(request: _Request, backend: Backend) -> Response:
-    _body(request, frozenset())
+def _revoke(request: Request, backend: Backend) -> Response:
+    parse_body(request, frozenset())
     return _action("revoke", request.mac, backend.revoke(request.mac))
 
 
-def _forget(request: _Request, backend: Backend) -> Response:
-    _body(request, frozenset())
+def _forget(request: Request, backend: Backend) -> Response:
+    parse_body(request, frozenset())
     return _action("forget", request.mac, backend.forget(request.mac))
 
 
-def _list_my_controller(request: _Request, backend: Backend) -> Response:
+def _list_my_controller(request: Request, backend: Backend) -> Response:
     if request.query:
         raise ApiError(400, "bad-query", "GET my-controller takes no query parameters")
-    return _json(200, dataclasses.asdict(backend.my_controllers()))
+    return json_response(200, dataclasses.asdict(backend.my_controllers()))
 
 
-def _set_my_controller(request: _Request, backend: Backend) -> Response:
+def _set_my_controller(request: Request, backend: Backend) -> Response:
     if request.query:
         raise ApiError(400, "bad-query", "PUT my-controller takes its URL in the body, not the query")
-    document = _body(request, frozenset({"url", "addresses"}))
+    document = parse_body(request, frozenset({"url", "addresses"}))
     url, addresses = document.get("url"), document.get("addresses")
     if not isinstance(url, str) or not url or len(url) > MAX_URL_CHARS:
         raise ApiError(400, "bad-field", f"url must be a non-empty string of at most {MAX_URL_CHARS} characters")
@@ -379,25 +239,25 @@ def _set_my_controller(request: _Request, backend: Backend) -> Response:
         )
     if any(len(a) > MAX_ADDRESS_CHARS for a in addresses):
         raise ApiError(400, "bad-address", f"an address or prefix is at most {MAX_ADDRESS_CHARS} characters")
-    return _action("my-controller set", _printable(url, 200), backend.set_my_controller(url, list(addresses)))
+    return _action("my-controller set", printable(url, 200), backend.set_my_controller(url, list(addresses)))
 
 
-def _clear_my_controller(request: _Request, backend: Backend) -> Response:
-    _body(request, frozenset())
+def _clear_my_controller(request: Request, backend: Backend) -> Response:
+    parse_body(request, frozenset())
     url = request.query.get("url")
     if not url or len(url) > MAX_URL_CHARS:
         raise ApiError(400, "bad-query", "give the MUD URL whose entry to clear: ?url=<percent-encoded URL>")
-    return _action("my-controller clear", _printable(url, 200), backend.clear_my_controller(url))
+    return _action("my-controller clear", printable(url, 200), backend.clear_my_controller(url))
 
 
-def _show_dns(request: _Request, backend: Backend) -> Response:
+def _show_dns(request: Request, backend: Backend) -> Response:
     raw = request.query.get("name")
     name = None
     if raw is not None:
         name = normalize_name(raw) if len(raw) <= MAX_DNS_NAME_CHARS else None
         if name is None:
-            raise ApiError(400, "bad-name", f"name must be a DNS host name, not {_printable(raw, 64)!r}")
-    return _json(200, dataclasses.asdict(backend.dns(name)))
+            raise ApiError(400, "bad-name", f"name must be a DNS host name, not {printable(raw, 64)!r}")
+    return json_response(200, dataclasses.asdict(backend.dns(name)))
 
 
 # Refusals that mean the operator's input was wrong (400); the controller's own stores failing (503: the request may
@@ -407,9 +267,9 @@ _UNAVAILABLE = frozenset({"store-failed", "trust-store-failed"})
 
 
 def _action(name: str, target: str, result: ActionResult) -> Response:
-    log.info("REST %s %s: %s %s", name, target, "ok" if result.ok else "refused", _printable(result.reason, 80))
+    log.info("REST %s %s: %s %s", name, target, "ok" if result.ok else "refused", printable(result.reason, 80))
     if result.ok:
-        return _json(200, dataclasses.asdict(result))
+        return json_response(200, dataclasses.asdict(result))
     if result.reason in ("unknown-device", "unknown-entry"):
         status = 404
     elif result.reason in _BAD_INPUT or result.reason.startswith("bad-url:"):
@@ -418,27 +278,4 @@ def _action(name: str, target: str, result: ActionResult) -> Response:
         status = 503
     else:
         status = 409
-    return _json(status, {"error": result.reason, "message": result.message})
-
-
-# ---- encoding ------------------------------------------------------------------------------------------------
-
-
-def _capped(value: object) -> object:
-    if isinstance(value, str):
-        return value[:MAX_STRING_CHARS]
-    if isinstance(value, dict):
-        return {key: _capped(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_capped(item) for item in value]
-    return value
-
-
-def _json(status: int, document: Mapping[str, object], headers: Mapping[str, str] | None = None) -> Response:
-    body = json.dumps(_capped(document), ensure_ascii=True, allow_nan=False, separators=(",", ":")) + "\n"
-    return Response(status, body.encode("ascii"), {**JSON_HEADERS, **(headers or {})})
-
-
-def _printable(text: str, limit: int) -> str:
-    """Attacker text bound for a log line or a message: capped, one line, no control characters."""
-    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text[:limit])
+    return json_response(status, {"error": result.reason, "message": result.message})
