@@ -170,3 +170,29 @@ def test_the_top_level_holds_a_handful_of_modules_and_every_package_says_what_it
         assert doc, f"{init.parent.name}/__init__.py has no docstring"
         if init.parent.name in ALLOWED:
             assert "May import" in doc, f"{init.parent.name}/__init__.py does not say what it may import"
+
+
+MAX_LINES = 400  # "keep modules at or under ~400 lines"
+LONG_MODULES = {"lab/attack_scenario.py"}  # a scripted lab scenario, read top to bottom; 413 lines
+
+
+def test_no_enforcer_class_inherits_another_modules_class() -> None:
+    """The enforcer is composed (issue 13): a collaborator receives what it needs, it inherits no other module's
+    enforcer class, so every method a reader meets is in the file or in an object whose type is visible."""
+    local: dict[str, str] = {}  # class name -> the enforcer module defining it
+    trees = {rel: tree for rel, tree in _modules().items() if rel.startswith("enforcer/")}
+    for rel, tree in trees.items():
+        local.update((node.name, rel) for node in tree.body if isinstance(node, ast.ClassDef))
+    inherited = []
+    for rel, tree in trees.items():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef):
+                names = {b.id for b in node.bases if isinstance(b, ast.Name)}
+                names |= {b.attr for b in node.bases if isinstance(b, ast.Attribute)}
+                inherited += [(rel, node.name, base) for base in names if local.get(base, rel) != rel]
+    assert inherited == []
+
+
+def test_modules_stay_at_or_under_about_400_lines() -> None:
+    long = {rel: n for rel in _modules() if (n := len((PACKAGE / rel).read_text().splitlines())) > MAX_LINES}
+    assert set(long) <= LONG_MODULES, long
