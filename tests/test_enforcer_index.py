@@ -2,8 +2,9 @@
 
 Random event sequences (announcements good and bad, resolutions that verify or fail, port and switch changes,
 releases, learned hosts, operator revoke/forget, restarts, on two switches) are driven through the real Enforcer;
-after every step the index must equal one rebuilt from the device map, ``_profile_in_use`` must answer exactly as
-the full scan over the devices it replaced, and the cached id maps must equal the store's.
+after every step the index must equal one rebuilt from the device map, ``profile_in_use`` must answer exactly as
+the full scan over the devices it replaced, the devices an answer for a URL concerns (``wanting``) must be those a
+scan finds, and the cached id maps must equal the store's.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from mud_ryu.compiler.pipeline import QUARANTINE_PROFILE_ID
 from mud_ryu.discovery.scan import Announcement, NoUrl
 from mud_ryu.enforcer import operator as operator_actions
 from mud_ryu.enforcer.core import Enforcer
+from mud_ryu.enforcer.network import wants
 from mud_ryu.enforcer.state import Effect, FlowUpdate, Profile
 from mud_ryu.fetch.refresh import Outcome
 from mud_ryu.fetch.wire import WireResult
@@ -141,6 +143,11 @@ def _check(lab: Lab) -> None:
         elif d.state == "enforced" and d.url is not None:
             rebuilt.setdefault((d.dpid, "enforced", d.url), set()).add(mac)
     assert enforcer.state._users == rebuilt
+    for key, macs in rebuilt.items():  # the ports the flood flows read, kept counted
+        assert set(enforcer.state._user_ports[key]) == {enforcer.devices[m].port for m in macs}
+    for url in {*URLS, *(d.url for d in enforcer.devices.values() if d.url)}:  # whom an answer for a URL concerns
+        scan = [d for d in enforcer.devices.values() if d.state != "absent" and wants(d, url)]
+        assert sorted(d.mac for d in enforcer.state.wanting(url)) == sorted(d.mac for d in scan)
     ids = lab.store.profile_ids()
     assert enforcer.state.profile_ids == ids
     assert enforcer.state.manufacturer_ids == lab.store.manufacturer_ids()

@@ -172,7 +172,9 @@ def _aged(lab: Lab, outcome: Outcome = Outcome.KEPT_LAST) -> list[Effect]:
 
 
 def test_an_expired_signer_keeps_the_held_policy_and_never_enforces_a_newcomer(lab: Lab) -> None:
-    lab.announce(BULB2, 2, V1)  # a second device asks for the same URL: pending, not yet enforced
+    lab.enforcer.resolution.asked([V1], NOW)  # the refresh of V1 is in flight: no standing answer for newcomers
+    lab.announce(BULB2, 2, V1)  # a second device asks for the same URL meanwhile: waiting, not yet enforced
+    assert not lab.sim.is_output(lab.tcp(BULB2, 2, 443), PEER_PORT)
     effects = _aged(lab)
     assert sorted(alerts(effects)) == ["signature-expired", "signature-expired"]
     assert _allows(lab, 443)  # BULB keeps what it holds (never wider)

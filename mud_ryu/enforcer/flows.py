@@ -115,11 +115,10 @@ class FlowBook:
         state = self._state
         closed = {p for p in state.device_ports(sw.dpid) if not portguard.is_shared(state.settings, sw.dpid, p)}
         allowances: dict[floodflows.Allowance, set[int]] = {}
-        for (_, kind, url), users in state.users_on(sw.dpid):
+        for (_, kind, url), ports in state.ports_in_use_on(sw.dpid):
             profile = self._profiles.quarantine if kind == "quarantined" else state.profiles.get(url or "")
             if profile is None:
                 continue
-            ports = {state.devices[mac].port for mac in users}
             for allowance in self._allowances_of(profile):
                 allowances.setdefault(allowance, set()).update(ports)
         return floodflows.flood_rules(sw.ports_up - closed, {a: frozenset(p) for a, p in allowances.items()})
@@ -174,7 +173,9 @@ class FlowBook:
         owners = self._all_owners(sw) if touched is None else set(touched)
         if any(kind in ("device", "punt", "profile") for kind, _ in owners):
             owners.add(FLOOD_OWNER)  # a port or a device's place or profile changed: where floods go may too
-        # A device change can start or end the use of a profile on this switch: its old and its new profile.
+        # A device change can start or end the use of a profile on this switch: its old and its new profile. A
+        # device that stays on its profile changes neither's use (a new version of a profile is synced as such by
+        # whoever put it in force): its rules are not compared again for every device that joins.
         for owner in list(owners):
             if owner[0] == "device":
                 mac = str(owner[1])
@@ -183,7 +184,8 @@ class FlowBook:
                 old_pid = sw.device_profile.pop(mac, None)
                 if now_pid is not None:
                     sw.device_profile[mac] = now_pid
-                owners.update(("profile", pid) for pid in (old_pid, now_pid) if pid is not None)
+                if old_pid != now_pid:
+                    owners.update(("profile", pid) for pid in (old_pid, now_pid) if pid is not None)
         adds: list[FlowRule] = []
         dels: list[FlowRule] = []
         for owner in owners:

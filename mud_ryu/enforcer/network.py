@@ -24,6 +24,7 @@ from mud_ryu.settings import MudSettings
 
 # Where a device's flows draw on a profile: (dpid, "quarantined", None) or (dpid, "enforced", its URL).
 Placement = tuple[int, str, str | None]
+PENDING = "pending:"  # a device's reason while a change of its URL waits for the new file
 
 
 class EnforcerState:
@@ -78,23 +79,55 @@ class EnforcerState:
     def place(self, mac: str) -> None:
         """Bring the indices in line with ``mac``'s device. The flow book calls this for every device an owner sync
         touches, before anything else (so also for a switch that is not connected), which covers every change of a
-        device's switch, state or URL: each is followed by a sync of that device, here and in the operator
-        actions."""
+        device's switch, port, state or URL: each is followed by a sync of that device, here and in the operator
+        actions. A change of its reason to or from ``pending:<url>`` without a sync is followed by a call here."""
         self._place_port(mac)
-        key = _placement(self.devices.get(mac))
+        self._place_wants(mac)
+        device = self.devices.get(mac)
+        key = _placement(device)
+        entry = None if key is None or device is None else (key, device.port)
         old = self._placement.get(mac)
-        if old == key:
+        if old == entry:
             return
         if old is not None:
-            users = self._users[old]
+            old_key, old_port = old
+            users, ports = self._users[old_key], self._user_ports[old_key]
             users.discard(mac)
+            ports[old_port] -= 1
+            if not ports[old_port]:
+                del ports[old_port]
             if not users:
-                del self._users[old]
-        if key is None:
+                del self._users[old_key], self._user_ports[old_key]
+        if entry is None:
             del self._placement[mac]
         else:
-            self._placement[mac] = key
-            self._users.setdefault(key, set()).add(mac)
+            self._placement[mac] = entry
+            self._users.setdefault(entry[0], set()).add(mac)
+            ports = self._user_ports.setdefault(entry[0], {})
+            ports[entry[1]] = ports.get(entry[1], 0) + 1
+
+    def _place_wants(self, mac: str) -> None:
+        """The wanting index: which devices (not absent) an answer for a URL concerns -- those on it, and those whose
+        change to it is pending. A superset (a reason changed since): readers check each device again."""
+        device = self.devices.get(mac)
+        urls: frozenset[str] = frozenset()
+        if device is not None and device.state != "absent":
+            pending = device.reason[len(PENDING) :] if device.reason.startswith(PENDING) else None
+            urls = frozenset(u for u in (device.url, pending) if u)
+        old = self._wants.get(mac, frozenset())
+        if old == urls:
+            return
+        for url in old - urls:
+            macs = self._wanting[url]
+            del macs[mac]
+            if not macs:
+                del self._wanting[url]
+        for url in urls - old:
+            self._wanting.setdefault(url, {})[mac] = None
+        if urls:
+            self._wants[mac] = urls
+        else:
+            self._wants.pop(mac, None)
 
     def _place_port(self, mac: str) -> None:
         """The port index: which devices (not absent) are at each (switch, port)."""
@@ -117,8 +150,11 @@ class EnforcerState:
 
     def reindex(self) -> None:
         """Rebuild the indices from the devices (start, reconnect: also drops devices removed from the map)."""
-        self._placement: dict[str, Placement] = {}
+        self._placement: dict[str, tuple[Placement, int]] = {}  # MAC -> where its flows draw on a profile, its port
         self._users: dict[Placement, set[str]] = {}
+        self._user_ports: dict[Placement, dict[int, int]] = {}  # the ports of those users, counted
+        self._wants: dict[str, frozenset[str]] = {}
+        self._wanting: dict[str, dict[str, None]] = {}  # URL -> MACs an answer for it concerns, in order of arrival
         self._port_of: dict[str, tuple[int, int]] = {}
         self._at_port: dict[tuple[int, int], set[str]] = {}
         for mac in self.devices:
@@ -136,10 +172,15 @@ class EnforcerState:
         """Whether some device draws on the profile ``placement`` names, on its switch."""
         return placement in self._users
 
-    def users_on(self, dpid: int) -> list[tuple[Placement, AbstractSet[str]]]:
-        """Each profile in use on ``dpid`` (as its placement) with the MACs of the devices using it (a view: not
-        copied, as the flood flows read it on every change of a device's place)."""
-        return [(key, users) for key, users in self._users.items() if key[0] == dpid]
+    def ports_in_use_on(self, dpid: int) -> list[tuple[Placement, AbstractSet[int]]]:
+        """Each profile in use on ``dpid`` (as its placement) with the ports of the devices using it (kept counted
+        as devices come and go: the flood flows read this on every change of a device's place)."""
+        return [(key, self._user_ports[key].keys()) for key in self._users if key[0] == dpid]
+
+    def wanting(self, url: str) -> list[Device]:
+        """The devices (not absent) an answer for ``url`` concerns: on it, or with a change to it pending."""
+        found = (self.devices.get(mac) for mac in self._wanting.get(url, ()))
+        return [d for d in found if d is not None and d.state != "absent" and wants(d, url)]
 
     # ---- port roles
     def trusted_ports(self, dpid: int) -> frozenset[int]:
@@ -169,6 +210,11 @@ class EnforcerState:
     def metered(self, dpid: int) -> bool:
         sw = self.switches.get(dpid)
         return sw is not None and sw.metered
+
+
+def wants(device: Device, url: str) -> bool:
+    """Whether an answer for ``url`` concerns ``device``: its URL, or the change it has pending."""
+    return device.url == url or device.reason == PENDING + url
 
 
 def _placement(device: Device | None) -> Placement | None:

@@ -62,6 +62,7 @@ def approve(enforcer: Enforcer, mac: str, url: str, sha256: str, now: float, *, 
         return ActionOutcome(False, decision.reason_code, decision.message)
     device = enforcer.devices[mac]
     device.reason, device.updated_at = f"pending:{gated.url}", now  # the resolution of this URL applies to it
+    enforcer.state.place(mac)  # the answer for that URL finds it (the wanting index)
     try:
         enforcer.store.save_device(device.record())
     except StoreError as error:  # the approval is on disk (trust store); the fetch waits for a retry

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 from mud_ryu.enforcer.flows import FlowBook
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 RECHECK_S = 60.0  # a file confirmed this recently is not re-resolved for each device announcing it
 RESOLVE_TIMEOUT_S = 30.0  # > the worker's fetch deadline (10 s) for the file plus its signature
 URL_MEMO_ENTRIES = 1024  # distinct announced strings whose gate answers are remembered (LRU)
+STANDING_ANSWERS = 1024  # URLs whose last answer is kept to answer newcomers (LRU; bounded against URL churn)
 RETRY_SOON_S = 5.0  # a worker that was busy or failed on a request is asked again this much later
 
 
@@ -52,6 +54,11 @@ class Resolution:
         )
         self.aged_urls: set[str] = set()  # URLs whose last answer was an aged signature (bounded by the profiles)
         self._busy_alerts = TokenBuckets(rate=1 / 60.0, burst=1.0, max_keys=4096)  # fetch-busy: one a minute a MAC
+        # URL -> the worker's last answer about it, while it still stands: a file verified and put in force (within
+        # RECHECK_S), or a failure (until its retry_at). A device that announces the URL meanwhile is answered from
+        # it alone, without a resolution whose answer every device on the URL would hear again: what made a mass
+        # join quadratic (each newcomer's request brought an answer for all).
+        self._answers: OrderedDict[str, WireResult] = OrderedDict()
 
     def in_flight(self, url: str, now: float) -> bool:
         asked = self.resolving.get(url)
@@ -99,6 +106,9 @@ class Resolution:
         cycling URLs on stalling hosts cannot starve the rest."""
         if self.in_flight(url, now) or (known and self.recently_checked(url, now)):
             return []
+        standing = self._standing_answer(url, now)
+        if standing is not None:
+            return self._answer([device], standing, now, repeat=True)
         place = (device.dpid, device.port)
         if self.budget.admit(url, device.mac, place, now, self._port_resolving_limit(*place)):
             return self._resolution_refused(device, url, now)
@@ -132,7 +142,40 @@ class Resolution:
             # Not an answer about the URL: the worker was full or failed on it. Asked again soon (retry_lost),
             # as if the answer had been lost, so waiting devices do not depend on announcing again.
             self.resolving[result.url] = now - RESOLVE_TIMEOUT_S + RETRY_SOON_S
-        waiting = [d for d in self._state.devices.values() if d.state != "absent" and _wants(d, result.url)]
+            self._answers.pop(result.url, None)
+        else:
+            self._remember(result, now)
+        return self._answer(self._state.wanting(result.url), result, now)
+
+    def _remember(self, result: WireResult, now: float) -> None:
+        """Keep a failure until its retry_at (a file verified is kept by :meth:`_verified`, once in force)."""
+        self._answers.pop(result.url, None)
+        failed = not result.body and result.reason not in AGED_SIGNATURE_REASONS
+        if failed and result.retry_at is not None and result.retry_at > now:
+            self._answers[result.url] = result
+            while len(self._answers) > STANDING_ANSWERS:
+                self._answers.popitem(last=False)
+
+    def _standing_answer(self, url: str, now: float) -> WireResult | None:
+        """The worker's last answer for ``url`` while it stands: a failure before its retry_at, or the file in force
+        verified within RECHECK_S (its signer not aged since)."""
+        answer = self._answers.get(url)
+        if answer is None:
+            return None
+        if not answer.body:
+            standing = answer.retry_at is not None and now < answer.retry_at
+        else:
+            profile = self._state.profiles.get(url)
+            in_force = profile is not None and profile.sha256 == answer.sha256
+            standing = in_force and self.recently_checked(url, now) and not self.aged(url)
+        if not standing:
+            del self._answers[url]
+            return None
+        return answer
+
+    def _answer(self, waiting: list[Device], result: WireResult, now: float, *, repeat: bool = False) -> list[Effect]:
+        """What the worker's answer does to the devices it concerns (``repeat``: a standing answer given again to a
+        device that announced since; the operator heard of the answer already, so it alerts nothing new)."""
         try:
             gated = self.url_gate.check(result.url)
         except UrlRejected:
@@ -145,7 +188,7 @@ class Resolution:
         if result.body and result.sha256:
             prepared = self._profiles.prepare(result.url, result.sha256, result.body)
             if isinstance(prepared, Profile):
-                return self._verified(waiting, gated, prepared, result, now)
+                return self._verified(waiting, gated, prepared, result, now, repeat=repeat)
             reason = prepared
         else:
             reason = result.reason or result.outcome.value
@@ -153,7 +196,7 @@ class Resolution:
             self._decide(functools.partial(self._trust.fetch_failed, identity(device), gated, reason, now))
         # A backoff answer repeats a failure that already alerted: record it, do not alert again (an attacker
         # re-announcing a dead URL must not be able to flood the operator).
-        loud = result.alert or bool(result.body)
+        loud = (result.alert or bool(result.body)) and not repeat
         for device in waiting:
             if device.state == "enforced":
                 # A refresh or a URL change failed: the last verified policy stays in force (never widen); a
@@ -162,8 +205,9 @@ class Resolution:
                     effects.append(Alert("kept-last", device.mac, device.dpid, device.port, result.url,
                                          f"{reason}: {result.message}"))  # fmt: skip
                 continue
-            device.reason, device.updated_at = reason, now
-            self._state.store.save_device(device.record())
+            if device.reason != reason:  # a repeat (every device on a failing URL hears each answer) writes nothing
+                device.reason, device.updated_at = reason, now
+                self._state.store.save_device(device.record())
             if loud:
                 effects.append(Alert("quarantined", device.mac, device.dpid, device.port, result.url,
                                      f"{reason}: {result.message}"))  # fmt: skip
@@ -207,7 +251,14 @@ class Resolution:
         return effects
 
     def _verified(
-        self, waiting: list[Device], gated: MudUrl, prepared: Profile, result: WireResult, now: float
+        self,
+        waiting: list[Device],
+        gated: MudUrl,
+        prepared: Profile,
+        result: WireResult,
+        now: float,
+        *,
+        repeat: bool = False,
     ) -> list[Effect]:
         effects: list[Effect] = []
         try:
@@ -231,8 +282,12 @@ class Resolution:
         if applies:
             profiles = self._state.profiles
             newly = result.url not in profiles or profiles[result.url].sha256 != prepared.sha256
-            self._profiles.register(prepared, result.body)
-            self.checked_at[result.url] = now
+            if newly:
+                self._profiles.register(prepared, result.body)
+            if not repeat:
+                self.checked_at[result.url] = now
+                self._answers.pop(result.url, None)
+                self._answers[result.url] = result  # it stands for RECHECK_S: see _standing_answer
             if newly and prepared.dns_names:  # bind its names now, before a device's first connection needs them
                 effects.append(ResolveNames(tuple(sorted(prepared.dns_names))))
             for device in applies:
@@ -247,7 +302,7 @@ class Resolution:
                 effects += self._flows.sync(dpid, [("profile", prepared.profile_id)])
         for device, decision in refused:
             effects += self._refuse(device, decision, result.url, prepared, bool(applies), now)
-        if result.alert:
+        if result.alert and not repeat:
             effects += [Alert(result.outcome.value, d.mac, d.dpid, d.port, result.url,
                               f"{result.reason}: {result.message}") for d in applies]  # fmt: skip
         return effects
@@ -293,7 +348,3 @@ def _restorable(device: Device, profile: Profile) -> bool:
     if device.url != profile.url:
         return False
     return device.state != "enforced" or device.reason in AGED_SIGNATURE_REASONS
-
-
-def _wants(device: Device, url: str) -> bool:
-    return device.url == url or device.reason == f"pending:{url}"
