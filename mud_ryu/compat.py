@@ -81,3 +81,18 @@ def framework() -> Framework:
         wsgi=wsgi,
         conf=importlib.import_module(f"{FRAMEWORK}.cfg").CONF,
     )
+
+
+def reserve_xids(datapath: Any, count: int) -> int:
+    """Take ``count`` consecutive transaction ids of ``datapath``, as its own ``set_xid`` would one by one, for
+    messages encoded without the framework's objects (:mod:`mud_ryu.openflow.wire`); returns the first."""
+    first = (datapath.xid + 1) & ofproto.MAX_XID
+    datapath.xid = (datapath.xid + count) & ofproto.MAX_XID
+    return int(first)
+
+
+def send_bytes(datapath: Any, data: bytes) -> None:
+    """Queue encoded OpenFlow messages (one, or many back to back) on the datapath's send loop: one entry of its
+    bounded send queue, where a message object each would take one entry (and a context switch when it is full)."""
+    datapath.send(data)
+

@@ -1,9 +1,11 @@
 """Carrying out the enforcer's effects at the controller edge: flow updates with their barriers, held frames released
 behind a barrier, resolution requests to the worker, operator alerts.
 
-Split from :mod:`mud_ryu.app` so the app module holds only the framework wiring and its event handlers. It builds
-OpenFlow messages through :mod:`mud_ryu.compat` (``parser``/``ofproto``) and :mod:`mud_ryu.openflow.ryu_msgs`,
-never from the framework itself, and logs under the app's logger (operators and benchmarks read the app's log
+Split from :mod:`mud_ryu.app` so the app module holds only the framework wiring and its event handlers. Flow-mods
+and barriers go out as the bytes :mod:`mud_ryu.openflow.wire` encodes (byte-identical to Ryu's objects, tested),
+each update's adds in one write, on transaction ids taken through :mod:`mud_ryu.compat`; the rarer messages
+(packet-outs, meters, deletes of stale entries) are built with its ``parser``/``ofproto``, never from the framework
+itself. It logs under the app's logger (operators and benchmarks read the app's log
 lines, e.g. ``confirmed mac=...``, under that one name).
 """
 
@@ -15,7 +17,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from mud_ryu.compat import ofproto, parser
+from mud_ryu.compat import ofproto, parser, reserve_xids, send_bytes
 from mud_ryu.compiler.edgeflows import DNS_METER, LEARN_METER, port_meter
 from mud_ryu.compiler.flowrule import FlowRule
 from mud_ryu.enforcer.core import Alert, Effect, Enforcer, FlowUpdate, ResolveRequest
@@ -23,8 +25,10 @@ from mud_ryu.enforcer.rate_limit import TokenBuckets
 from mud_ryu.enforcer.state import PacketOut, ResolveNames
 from mud_ryu.fetch.client import WorkerClient
 from mud_ryu.guard.source import SOURCE_METER
-from mud_ryu.openflow import ryu_msgs as ofmsg
+from mud_ryu.openflow import wire
 from mud_ryu.settings import MudSettings
+
+MAX_XID = 0xFFFFFFFF
 
 LOG = logging.getLogger("mud_ryu.app")
 ALERT_HISTORY = 1000
@@ -60,6 +64,7 @@ class EffectRunner:
         self._refused: dict[int, list[FlowRule]] = {}
         self._serial = 0
         self._held: dict[tuple[int, int], PacketOut] = {}  # frames released when their barrier is answered
+        self._encoder = wire.FlowModEncoder()  # caches the TLVs and bodies a profile's flows repeat
         self._alert_limit = TokenBuckets(rate=0.2, burst=5.0, max_keys=65536)
         self.suppressed_alerts = 0
 
@@ -78,13 +83,12 @@ class EffectRunner:
         dp = self.datapaths.get(dpid)
         if dp is None:
             return
-        msg = parser.OFPBarrierRequest(dp)
-        dp.set_xid(msg)
+        xid = reserve_xids(dp, 1)
         if confirms or serial is not None:
             # The state each device is in as these flows go out: what this barrier confirms.
             states = tuple((mac, d.state if (d := self.enforcer.devices.get(mac)) else "?") for mac in confirms)
-            self._barriers[(dpid, msg.xid)] = (states, -1 if serial is None else serial)
-        dp.send_msg(msg)
+            self._barriers[(dpid, xid)] = (states, -1 if serial is None else serial)
+        send_bytes(dp, wire.barrier_request(xid))
 
     def flow_error(self, dpid: int, xid: int) -> FlowRule | None:
         """A switch error for ``xid``: the flow-mod it refused (None when the xid is not a flow-mod in flight)."""
@@ -164,16 +168,21 @@ class EffectRunner:
         self._serial += 1
         serial = self._serial
         sent = self._sent.setdefault(serial, [])
-        for rule in update.adds:
-            msg = ofmsg.flow_mod(rule)
-            msg.datapath = dp
-            dp.set_xid(msg)
-            self._flow_xids[(update.dpid, msg.xid)] = (rule, serial)
-            sent.append((update.dpid, msg.xid))
-            dp.send_msg(msg)
+        if update.adds:
+            # The encoder's bytes (byte-identical to Ryu's objects, ~20x cheaper to build), in one write: an add
+            # each costs an object and a place in the datapath's bounded send queue, and a join sends thousands.
+            first = reserve_xids(dp, len(update.adds))
+            for i, rule in enumerate(update.adds):
+                xid = (first + i) & MAX_XID
+                self._flow_xids[(update.dpid, xid)] = (rule, serial)
+                sent.append((update.dpid, xid))
+            send_bytes(dp, self._encoder.flow_mods(update.adds, first))
         if update.deletes or update.stale:
             self.barrier(update.dpid, ())
-            self.send(update.dpid, (ofmsg.delete_strict(r) for r in update.deletes))
+            if update.deletes:
+                first = reserve_xids(dp, len(update.deletes))
+                send_bytes(dp, b"".join(self._encoder.flow_mod(r, (first + i) & MAX_XID, wire.OFPFC_DELETE_STRICT)
+                                        for i, r in enumerate(update.deletes)))  # fmt: skip
             self.send(update.dpid, (delete_entry(e) for e in update.stale))
         self.barrier(update.dpid, update.confirms, serial)
         LOG.debug("dpid=%s +%d -%d flows", format_dpid(update.dpid), len(update.adds),
