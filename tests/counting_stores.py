@@ -36,6 +36,6 @@ class CountingTrustStore(TrustStore):
 class CountingDeviceStore(DeviceStore):
     saves = 0
 
-    def save_device(self, rec: DeviceRecord) -> None:
+    def save_device(self, rec: DeviceRecord, *, immediately: bool = False) -> None:
         self.saves += 1
-        super().save_device(rec)
+        super().save_device(rec, immediately=immediately)

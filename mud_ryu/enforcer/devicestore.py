@@ -18,7 +18,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +49,13 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
 }
 
 
+MAX_PENDING_ROWS = 4096  # rows written behind are flushed at the latest when this many wait
+_SAVE_DEVICE = (
+    "INSERT OR REPLACE INTO device (mac, device_id, dpid, port, url, via, state, sha256, reason, updated_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
 class StoreError(RuntimeError):
     """The state store cannot be used; the enforcer must not start (fail closed, THREATS.md R3). Every SQLite failure
     of a running store (disk full, I/O error, a locked file) is raised as one too, so callers that must still narrow
@@ -74,9 +81,18 @@ class DeviceRecord:
 
 
 class DeviceStore:
+    """Device rows, ids, bodies and my-controller entries. Device rows may be written behind (:meth:`defer_writes`):
+    saved in memory and committed together by :meth:`flush`, one transaction for all the rows an event-loop turn
+    changed -- a mass join saves two rows a device, and under eventlet every commit blocks the whole controller.
+    Reads see the rows not yet flushed. What a crash loses is the last turn's rows: the trust store, committed
+    before any wider policy is sent, decides at start who may be enforced (``Enforcer._trust_over_rows``)."""
+
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
         self._lock = threading.Lock()
+        self._deferred = False
+        self._schedule: Callable[[], object] = lambda: None
+        self._pending: dict[str, DeviceRecord] = {}  # rows saved, not yet flushed (write-behind only)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> DeviceStore:
@@ -87,8 +103,37 @@ class DeviceStore:
         return cls(conn)
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        try:
+            self.flush()
+        finally:
+            with self._lock:
+                self._conn.close()
+
+    def defer_writes(self, schedule: Callable[[], object]) -> None:
+        """From now on, device rows are written behind: saved in memory until :meth:`flush`, or until
+        MAX_PENDING_ROWS are waiting. ``schedule`` is called when a first row starts waiting: the app spawns a
+        flush there, which runs once the current event-loop turn yields (so one turn's rows share a commit)."""
+        self._deferred = True
+        self._schedule = schedule
+
+    def flush(self) -> int:
+        """Commit the rows written behind, in one transaction; returns how many. On a failure they stay waiting
+        (the next flush tries again) and StoreError is raised."""
+        if not self._pending:
+            return 0
+        rows = list(self._pending.values())
+        with self._sql("device") as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(_SAVE_DEVICE, [_device_row(r) for r in rows])
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        for rec in rows:
+            if self._pending.get(rec.mac) is rec:
+                del self._pending[rec.mac]
+        return len(rows)
 
     @contextlib.contextmanager
     def _sql(self, what: str) -> Iterator[sqlite3.Connection]:
@@ -126,6 +171,11 @@ class DeviceStore:
             return {str(a): int(i) for a, i in conn.execute("SELECT authority, mfg_id FROM manufacturer")}
 
     def device_id(self, mac: str) -> int:
+        waiting = self._pending.get(mac)
+        if waiting is not None:
+            return waiting.device_id
+        if self._pending and max(r.device_id for r in self._pending.values()) >= MAX_DEVICE_ID - 1:
+            self.flush()  # near the top of the id space the gaps are searched in the table: it must hold every row
         with self._sql("device") as conn:
             row = conn.execute("SELECT device_id FROM device WHERE mac=?", (mac,)).fetchone()
             if row is not None:
@@ -134,6 +184,8 @@ class DeviceStore:
             # index lookup; only once the top of the space is taken are the gaps (forgotten devices) searched. (Each
             # new MAC used to read every id: with MAC churn on a port, work that grew with every device ever seen.)
             top = conn.execute("SELECT MAX(device_id) FROM device").fetchone()[0]
+            if self._pending:  # ids of rows not yet flushed are taken too
+                top = max(int(top or 0), *(r.device_id for r in self._pending.values()))
             if top is None or int(top) < MAX_DEVICE_ID:
                 return 1 if top is None else int(top) + 1
             gap = conn.execute(
@@ -147,23 +199,34 @@ class DeviceStore:
             raise StoreError("device id space exhausted")
         return int(gap)
 
-    def save_device(self, rec: DeviceRecord) -> None:
+    def save_device(self, rec: DeviceRecord, *, immediately: bool = False) -> None:
+        """Save a device row: written behind when deferring (unless ``immediately``: an operator action that reports
+        a failure to write it), else committed now. Every StoreError of a write behind surfaces at a flush."""
+        if self._deferred and not immediately:
+            first = not self._pending
+            self._pending.pop(rec.mac, None)  # re-inserted last: a flush writes rows in the order they changed
+            self._pending[rec.mac] = rec
+            if len(self._pending) >= MAX_PENDING_ROWS:
+                self.flush()
+            elif first:
+                self._schedule()
+            return
+        self._pending.pop(rec.mac, None)
+        self.flush()  # what waited goes first
         with self._sql("device") as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO device (mac, device_id, dpid, port, url, via, state, sha256, reason,"
-                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (rec.mac, rec.device_id, rec.dpid, rec.port, rec.url, rec.via, rec.state, rec.sha256, rec.reason,
-                 rec.updated_at),
-            )  # fmt: skip
+            conn.execute(_SAVE_DEVICE, _device_row(rec))
 
     def devices(self) -> list[DeviceRecord]:
         with self._sql("device") as conn:
             rows = conn.execute(
                 "SELECT mac, device_id, dpid, port, url, via, state, sha256, reason, updated_at FROM device"
             ).fetchall()
-        return [DeviceRecord(*row) for row in rows]
+        stored = {row[0]: DeviceRecord(*row) for row in rows}
+        stored.update(self._pending)
+        return list(stored.values())
 
     def forget(self, mac: str) -> None:
+        self._pending.pop(mac, None)
         with self._sql("device") as conn:
             conn.execute("DELETE FROM device WHERE mac=?", (mac,))
 
@@ -207,3 +270,9 @@ class DeviceStore:
         with self._sql("my_controller") as conn:
             gone = conn.execute("DELETE FROM my_controller WHERE url=?", (url,)).rowcount
         return bool(gone)
+
+
+def _device_row(rec: DeviceRecord) -> tuple[object, ...]:
+    return (rec.mac, rec.device_id, rec.dpid, rec.port, rec.url, rec.via, rec.state, rec.sha256, rec.reason,
+            rec.updated_at)  # fmt: skip
+

@@ -64,7 +64,7 @@ def approve(enforcer: Enforcer, mac: str, url: str, sha256: str, now: float, *, 
     device.reason, device.updated_at = f"pending:{gated.url}", now  # the resolution of this URL applies to it
     enforcer.state.place(mac)  # the answer for that URL finds it (the wanting index)
     try:
-        enforcer.store.save_device(device.record())
+        enforcer.store.save_device(device.record(), immediately=True)
     except StoreError as error:  # the approval is on disk (trust store); the fetch waits for a retry
         return ActionOutcome(False, "store-failed", f"approval recorded, device row not saved: {error}")
     fetch = tuple(enforcer.resolution.asked([gated.url], now, force=True))
@@ -104,7 +104,7 @@ def revoke(enforcer: Enforcer, mac: str, now: float) -> ActionOutcome:
     # Narrowing never waits on the device store: the flows go even when the device row cannot be written.
     effects = tuple(enforcer.sync_device(device.mac))
     try:
-        enforcer.store.save_device(device.record())
+        enforcer.store.save_device(device.record(), immediately=True)
     except StoreError as error:
         return ActionOutcome(False, "store-failed", f"{mac} quarantined now, but its device row was not saved "
                              f"(a restart may restore its old state): {error}", effects)  # fmt: skip
