@@ -24,25 +24,21 @@ from mud_ryu import __version__, settings
 from mud_ryu.api.backend import EnforcerBackend
 from mud_ryu.api.wsgi import make_app
 from mud_ryu.compat import framework, ofproto, parser
-from mud_ryu.compiler.edgeflows import DNS_SUB, PORT_METER_BASE, PUNT_SUB
-from mud_ryu.compiler.pipeline import APP_ID, APP_MASK, APP_SHIFT, CookieKind, parse_cookie
-from mud_ryu.discovery.scan import format_mac, scan_frame
-from mud_ryu.dns.frame import scan_dns
+from mud_ryu.compiler.edgeflows import PORT_METER_BASE
+from mud_ryu.compiler.pipeline import APP_ID, APP_MASK, APP_SHIFT, parse_cookie
 from mud_ryu.dns.store import DnsStore
 from mud_ryu.edge import tasks as app_tasks
 from mud_ryu.edge.effects import ALERT_HISTORY, EffectRunner, format_dpid, printable
+from mud_ryu.edge.packet_in import PacketIn, PacketInQueue
 from mud_ryu.edge.tasks import REFRESH_INTERVAL_S
 from mud_ryu.enforcer import pin_migration
 from mud_ryu.enforcer.core import Alert, Enforcer
-from mud_ryu.enforcer.devicestore import DeviceStore
+from mud_ryu.enforcer.devicestore import DeviceStore, StoreError
 from mud_ryu.enforcer.rate_limit import TokenBuckets
 from mud_ryu.errors import ReasonError
 from mud_ryu.fetch.client import WorkerClient
 from mud_ryu.fetch.signature import load_anchor_files
 from mud_ryu.fetch.wire import WireNames, WireResult
-from mud_ryu.guard import dhcp_lease
-from mud_ryu.guard import ports as portguard
-from mud_ryu.guard import source as sourceguard
 from mud_ryu.guard.lease_store import LeaseStore
 from mud_ryu.openflow.flowkey import stats_key
 from mud_ryu.policy.gate import TrustGate
@@ -109,6 +105,7 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
         self.settings = settings.load(self.CONF)
         # A store that cannot be opened stops the controller: it must not enforce without its trust state.
         self.store = DeviceStore.open(self.settings.device_db_path)
+        self.store.defer_writes(lambda: _fw.hub.spawn(self._flush_rows))  # one commit per event-loop turn
         # The same for the update policy's trust state (pins, URL history): a corrupt store stops the controller.
         self.trust_store = TrustStore.open(self.settings.state_dir)
         trust = TrustGate(UpdatePolicy(self.settings.policy_settings()), self.trust_store)
@@ -138,6 +135,8 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
         self.datapaths = self.out.datapaths  # the same map: the handlers fill it, the runner sends through it
         self.alerts = self.out.alerts
         self._execute = self.out.execute
+        self.packet_ins = PacketInQueue(self.enforcer, self._execute, _fw.hub.spawn, _fw.hub.sleep, time.time,
+                                        time.monotonic)  # fmt: skip
         self.worker.start()
         sleep = _fw.hub.sleep
         self._refresher = _fw.hub.spawn(app_tasks.refresh_loop, self.enforcer, self.worker, sleep)
@@ -164,6 +163,15 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
             LOG.warning("signer pins given their CA's SPKI: %d; left unresolved: %d",
                         len(migration.migrated), len(migration.unresolved))  # fmt: skip
         self.out.execute(pin_alerts)
+
+    def _flush_rows(self) -> None:
+        """Commit the device rows the last event-loop turn changed (one transaction). A store that fails keeps
+        them waiting and is tried again a second later; the enforcer goes on (its trust store decides at start)."""
+        try:
+            self.store.flush()
+        except StoreError as error:
+            LOG.error("device rows not saved (%s): retrying in 1 s", error)
+            _fw.hub.spawn_after(1.0, self._flush_rows)
 
     def _api_token(self) -> str | None:
         path = self.settings.api_token_file
@@ -352,22 +360,8 @@ class MudApp(_AppBase):  # type: ignore[misc]  # the framework's base class is u
         if not self._punt_limit.take((dpid, in_port, parts.kind, parts.sub), now):
             self._dropped_punts += 1  # the switch meter should have caught it; count, do not queue
             return
-        if parts.kind == int(CookieKind.DEVICE) and parts.sub == DNS_SUB:
-            self._execute(self.enforcer.dns_seen(scan_dns(data), time.time(), data, ingress=(dpid, in_port)))
-        elif parts.kind == int(CookieKind.FORWARD) and parts.sub == PUNT_SUB:
-            self._execute(self.enforcer.discovered(dpid, in_port, scan_frame(data), time.time()))
-        elif parts.kind == int(CookieKind.FORWARD) and parts.sub == portguard.LEASE_SUB:
-            lease = dhcp_lease.scan_ack(data)
-            for granted in (lease,) if lease is not None else dhcp_lease.scan_reply6(data):
-                self._execute(self.enforcer.lease_seen(dpid, in_port, granted, time.time()))
-        elif parts.kind == int(CookieKind.FORWARD) and parts.sub in (sourceguard.HELD_SUB, sourceguard.DAD_SUB):
-            dad = parts.sub == sourceguard.DAD_SUB
-            claimed = sourceguard.claimed_source(data, dad)
-            if claimed is not None:
-                held = b"" if dad else data  # a DAD probe went on; a held frame waits for its binding
-                self._execute(self.enforcer.source_seen(dpid, in_port, *claimed, time.time(), held))
-        else:
-            self._execute(self.enforcer.learned(dpid, in_port, format_mac(data[6:12]), time.time()))
+        # Worked through off the framework's queue (mud_ryu.edge.packet_in): the connection stays responsive.
+        self.packet_ins.put(PacketIn(dpid, in_port, msg.cookie, data))
 
     def _record_alert(self, alert: Alert) -> None:
         """An alert the edge raised itself (already logged by its raiser): into the history the API serves."""
