@@ -5,6 +5,8 @@ Shared by tests/test_renewal_io.py and benchmarks/renewal.py, which count the sa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from mud_ryu.enforcer.devicestore import DeviceRecord, DeviceStore
 from mud_ryu.policy.store import TrustStore, TrustStoreError
 from mud_ryu.policy.types import Decision, DeviceId, TrustRecord
@@ -23,6 +25,12 @@ class CountingTrustStore(TrustStore):
             raise TrustStoreError("unavailable", "injected: the disk refused the write")
         self.commits += 1
         super().commit(record, decision)
+
+    def commit_many(self, items: Sequence[tuple[TrustRecord, Decision]]) -> None:
+        if self.fail:
+            raise TrustStoreError("unavailable", "injected: the disk refused the write")
+        self.commits += 1 if items else 0  # one transaction
+        super().commit_many(items)
 
     def forget(self, identity: DeviceId) -> bool:
         self.forgets += 1

@@ -27,8 +27,9 @@ from mud_ryu.fetch.refresh import Outcome
 from mud_ryu.fetch.signature import Signer
 from mud_ryu.fetch.wire import WireResult
 from mud_ryu.policy.gate import TrustGate
-from mud_ryu.policy.store import TrustStore
+from mud_ryu.policy.store import TrustStore, TrustStoreError
 from mud_ryu.policy.table import UpdatePolicy
+from mud_ryu.policy.types import DeviceId
 from mud_ryu.settings import MudSettings
 from tests.mudfiles import ip_mud_file
 
@@ -54,18 +55,21 @@ class Counted:
         self.trust = TrustGate(UpdatePolicy(self.settings.policy_settings()), self.trust_store)
         self.calls: Counter[str] = Counter()
         self._count(self.store, "save_device")
-        self._count(self.trust, "verified")
-        self._count(self.trust, "fetch_failed")
+        self._count(self.trust, "verified_many", "verified")  # policy steps: one per device in the batch
+        self._count(self.trust, "fetch_failed_many", "fetch_failed")
+        self._count(self.trust_store, "commit_many", "trust_transactions", per_item=False)
         self.enforcer = Enforcer(self.settings, self.store, self.trust, NOW)
         self.enforcer.switch_up(DPID, range(1, UPLINK + 1), metered=True)
         self.enforcer.reconcile(DPID, [], NOW)
         self.requests: list[str] = []
 
-    def _count(self, target: Any, name: str) -> None:
+    def _count(self, target: Any, name: str, label: str = "", *, per_item: bool = True) -> None:
+        """Count calls of ``target.name`` under ``label``; a batch method (``*_many``) counts its items."""
         real: Callable[..., Any] = getattr(target, name)
+        batch = name.endswith("_many") and per_item
 
         def counted(*args: Any, **kwargs: Any) -> Any:
-            self.calls[name] += 1
+            self.calls[label or name] += len(args[0]) if batch else 1
             return real(*args, **kwargs)
 
         setattr(target, name, counted)
@@ -116,6 +120,7 @@ def test_a_mass_join_on_a_verified_file_is_linear(lab: Counted) -> None:
     assert lab.requests == [URL]
     lab.answer(_verified(URL))
     assert lab.states() == Counter({("enforced", ""): DEVICES})
+    assert lab.calls["trust_transactions"] == 1  # the answer's first uses, all pinned in one commit
     for i in range(DEVICES, 2 * DEVICES):  # newcomers while the file stands: no resolution of their own
         lab.announce(i, URL)
     assert lab.requests == [URL]
@@ -179,3 +184,24 @@ def test_a_standing_file_still_goes_through_each_devices_own_trust(lab: Counted)
     device = lab.enforcer.devices["02:00:00:00:00:00"]
     assert device.state == "quarantined" and device.reason.startswith("policy:")  # violation_action = quarantine
     assert lab.enforcer.devices["02:00:00:00:00:01"].state == "enforced"  # the other device's trust is its own
+
+
+def test_a_batch_the_trust_store_refuses_pins_no_one_and_fails_closed(lab: Counted) -> None:
+    for i in range(DEVICES):
+        lab.announce(i, URL)
+    real = lab.trust_store.commit_many
+
+    def refuse(items: object) -> None:
+        raise TrustStoreError("unavailable", "injected: the disk refused the write")
+
+    lab.trust_store.commit_many = refuse  # type: ignore[method-assign]
+    lab.answer(_verified(URL))
+    assert lab.states() == Counter({("quarantined", "policy:trust-store-failed"): DEVICES})
+    assert all(r.current_sha256 is None for r in lab.trust_store.records())  # nothing pinned on disk
+    assert all(lab.trust.record(DeviceId(DPID, 1 + i % PORTS, d.mac)).current_sha256 is None
+               for i, d in enumerate(lab.enforcer.devices.values()))  # nor in the gate's cache  # fmt: skip
+    lab.trust_store.commit_many = real  # type: ignore[method-assign]
+    for i in range(DEVICES):  # the devices announce again (a DHCP retry): their first use goes through now
+        lab.announce(i, URL, NOW + 1)
+    lab.answer(_verified(URL), NOW + 1)
+    assert lab.states() == Counter({("enforced", ""): DEVICES})

@@ -7,7 +7,6 @@ the bookkeeping of resolutions in flight: which URLs were asked for and when, so
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -78,13 +77,18 @@ class Resolution:
     def recently_checked(self, url: str, now: float) -> bool:
         return now - self.checked_at.get(url, float("-inf")) < RECHECK_S
 
-    def _decide(self, call: Callable[[], Decision]) -> Decision | None:
-        """Run one trust-store-backed policy step; None when the store failed (the caller fails closed)."""
+    def _decide_all(
+        self, devices: list[Device], call: Callable[[list[DeviceId]], list[Decision]]
+    ) -> list[Decision | None]:
+        """Run one trust-store-backed policy step for each device, committed together; all None when the store
+        failed (the callers fail closed)."""
+        if not devices:
+            return []
         try:
-            return call()
+            return list(call([identity(d) for d in devices]))
         except TrustStoreError as error:
             log.error("trust store failed (%s): %s", error.reason, error.message)
-            return None
+            return [None] * len(devices)
 
     def enforce(self, device: Device, profile: Profile, now: float) -> list[Effect]:
         """Put ``device`` under ``profile`` (in force) and sync it; its record is saved once the switch confirms."""
@@ -192,8 +196,7 @@ class Resolution:
             reason = prepared
         else:
             reason = result.reason or result.outcome.value
-        for device in waiting:
-            self._decide(functools.partial(self._trust.fetch_failed, identity(device), gated, reason, now))
+        self._decide_all(waiting, lambda ids: self._trust.fetch_failed_many(ids, gated, reason, now))
         # A backoff answer repeats a failure that already alerted: record it, do not alert again (an attacker
         # re-announcing a dead URL must not be able to flood the operator).
         loud = (result.alert or bool(result.body)) and not repeat
@@ -224,8 +227,8 @@ class Resolution:
             self.aged_urls.add(result.url)
         keep = self._state.settings.expired_signature_action == "keep-last"
         effects: list[Effect] = []
+        self._decide_all(waiting, lambda ids: self._trust.fetch_failed_many(ids, gated, result.reason, now))
         for device in waiting:
-            self._decide(functools.partial(self._trust.fetch_failed, identity(device), gated, result.reason, now))
             holds = device.state == "enforced" and (device.url, device.sha256) == (result.url, result.sha256)
             if holds and keep:
                 action = "last verified policy kept"
@@ -268,11 +271,10 @@ class Resolution:
             return []
         applies: list[Device] = []
         refused: list[tuple[Device, Decision | None]] = []
-        for device in waiting:
-            verify = functools.partial(
-                self._trust.verified, identity(device), gated, prepared.sha256, result.signer, file_url, now
-            )
-            decision = self._decide(verify)
+        decisions = self._decide_all(
+            waiting, lambda ids: self._trust.verified_many(ids, gated, prepared.sha256, result.signer, file_url, now)
+        )
+        for device, decision in zip(waiting, decisions, strict=True):
             if decision is not None and decision.verdict is Verdict.APPLY:
                 applies.append(device)  # the trust record that allows it is already on disk
             elif decision is not None and decision.reason_code == "unchanged" and _restorable(device, prepared):

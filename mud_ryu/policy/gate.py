@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Sequence
 
 from mud_ryu.fetch.signature import Signer
 from mud_ryu.fetch.urlgate import MudUrl
@@ -103,6 +104,44 @@ class TrustGate:
         with self._lock:
             previous = self.record(identity)
             return self._commit(previous, self.policy.fetch_failed(previous, url, reason, now)).decision
+
+    def verified_many(
+        self,
+        identities: Sequence[DeviceId],
+        url: MudUrl,
+        sha256: str,
+        signer: Signer | None,
+        file_mud_url: MudUrl,
+        now: float,
+    ) -> list[Decision]:
+        """:meth:`verified` for every device an answer concerns, committed in one transaction (one fsync, not one
+        a device): each APPLY is still returned only once the record that allows it is on disk."""
+        with self._lock:
+            steps = [(p, self.policy.verified(p, url, sha256, signer, file_mud_url, now))
+                     for p in map(self.record, identities)]  # fmt: skip
+            return self._commit_all(steps)
+
+    def fetch_failed_many(self, identities: Sequence[DeviceId], url: MudUrl, reason: str, now: float) -> list[Decision]:
+        """:meth:`fetch_failed` for every device an answer concerns, committed in one transaction."""
+        with self._lock:
+            steps = [(p, self.policy.fetch_failed(p, url, reason, now)) for p in map(self.record, identities)]
+            return self._commit_all(steps)
+
+    def _commit_all(self, steps: list[tuple[TrustRecord, Outcome]]) -> list[Decision]:
+        """Persist, in one transaction, the outcomes worth a commit (see the module docstring), then cache them; a
+        failure drops every one of them from the cache (it is never ahead of the disk) and raises."""
+        written = [outcome for previous, outcome in steps if _worth_a_commit(previous, outcome)]
+        if len({o.record.identity for o in written}) != len(written):
+            raise ValueError("one device twice in a batch")  # each step read the record before the other's write
+        try:
+            self.store.commit_many([(o.record, o.decision) for o in written])
+        except BaseException:
+            for outcome in written:
+                self._cache.pop(outcome.record.identity, None)
+            raise
+        for outcome in written:
+            self._cache[outcome.record.identity] = outcome.record
+        return [outcome.decision for _, outcome in steps]
 
     def approve(self, identity: DeviceId, url: MudUrl, sha256: str, now: float) -> Decision:
         with self._lock:

@@ -25,7 +25,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -187,30 +187,43 @@ class TrustStore:
 
         Call it BEFORE acting on an APPLY: once it returns, the trust that justifies the wider policy is on disk.
         Raises ``history-rewrite`` when ``record.history`` does not extend the stored history."""
-        key = identity_key(record.identity)
+        self._commit_items([(record, decision)])
+
+    def commit_many(self, items: Sequence[tuple[TrustRecord, Decision]]) -> None:
+        """:meth:`commit` for many devices in one transaction (one fsync): all are on disk when it returns, or none
+        (a failure of any rolls back every one). An answer for a URL many devices wait on commits them together."""
+        self._commit_items(items)
+
+    def _commit_items(self, items: Sequence[tuple[TrustRecord, Decision]]) -> None:
+        if not items:
+            return
         with self._locked() as conn, _transaction(conn):
-            stored = conn.execute(f"SELECT url, sha256, at FROM url_history WHERE {_KEY} ORDER BY seq", key).fetchall()
-            prefix = [(a.url, a.sha256, a.at) for a in record.history[: len(stored)]]
-            if len(stored) > len(record.history) or [tuple(r) for r in stored] != prefix:
-                raise TrustStoreError(
-                    "history-rewrite", f"{record.identity}: the new history does not extend the stored one"
-                )
-            conn.executemany(
-                "INSERT INTO url_history (dpid, port, mac, seq, url, sha256, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(*key, seq, a.url, a.sha256, a.at) for seq, a in enumerate(record.history) if seq >= len(stored)],
-            )
-            conn.execute(
-                f"INSERT OR REPLACE INTO device ({DEVICE_COLUMNS}) VALUES ({', '.join('?' * 13)})",
-                record_to_row(record),
-            )
-            cur = conn.execute(
-                "INSERT INTO decision_log (dpid, port, mac, decision) VALUES (?, ?, ?, ?)",
-                (*key, json.dumps(decision_fields(decision), sort_keys=True, allow_nan=False)),
-            )
-            newest = cur.lastrowid or 0
-            if newest > self._max_log_rows and newest % 1024 == 0:
-                # Bounded log: prune in batches, so most commits do not pay for it.
-                conn.execute("DELETE FROM decision_log WHERE id <= ?", (newest - self._max_log_rows,))
+            for record, decision in items:
+                self._write(conn, record, decision)
+
+    def _write(self, conn: sqlite3.Connection, record: TrustRecord, decision: Decision) -> None:
+        key = identity_key(record.identity)
+        stored = conn.execute(f"SELECT url, sha256, at FROM url_history WHERE {_KEY} ORDER BY seq", key).fetchall()
+        prefix = [(a.url, a.sha256, a.at) for a in record.history[: len(stored)]]
+        if len(stored) > len(record.history) or [tuple(r) for r in stored] != prefix:
+            why = f"{record.identity}: the new history does not extend the stored one"
+            raise TrustStoreError("history-rewrite", why)
+        conn.executemany(
+            "INSERT INTO url_history (dpid, port, mac, seq, url, sha256, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(*key, seq, a.url, a.sha256, a.at) for seq, a in enumerate(record.history) if seq >= len(stored)],
+        )
+        conn.execute(
+            f"INSERT OR REPLACE INTO device ({DEVICE_COLUMNS}) VALUES ({', '.join('?' * 13)})",
+            record_to_row(record),
+        )
+        cur = conn.execute(
+            "INSERT INTO decision_log (dpid, port, mac, decision) VALUES (?, ?, ?, ?)",
+            (*key, json.dumps(decision_fields(decision), sort_keys=True, allow_nan=False)),
+        )
+        newest = cur.lastrowid or 0
+        if newest > self._max_log_rows and newest % 1024 == 0:
+            # Bounded log: prune in batches, so most commits do not pay for it.
+            conn.execute("DELETE FROM decision_log WHERE id <= ?", (newest - self._max_log_rows,))
 
     def migrate_legacy_pins(self, anchors_by_key_id: Mapping[str, frozenset[str]]) -> PinMigration:
         """Give every pin stored before the CA's public key was recorded (a legacy pin: CA key id only) the SPKI
