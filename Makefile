@@ -32,6 +32,7 @@ bench: setup
 	$(PY) benchmarks/dns_update_core.py
 	$(PY) benchmarks/dns_view.py
 	$(PY) benchmarks/renewal.py
+	$(PY) benchmarks/join_core.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
