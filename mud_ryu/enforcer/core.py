@@ -62,7 +62,7 @@ from mud_ryu.guard.lease_store import LeaseStore
 from mud_ryu.openflow.flowkey import FlowKey, rule_key
 from mud_ryu.policy.gate import TrustGate
 from mud_ryu.policy.store import TrustStoreError
-from mud_ryu.policy.types import DeviceId
+from mud_ryu.policy.types import DeviceId, TrustState
 from mud_ryu.settings import MudSettings
 
 log = logging.getLogger(__name__)
@@ -200,17 +200,24 @@ class Enforcer:
         """At start the trust store, not the device rows, decides who may be enforced: a revoke (or a refused update)
         commits trust first and the device row after its flows, so a crash or a failed row write between the two
         leaves a row saying "enforced" for a device its trust quarantines. Restoring from the row would undo the
-        revoke; such a device starts quarantined, as does any whose trust cannot be read (fail closed)."""
+        revoke; such a device starts quarantined, as does any whose trust cannot be read (fail closed). So does one
+        whose trust at that place does not hold exactly the row's URL and file: rows are written behind (a crash
+        loses the last turn's), so a row can predate a trust move to another port (no pin is left at the row's
+        place) or an accepted change (the row's file is a rollback now); its next announcement and the worker's
+        answer restore what its trust holds (R2: no device has a policy without a pin)."""
         for device in self.devices.values():
             if device.state != "enforced":
                 continue
             try:
-                quarantined = self.trust.quarantined(DeviceId(device.dpid, device.port, device.mac))
+                record = self.trust.record(DeviceId(device.dpid, device.port, device.mac))
+                holds = record.state is TrustState.TRUSTED and (record.current_url, record.current_sha256) == (
+                    device.url, device.sha256)  # fmt: skip
             except TrustStoreError as error:
                 log.error("trust of %s unreadable at start (%s): quarantined", device.mac, error.reason)
-                quarantined = True
-            if quarantined:
-                log.warning("%s: its row said enforced, its trust says quarantined: starting quarantined", device.mac)
+                holds = False
+            if not holds:
+                log.warning("%s: its row said enforced, its trust does not hold that file there: starting quarantined",
+                            device.mac)  # fmt: skip
                 device.state, device.reason = "quarantined", "trust:quarantined"
 
     # ---- switch events
