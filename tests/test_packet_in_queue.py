@@ -9,8 +9,10 @@ from pathlib import Path
 from mud_ryu.compiler.edgeflows import LEARN_COOKIE, PUNT_COOKIE
 from mud_ryu.edge.packet_in import BATCH, PacketIn, PacketInQueue, kind_of
 from mud_ryu.enforcer.state import Effect, FlowUpdate
+from mud_ryu.guard.ports import LEASE_COOKIE
 from mud_ryu.lab.framebuild import dhcp_discover
-from tests.enforcer_lab import DPID, NOW, URL, Lab
+from tests.enforcer_lab import BULB, DPID, NOW, URL, Lab
+from tests.test_dhcp_lease import LEASED, SERVER_PORT, _ack, _lab, _out
 
 
 class Loop:
@@ -101,3 +103,17 @@ def test_a_frame_that_fails_does_not_stop_the_drainer(tmp_path: Path) -> None:
     assert queue.handled == 2 and len(calls) == 2
     queue.put(_learning(3))
     assert len(loop.spawned) == 2  # not stuck "draining"
+
+
+def test_a_dhcp_servers_acknowledgement_is_not_shed_when_the_backlog_is_full(tmp_path: Path) -> None:
+    """A lease copy is the only sight of a DHCP server's ACK the controller gets (the switch forwards the ACK and
+    never sends it again): shed, the leased address stays claimable first come by another device (README "What a
+    device on the LAN cannot do", DHCP snooping). Leases come from trusted ports under their own punt budget."""
+    lab, loop, executed = _lab(tmp_path), Loop(), list[Effect]()
+    queue = _queue(lab, loop, executed, max_backlog=10)
+    assert all(queue.put(_learning(i)) for i in range(10))  # a flood of new sources fills the backlog
+    assert not queue.put(_learning(10))
+    assert queue.put(PacketIn(DPID, SERVER_PORT, LEASE_COOKIE, _ack(BULB, LEASED)))
+    loop.spawned[0]()
+    assert _out(lab, BULB, 1, LEASED)  # bound before first use, as without the flood
+    assert queue.shed == {"learning": 1}

@@ -8,7 +8,10 @@ handler only checks the per-port budget and appends the frame here (O(1)); a dra
 batches of BATCH and yields between them, so the connection's reader and the echo handler run every few
 milliseconds whatever the backlog. A backlog past MAX_BACKLOG is shed -- the newest frames dropped, counted by kind,
 logged at most every SHED_LOG_S: every kind is one the switch sends again (a DHCP retry, the next frame of an unknown
-source, a DNS retry), and a dropped frame never widens what a device may reach (its flows are unchanged).
+source, a DNS retry), and a dropped frame never widens what a device may reach (its flows are unchanged). The one
+exception is a lease copy: a DHCP server's ACK/Reply on a trusted port, which the switch forwards and never sends
+again -- shed, the leased address would stay claimable first come by another device until the next renewal. Leases
+(bounded by their trusted port's punt budget) may go LEASE_RESERVE past a full backlog.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from mud_ryu.guard import source as sourceguard
 LOG = logging.getLogger("mud_ryu.app")
 BATCH = 64  # packet-ins worked through between two yields to the rest of the controller
 MAX_BACKLOG = 4096  # packet-ins waiting; beyond, new ones are shed
+LEASE_RESERVE = 1024  # lease copies taken past a full backlog (never resent by the switch)
 SHED_LOG_S = 10.0
 
 
@@ -116,7 +120,10 @@ class PacketInQueue:
 
     def put(self, packet: PacketIn) -> bool:
         """Queue a packet-in (False: shed, the backlog is full); a drainer starts when none is running."""
-        if len(self._backlog) >= self._max_backlog:
+        waiting = len(self._backlog)
+        if waiting >= self._max_backlog and (
+            waiting >= self._max_backlog + LEASE_RESERVE or kind_of(packet.cookie) != "lease"
+        ):
             self.shed[kind_of(packet.cookie)] += 1
             self._shed_since_log += 1
             now = self._monotonic()
