@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from mud_ryu.discovery.scan import Announcement
+from mud_ryu.enforcer import resolution
 from mud_ryu.enforcer.core import Enforcer
 from mud_ryu.enforcer.devicestore import DeviceStore
 from mud_ryu.enforcer.resolution import RECHECK_S
@@ -205,3 +206,17 @@ def test_a_batch_the_trust_store_refuses_pins_no_one_and_fails_closed(lab: Count
         lab.announce(i, URL, NOW + 1)
     lab.answer(_verified(URL), NOW + 1)
     assert lab.states() == Counter({("enforced", ""): DEVICES})
+
+
+def test_the_standing_answers_stay_bounded(lab: Counted, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Verified answers are kept (with their bodies) under the same LRU bound as failures: devices cycling through
+    many URLs, each verified once and never announced again, must not grow the memory for good."""
+    monkeypatch.setattr(resolution, "STANDING_ANSWERS", 3)
+    for i in range(10):
+        url = f"https://mud.test/bulb-{i}.json"
+        lab.announce(i, url)
+        lab.answer(_verified(url))
+        assert lab.enforcer.devices[f"02:00:00:00:00:{i:02x}"].state == "enforced"
+    assert len(lab.enforcer.resolution._answers) <= 3
+    lab.announce(20, "https://mud.test/bulb-9.json")  # the newest still stands
+    assert lab.requests.count("https://mud.test/bulb-9.json") == 1

@@ -156,9 +156,14 @@ class Resolution:
         self._answers.pop(result.url, None)
         failed = not result.body and result.reason not in AGED_SIGNATURE_REASONS
         if failed and result.retry_at is not None and result.retry_at > now:
-            self._answers[result.url] = result
-            while len(self._answers) > STANDING_ANSWERS:
-                self._answers.popitem(last=False)
+            self._keep(result)
+
+    def _keep(self, result: WireResult) -> None:
+        """Keep ``result`` as the newest standing answer, the oldest dropped past STANDING_ANSWERS (LRU)."""
+        self._answers.pop(result.url, None)
+        self._answers[result.url] = result
+        while len(self._answers) > STANDING_ANSWERS:
+            self._answers.popitem(last=False)
 
     def _standing_answer(self, url: str, now: float) -> WireResult | None:
         """The worker's last answer for ``url`` while it stands: a failure before its retry_at, or the file in force
@@ -288,8 +293,7 @@ class Resolution:
                 self._profiles.register(prepared, result.body)
             if not repeat:
                 self.checked_at[result.url] = now
-                self._answers.pop(result.url, None)
-                self._answers[result.url] = result  # it stands for RECHECK_S: see _standing_answer
+                self._keep(result)  # it stands for RECHECK_S: see _standing_answer
             if newly and prepared.dns_names:  # bind its names now, before a device's first connection needs them
                 effects.append(ResolveNames(tuple(sorted(prepared.dns_names))))
             for device in applies:
