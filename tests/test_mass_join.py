@@ -220,3 +220,16 @@ def test_the_standing_answers_stay_bounded(lab: Counted, monkeypatch: pytest.Mon
     assert len(lab.enforcer.resolution._answers) <= 3
     lab.announce(20, "https://mud.test/bulb-9.json")  # the newest still stands
     assert lab.requests.count("https://mud.test/bulb-9.json") == 1
+
+
+def test_a_clock_that_went_back_does_not_stretch_a_standing_answer(lab: Counted) -> None:
+    """The worker treats a backoff whose failure lies in the future as elapsed (a clock step never freezes a URL);
+    a standing answer must not either: after the clock went back an hour, a newcomer's URL goes to the worker."""
+    lab.announce(0, DEAD)
+    lab.answer(_failed(DEAD, Outcome.FIRST_CONTACT_FAILED, NOW + 60))
+    lab.announce(1, DEAD, NOW - 3600)
+    assert lab.requests == [DEAD, DEAD]
+    lab.announce(2, URL)
+    lab.answer(_verified(URL))
+    lab.announce(3, URL, NOW - 3600)
+    assert lab.requests.count(URL) == 2

@@ -57,7 +57,7 @@ class Resolution:
         # RECHECK_S), or a failure (until its retry_at). A device that announces the URL meanwhile is answered from
         # it alone, without a resolution whose answer every device on the URL would hear again: what made a mass
         # join quadratic (each newcomer's request brought an answer for all).
-        self._answers: OrderedDict[str, WireResult] = OrderedDict()
+        self._answers: OrderedDict[str, tuple[WireResult, float]] = OrderedDict()  # URL -> (answer, taken at)
 
     def in_flight(self, url: str, now: float) -> bool:
         asked = self.resolving.get(url)
@@ -156,22 +156,25 @@ class Resolution:
         self._answers.pop(result.url, None)
         failed = not result.body and result.reason not in AGED_SIGNATURE_REASONS
         if failed and result.retry_at is not None and result.retry_at > now:
-            self._keep(result)
+            self._keep(result, now)
 
-    def _keep(self, result: WireResult) -> None:
+    def _keep(self, result: WireResult, now: float) -> None:
         """Keep ``result`` as the newest standing answer, the oldest dropped past STANDING_ANSWERS (LRU)."""
         self._answers.pop(result.url, None)
-        self._answers[result.url] = result
+        self._answers[result.url] = (result, now)
         while len(self._answers) > STANDING_ANSWERS:
             self._answers.popitem(last=False)
 
     def _standing_answer(self, url: str, now: float) -> WireResult | None:
         """The worker's last answer for ``url`` while it stands: a failure before its retry_at, or the file in force
         verified within RECHECK_S (its signer not aged since)."""
-        answer = self._answers.get(url)
-        if answer is None:
+        kept = self._answers.get(url)
+        if kept is None:
             return None
-        if not answer.body:
+        answer, taken_at = kept
+        if now < taken_at:
+            standing = False  # the clock went back: never a reason to keep an answer longer (as the worker's backoff)
+        elif not answer.body:
             standing = answer.retry_at is not None and now < answer.retry_at
         else:
             profile = self._state.profiles.get(url)
@@ -293,7 +296,7 @@ class Resolution:
                 self._profiles.register(prepared, result.body)
             if not repeat:
                 self.checked_at[result.url] = now
-                self._keep(result)  # it stands for RECHECK_S: see _standing_answer
+                self._keep(result, now)  # it stands for RECHECK_S: see _standing_answer
             if newly and prepared.dns_names:  # bind its names now, before a device's first connection needs them
                 effects.append(ResolveNames(tuple(sorted(prepared.dns_names))))
             for device in applies:
