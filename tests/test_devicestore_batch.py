@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mud_ryu.enforcer.devicestore import MAX_PENDING_ROWS, DeviceRecord, DeviceStore, StoreError
+from mud_ryu.enforcer.devicestore import MAX_DEVICE_ID, MAX_PENDING_ROWS, DeviceRecord, DeviceStore, StoreError
 
 
 def _row(mac: str, device_id: int, state: str = "quarantined") -> DeviceRecord:
@@ -94,3 +94,17 @@ def test_close_flushes_and_forget_drops_a_waiting_row(tmp_path: Path) -> None:
     store.forget("02:00:00:00:00:02")
     store.close()
     assert _on_disk(path) == {"02:00:00:00:00:01": "quarantined"}
+
+
+def test_once_the_top_is_taken_a_gap_is_handed_out_once(deferred: tuple[DeviceStore, list[int], Path]) -> None:
+    """Past the top of the id space the gaps (forgotten devices) are searched in the table: a gap given to a row still
+    waiting must not be given again -- two devices on one id share their cookie owner, so one's flows are the
+    other's (and a delete of one's removes the other's)."""
+    store, _, _ = deferred
+    store.save_device(_row("02:00:00:00:00:ff", MAX_DEVICE_ID), immediately=True)
+    for i in (1, 2, 5):
+        store.save_device(_row(f"02:00:00:00:01:{i:02x}", i), immediately=True)
+    first = store.device_id("02:00:00:00:02:01")
+    store.save_device(_row("02:00:00:00:02:01", first))  # waiting
+    second = store.device_id("02:00:00:00:02:02")
+    assert first == 3 and second == 4

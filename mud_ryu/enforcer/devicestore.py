@@ -174,7 +174,7 @@ class DeviceStore:
         waiting = self._pending.get(mac)
         if waiting is not None:
             return waiting.device_id
-        if self._pending and max(r.device_id for r in self._pending.values()) >= MAX_DEVICE_ID - 1:
+        if self._pending and self._top() >= MAX_DEVICE_ID - 1:
             self.flush()  # near the top of the id space the gaps are searched in the table: it must hold every row
         with self._sql("device") as conn:
             row = conn.execute("SELECT device_id FROM device WHERE mac=?", (mac,)).fetchone()
@@ -198,6 +198,12 @@ class DeviceStore:
         if gap is None:
             raise StoreError("device id space exhausted")
         return int(gap)
+
+    def _top(self) -> int:
+        """The highest device id taken, by a row stored or waiting (the table's and the waiting rows' maximum)."""
+        with self._sql("device") as conn:
+            top = conn.execute("SELECT MAX(device_id) FROM device").fetchone()[0]
+        return max(int(top or 0), *(r.device_id for r in self._pending.values()))
 
     def save_device(self, rec: DeviceRecord, *, immediately: bool = False) -> None:
         """Save a device row: written behind when deferring (unless ``immediately``: an operator action that reports
