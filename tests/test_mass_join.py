@@ -10,6 +10,7 @@ written, policy steps, resolutions asked; each bound fails on the quadratic code
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -108,7 +109,8 @@ def lab(tmp_path: Path) -> Iterator[Counted]:
 
 def _verified(url: str, signer: Signer | None = None) -> WireResult:
     body = ip_mud_file(url, port=443)
-    return WireResult(1, url, Outcome.FRESH, "", "ok", None, None, hashlib.sha256(body).hexdigest(), signer, body)
+    sha, until = hashlib.sha256(body).hexdigest(), None if signer is None else NOW + 86400  # the chain's expiry
+    return WireResult(1, url, Outcome.FRESH, "", "ok", None, None, sha, signer, body, until)
 
 
 def _failed(url: str, outcome: Outcome, retry_at: float) -> WireResult:
@@ -233,3 +235,19 @@ def test_a_clock_that_went_back_does_not_stretch_a_standing_answer(lab: Counted)
     lab.answer(_verified(URL))
     lab.announce(3, URL, NOW - 3600)
     assert lab.requests.count(URL) == 2
+
+
+def test_a_signed_file_stands_only_while_its_chain_is_valid(lab: Counted) -> None:
+    """The worker's verification found when the signer's chain expires: no newcomer's first use (which pins the
+    signer) is granted from the standing answer past it, even within RECHECK_S; the worker is asked again."""
+    signed = dataclasses.replace(_verified(URL, VENDOR), signed_until=NOW + 10)
+    lab.announce(0, URL)
+    lab.answer(signed)
+    lab.announce(1, URL, NOW + 9)
+    assert lab.requests == [URL]  # still valid: it stands
+    lab.announce(2, URL, NOW + 11)
+    assert lab.requests == [URL, URL]  # expired since: the worker decides (it re-verifies at the current time)
+    assert lab.enforcer.devices["02:00:00:00:00:02"].state == "quarantined"
+    lab.answer(dataclasses.replace(_verified(URL, VENDOR), signed_until=None), NOW + 12)  # no expiry known
+    lab.announce(3, URL, NOW + 13)
+    assert lab.requests == [URL, URL, URL]  # a signed answer without it never stands

@@ -46,12 +46,13 @@ def test_request_round_trip() -> None:
 
 
 def test_result_round_trip_keeps_body_and_signer() -> None:
-    signer = Signer("ab" * 20, ("CN=signer", "CN=ca"))
+    signer = Signer("ab" * 20, ("CN=signer", "CN=ca"), valid_until=NOW + 86400)
     body = mud_file("https://mud.test/a.json")
     parsed = mudfile.parse(body)
     resolution = MudResolution("https://mud.test/a.json", Outcome.FRESH, parsed, signer, "00" * 32, NOW + 10, body=body)
     result = decode_result(encode_result(3, resolution))
-    assert result == WireResult(3, resolution.url, Outcome.FRESH, "", "", None, NOW + 10, "00" * 32, signer, body)
+    assert result == WireResult(3, resolution.url, Outcome.FRESH, "", "", None, NOW + 10, "00" * 32, signer, body,
+                                NOW + 86400)  # how long the signer's verification holds crosses the wire  # fmt: skip
     failed = MudResolution("https://x.test/a", Outcome.FIRST_CONTACT_FAILED, None, None, None, None, "fetch:busy")
     decoded = decode_result(encode_result(4, failed))
     assert (decoded.body, decoded.alert, decoded.reason) == (b"", True, "fetch:busy")
@@ -158,6 +159,7 @@ def test_worker_resolves_requests_and_exits_on_eof(lab: tuple[Lab, Path, Signing
         assert sorted(results) == [1, 2, 3]
         good = results[1]
         assert good.outcome is Outcome.FRESH and good.signer is not None
+        assert good.signed_until is not None and good.signed_until > NOW  # the verified chain's first expiry
         assert mudfile.parse(good.body).mud.systeminfo == "worker bulb"  # the controller re-parses the bytes
         assert (results[2].outcome, results[2].reason) == (Outcome.FIRST_CONTACT_FAILED, "fetch:bad-status")
         assert (results[3].outcome, results[3].reason) == (Outcome.FIRST_CONTACT_FAILED, "url:userinfo")
@@ -166,6 +168,7 @@ def test_worker_resolves_requests_and_exits_on_eof(lab: tuple[Lab, Path, Signing
         proc.stdin.flush()
         (again,) = map(decode_result, _read_lines(proc, 1, 30.0))
         assert (again.id, again.outcome, again.body) == (4, Outcome.CACHED, good.body)
+        assert again.signed_until == good.signed_until  # re-verified at the current time, the same chain
         proc.stdin.close()
         assert proc.wait(30) == 0
     finally:

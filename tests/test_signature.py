@@ -48,6 +48,9 @@ def test_valid_signature_names_signer_and_ca(ca: sv.Issued, signer: sv.Issued) -
     spki = ca.cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     chain = (signer.cert.subject.rfc4514_string(), ca.cert.subject.rfc4514_string())
     assert result == Signer(ski.hex(), chain, hashlib.sha256(spki).hexdigest(), ((), ()))
+    # How long the verification holds: the first expiry on the chain (never part of who signed, never pinned).
+    assert result.valid_until == min(signer.cert.not_valid_after_utc, ca.cert.not_valid_after_utc).timestamp()
+    assert "valid_until" not in result.to_json()
     assert str(result).startswith("CN=mud-signer.example,O=Test Maker (CA keyid ")
     assert Signer.from_json(result.to_json()) == result
 

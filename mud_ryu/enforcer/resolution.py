@@ -179,7 +179,10 @@ class Resolution:
         else:
             profile = self._state.profiles.get(url)
             in_force = profile is not None and profile.sha256 == answer.sha256
-            standing = in_force and self.recently_checked(url, now) and not self.aged(url)
+            # A signed file stands only while its chain does: a newcomer's first use is never granted (and the
+            # signer pinned) past the expiry the worker's verification found.
+            signed_ok = answer.signer is None or (answer.signed_until is not None and now < answer.signed_until)
+            standing = in_force and signed_ok and self.recently_checked(url, now) and not self.aged(url)
         if not standing:
             del self._answers[url]
             return None

@@ -337,4 +337,5 @@ def verify_detached(
         subject_chain=tuple(c.subject.rfc4514_string() for c in chain),
         ca_spki=spki_sha256(chain[-1]),
         alt_names=tuple(alt_names(c) for c in chain),
+        valid_until=min(c.not_valid_after_utc for c in chain).timestamp(),
     )

@@ -10,7 +10,7 @@ the cache, the worker's wire and the API; it also reads the legacy form stored b
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -26,6 +26,9 @@ class Signer:
     # recorded (a legacy pin): such a pin matches no signer until it is migrated (truststore.migrate_legacy_pins).
     ca_spki: str | None = None
     alt_names: tuple[tuple[str, ...], ...] = ()  # subjectAltNames of each certificate of subject_chain, same order
+    # When the first certificate of the chain verified expires (epoch seconds): how long the verification holds.
+    # Not part of who signed (never compared, never pinned or stored); None where it was not verified just now.
+    valid_until: float | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
         keyid = ":".join(self.ca_key_id[i : i + 2] for i in range(0, len(self.ca_key_id), 2))

@@ -8,6 +8,7 @@ them again itself, so nothing but plain data crosses the boundary (no pickle).
 Request:  {"id": 7, "url": "https://...", "force": false, "now": 1767225600.0}
 Result:   {"id": 7, "url": ..., "outcome": "fresh", "reason": "", "message": "", "retry_at": null,
            "expires_at": 1767398400.0, "sha256": "...", "signer": <Signer.to_json()> or null,
+           "signed_until": <when the verified chain's first certificate expires> or null,
            "body_b64": "...", "alert": false}
 """
 
@@ -68,6 +69,7 @@ class WireResult:
     sha256: str | None
     signer: Signer | None
     body: bytes
+    signed_until: float | None = None  # the signer's verification holds until then (None: unsigned, or not known)
 
     @property
     def alert(self) -> bool:
@@ -177,6 +179,7 @@ def encode_result(ident: int, resolution: MudResolution) -> bytes:
         "expires_at": resolution.expires_at,
         "sha256": resolution.sha256,
         "signer": None if signer is None else signer.to_json(),
+        "signed_until": None if signer is None else signer.valid_until,
         "body_b64": base64.b64encode(resolution.body).decode() if resolution.mud is not None else "",
         "alert": resolution.alert,
     }
@@ -213,4 +216,5 @@ def decode_result(line: bytes | str) -> WireResult:
         sha256=sha,
         signer=_signer(obj.get("signer")),
         body=body,
+        signed_until=_time(obj, "signed_until", optional=True),
     )
