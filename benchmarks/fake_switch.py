@@ -40,6 +40,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import fake_switch_loads as loads
 import fake_switch_wire as w
 
 ECHO_INTERVAL_S = 0.25
@@ -283,61 +284,6 @@ def wait_until(done: Callable[[], bool], timeout: float, abort: Callable[[], boo
     return done()
 
 
-# ---- what to send
-
-
-def learning_load(sw: FakeSwitch, group: int, count: int, first: int = 0) -> tuple[list[bytes], list[bytes]]:
-    """``count`` ARP requests from new MACs (``group``, from index ``first``), round robin over the switch's
-    ports, on the learning flow."""
-    assert sw.learn_flow is not None
-    cookie, table = sw.learn_flow
-    reason = w.OFPR_NO_MATCH if cookie == 0 else w.OFPR_ACTION
-    macs = [w.mac(group, first + i) for i in range(count)]
-    msgs = [w.packet_in(cookie, table, sw.ports[i % len(sw.ports)], w.arp_request(m, 0x0A000000 + i, 0x0A000001),
-                        reason) for i, m in enumerate(macs)]  # fmt: skip
-    return macs, msgs
-
-
-def discovery_load(sw: FakeSwitch, group: int, count: int, url: str) -> tuple[list[bytes], list[bytes]]:
-    """``count`` DHCPDISCOVERs with option 161 = ``url`` from new MACs, round robin over the ports, on the DHCP punt
-    (the learning flow when the controller installed none: a plain learning switch sees them as any frame)."""
-    cookie, table = sw.punt_flow or sw.learn_flow or (0, 0)
-    reason = w.OFPR_NO_MATCH if cookie == 0 else w.OFPR_ACTION
-    macs = [w.mac(group, i) for i in range(count)]
-    msgs = [w.packet_in(cookie, table, sw.ports[i % len(sw.ports)], w.dhcp_discover(m, url, xid=i), reason)
-            for i, m in enumerate(macs)]  # fmt: skip
-    return macs, msgs
-
-
-def drop_load(sw: FakeSwitch, group: int, count: int) -> list[bytes]:
-    """``count`` DHCP packet-ins that change nothing: alternately malformed (chaddr is not the Ethernet source) and
-    without a URL from each port's own already-learned renewer (:func:`renewers`)."""
-    cookie, table = sw.punt_flow or sw.learn_flow or (0, 0)
-    reason = w.OFPR_NO_MATCH if cookie == 0 else w.OFPR_ACTION
-    out = []
-    for i in range(count):
-        port = sw.ports[i % len(sw.ports)]
-        if i % 2:
-            frame = w.dhcp_discover(renewer(port), None, xid=i)
-        else:
-            frame = w.dhcp_discover(w.mac(group, i), "https://mud.bench/x.json", chaddr=w.mac(group, i + 1), xid=i)
-        out.append(w.packet_in(cookie, table, port, frame, reason))
-    return out
-
-
-def renewer(port: int) -> bytes:
-    """The one host per port that renews its lease without a MUD URL (learned before the drop path runs)."""
-    return w.mac(0xFE, port)
-
-
-def renewers_load(sw: FakeSwitch) -> tuple[list[bytes], list[bytes]]:
-    cookie, table = sw.punt_flow or sw.learn_flow or (0, 0)
-    reason = w.OFPR_NO_MATCH if cookie == 0 else w.OFPR_ACTION
-    macs = [renewer(p) for p in sw.ports]
-    msgs = [w.packet_in(cookie, table, p, w.dhcp_discover(renewer(p), None), reason) for p in sw.ports]
-    return macs, msgs
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--port", type=int, default=6653, help="the controller's OpenFlow port on 127.0.0.1")
@@ -356,9 +302,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         start = time.monotonic()
         if args.path == "learning":
-            macs, msgs = learning_load(sw, 1, args.count)
+            macs, msgs = loads.learning_load(sw, 1, args.count)
         else:
-            macs, msgs = discovery_load(sw, 1, args.count, args.url)
+            macs, msgs = loads.discovery_load(sw, 1, args.count, args.url)
         sw.send(msgs)
         done = wait_until(lambda: all(m in sw.answered for m in macs), args.timeout, lambda: bool(sw.disconnected))
         end = max((sw.answered[m] for m in macs if m in sw.answered), default=time.monotonic())

@@ -125,10 +125,12 @@ def arp_request(src: bytes, sender_ip: int, target_ip: int) -> bytes:
     return ethernet(src, b"\xff" * 6, 0x0806, arp)
 
 
-def dhcp_discover(src: bytes, url: str | None, *, chaddr: bytes | None = None, xid: int = 0x4D554400) -> bytes:
-    """DHCPDISCOVER from ``src`` (chaddr = ``src`` unless given: a different one is the malformed
-    ``chaddr-mismatch`` case), with option 161 = ``url`` when given (RFC 8520 s10)."""
-    options = b"\x63\x82\x53\x63" + b"\x35\x01\x01"  # magic cookie, option 53 = DISCOVER
+def dhcp_discover(
+    src: bytes, url: str | None, *, chaddr: bytes | None = None, xid: int = 0x4D554400, msg_type: int = 1
+) -> bytes:
+    """DHCPDISCOVER (or ``msg_type``, e.g. 7 = RELEASE) from ``src`` (chaddr = ``src`` unless given: a different
+    one is the malformed ``chaddr-mismatch`` case), with option 161 = ``url`` when given (RFC 8520 s10)."""
+    options = b"\x63\x82\x53\x63" + bytes([53, 1, msg_type])  # magic cookie, option 53 = the message type
     if url is not None:
         raw = url.encode()
         options += bytes([161, len(raw)]) + raw

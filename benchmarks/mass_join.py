@@ -38,6 +38,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fake_switch as fs
+import fake_switch_loads as loads
 import ofload_env as env
 import pyspy_summary
 
@@ -74,18 +75,18 @@ def join_case(n: int, case: str, args: argparse.Namespace, server: env.MudServer
     state = workdir / "state"
     row: dict[str, Any] = {"devices": n, "case": case, "ports": ports, "url": url}
     with env.Controller(env.MUD_APP, workdir, server.settings(state)) as ctl:
-        sw = fs.FakeSwitch(1, range(1, ports + 1), ctl.port)
+        sw = fs.FakeSwitch(1, range(1, ports + 2), ctl.port)  # + the marker port, never a device's
         sw.connect()
         try:
             if not sw.wait_ready(args.timeout, punts=True):
                 raise RuntimeError(f"switch not set up in {args.timeout}s ({sw.disconnected}); see {ctl.log_path}")
             if case == "cached":  # the file fetched, verified and cached; the profile compiled
-                warm, msgs = fs.discovery_load(sw, WARM_GROUP, 1, url)
+                warm, msgs = loads.discovery_load(sw, WARM_GROUP, 1, url)
                 sw.send(msgs)
                 if not fs.wait_until(lambda: warm[0] in sw.enforced, args.timeout, lambda: bool(sw.disconnected)):
                     raise RuntimeError(f"warm-up device not enforced in {args.timeout}s; see {ctl.log_path}")
                 fs.wait_until(lambda: time.monotonic() - sw.last_flow_mod > 0.5, 10.0)
-            macs, msgs = fs.discovery_load(sw, JOIN_GROUP, n, url)
+            macs, msgs = loads.discovery_load(sw, JOIN_GROUP, n, url)
             row["rss_before"] = rss(ctl.pid)
             spy = pyspy_summary.start(args.py_spy, ctl.pid, workdir / "pyspy.txt") if args.py_spy else None
             row.update(_watch(sw, macs, msgs, case, state / "devices.sqlite3", url, args.timeout))

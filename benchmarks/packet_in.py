@@ -12,7 +12,9 @@ ratio of a run pair is measured under the same machine noise.
   simple_switch_13's table-miss). Answered: a FLOW_MOD naming the MAC or a PACKET_OUT of its frame.
 * ``discovery``: DHCPDISCOVERs with option 161 from new MACs on mud_ryu's DHCP punt; one URL whose signed file
   was fetched and verified in the warm-up (a cached profile). Answered: the device's first flow (its admission);
-  also reported: how many were enforced (classified under the profile, confirmed by a barrier) and when.
+  also reported: how many were enforced (classified under the profile, confirmed by a barrier) and when. Then
+  each device sends a DHCPRELEASE (followed by a learning packet-in whose answer says they were all handled), so
+  every run starts with no device standing; ``benchmarks/mass_join.py`` measures a growing population.
 * ``drop``: DHCP that changes nothing -- half malformed (chaddr is not the Ethernet source), half without a URL from
   each port's already-learned host. Nothing is sent back for these, so a learning packet-in from a new MAC goes
   last: the controller handles a switch's messages in order, and its answer marks the end of the burst.
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -38,6 +41,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fake_switch as fs
+import fake_switch_loads as loads
 import fake_switch_wire as w
 import ofload_env as env
 
@@ -46,7 +50,7 @@ PATHS = ("learning", "discovery", "drop")
 APPS = {"mud_ryu": env.MUD_APP, "simple_switch_13": env.SIMPLE_APP}
 COUNTS = {"learning": 20_000, "discovery": 2_000, "drop": 20_000}
 SMOKE_COUNTS = {"learning": 300, "discovery": 40, "drop": 300}
-WARMUP_GROUP, SENTINEL_GROUP = 0xF0, 0xF1
+WARMUP_GROUP, SENTINEL_GROUP, RELEASE_GROUP = 0xF0, 0xF1, 0xF3
 SHARED = "shared"
 
 
@@ -54,13 +58,15 @@ def one_run(sw: fs.FakeSwitch, path: str, group: int, count: int, url: str, time
     """One burst on ``sw``; returns what it measured (``handled`` None when it did not finish in ``timeout``)."""
     sentinel: list[bytes] = []
     if path == "learning":
-        targets, msgs = fs.learning_load(sw, group, count)
+        targets, msgs = loads.learning_load(sw, group, count)
     elif path == "discovery":
-        targets, msgs = fs.discovery_load(sw, group, count, url)
+        targets, msgs = loads.discovery_load(sw, group, count, url)
     else:
-        sentinel, tail = fs.learning_load(sw, SENTINEL_GROUP, 1, first=group)
-        msgs, targets = fs.drop_load(sw, group, count) + tail, sentinel
+        marker, last = loads.marker_load(sw, SENTINEL_GROUP, group)
+        sentinel = [marker]
+        msgs, targets = [*loads.drop_load(sw, group, count), last], sentinel
     counts_before = dict(sw.counts)
+    cpu_before = _cpu()
     start = time.monotonic()
     sw.send(msgs)
     done = fs.wait_until(lambda: all(m in sw.answered for m in targets), timeout, lambda: bool(sw.disconnected))
@@ -71,6 +77,8 @@ def one_run(sw: fs.FakeSwitch, path: str, group: int, count: int, url: str, time
         "sent": count, "handled": handled, "complete": done, "seconds": round(end - sw.first_sent, 4),
         "per_s": round(handled / max(end - sw.first_sent, 1e-9), 1) if handled else None,
         "echo_s": sw.echo_since(start, end),
+        # the generator's own CPU (all its threads) over the burst: far below its wall time, or it was the bottleneck
+        "generator_cpu_s": round(_cpu() - cpu_before, 3),
     }  # fmt: skip
     if path == "discovery" and sw.punt_flow is not None:  # a controller that enforces MUD (not a learning switch)
         fs.wait_until(lambda: all(m in sw.enforced for m in targets), timeout, lambda: bool(sw.disconnected))
@@ -81,7 +89,17 @@ def one_run(sw: fs.FakeSwitch, path: str, group: int, count: int, url: str, time
     row["flow_mods"] = sw.counts[w.FLOW_MOD] - counts_before.get(w.FLOW_MOD, 0)
     row["packet_outs"] = sw.counts[w.PACKET_OUT] - counts_before.get(w.PACKET_OUT, 0)
     row["answers_per_packet_in"] = round((row["flow_mods"] + row["packet_outs"]) / max(count, 1), 3)
+    if path == "discovery":  # the devices leave again: every run starts from the same (empty) population
+        marker, last = loads.marker_load(sw, RELEASE_GROUP, group)
+        sw.send([*loads.release_load(sw, targets), last])
+        row["released"] = fs.wait_until(lambda: marker in sw.answered, timeout, lambda: bool(sw.disconnected))
+        settle(sw, timeout)
     return row
+
+
+def _cpu() -> float:
+    t = os.times()
+    return t.user + t.system
 
 
 def all_answered(sw: fs.FakeSwitch, macs: Sequence[bytes]) -> bool:
@@ -104,14 +122,14 @@ def run_path(path: str, args: argparse.Namespace, server: env.MudServer, workdir
         for name, app in APPS.items():
             settings = server.settings(workdir / path / name / "state") if app == env.MUD_APP else None
             controllers[name] = env.Controller(app, workdir / path / name, settings)
-            sw = fs.FakeSwitch(1, range(1, args.ports + 1), controllers[name].port)
+            sw = fs.FakeSwitch(1, range(1, args.ports + 2), controllers[name].port)  # + the marker port
             sw.connect()
             switches[name] = sw
             if not sw.wait_ready(args.timeout, punts=app == env.MUD_APP):
                 raise RuntimeError(f"{name}: the switch was not set up in {args.timeout}s ({sw.disconnected})")
         for name, sw in switches.items():  # warm-up: the code paths, the profile fetched and cached, renewers
             if path == "drop":
-                macs, msgs = fs.renewers_load(sw)
+                macs, msgs = loads.renewers_load(sw)
                 sw.send(msgs)
                 if not fs.wait_until(functools.partial(all_answered, sw, macs), args.timeout):
                     raise RuntimeError(f"{name}: the renewers were not learned")
