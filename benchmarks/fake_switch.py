@@ -31,6 +31,7 @@ import collections
 import contextlib
 import itertools
 import json
+import select
 import socket
 import struct
 import sys
@@ -83,7 +84,9 @@ class FakeSwitch:
     # ---- life
     def connect(self, timeout: float = 10.0) -> None:
         self._sock = socket.create_connection(("127.0.0.1", self.controller_port), timeout=timeout)
-        self._sock.settimeout(0.5)  # the reader wakes up to see whether it was closed
+        # Blocking: a controller may stop reading for seconds under load (that is what is measured), and a timed-out
+        # sendall cannot say how much it sent. The reader waits in select() instead, to notice close().
+        self._sock.settimeout(None)
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._queue(w.message(w.HELLO, 1), control=True)
         for target in (self._reader, self._writer, self._echo_loop):
@@ -190,10 +193,11 @@ class FakeSwitch:
         buf = bytearray()
         while not self._stop.is_set():
             try:
+                readable, _, _ = select.select([self._sock], [], [], 0.5)
+                if not readable:
+                    continue
                 chunk = self._sock.recv(1 << 18)
-            except TimeoutError:
-                continue
-            except OSError as error:
+            except (OSError, ValueError) as error:  # ValueError: select() on a socket closed meanwhile
                 self.disconnected = self.disconnected or f"read: {error}"
                 return
             if not chunk:

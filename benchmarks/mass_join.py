@@ -149,7 +149,8 @@ def _watch(sw: fs.FakeSwitch, macs: list[bytes], msgs: list[bytes], case: str, d
         "disconnected": sw.disconnected,
     }  # fmt: skip
     if done < n:
-        out["timed_out"] = f"timed out after {time.monotonic() - start:.0f} s, {done} of {n} done"
+        why = f"switch disconnected ({sw.disconnected})" if sw.disconnected else "timed out"
+        out["timed_out"] = f"{why} after {time.monotonic() - start:.0f} s, {done} of {n} done"
     return out
 
 
