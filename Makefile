@@ -33,6 +33,8 @@ bench: setup
 	$(PY) benchmarks/dns_view.py
 	$(PY) benchmarks/renewal.py
 	$(PY) benchmarks/join_core.py
+	$(PY) benchmarks/packet_in.py
+	$(PY) benchmarks/mass_join.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
